@@ -1,0 +1,28 @@
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench bench-quick clean
+
+# (Re)create the virtual environment whenever pyproject.toml or the constraints change.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[all]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/imgexplain demo --out imgexplain-out
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 --durations=15
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+bench-quick: $(STAMP)
+	$(BIN)/python bench/run.py --quick
+
+clean:
+	rm -rf $(VENV) imgexplain-out

@@ -1,0 +1,104 @@
+"""Explanation objects: attribute and dict access, JSON round trip, pictures in Jupyter."""
+from __future__ import annotations
+
+import copy
+import io
+import json
+from typing import Any
+
+import numpy as np
+
+_NDARRAY_TAG = "__ndarray__"
+
+
+def _encode(obj: Any) -> Any:
+    """Turn numpy values into JSON; arrays keep their dtype and shape."""
+    if isinstance(obj, np.ndarray):
+        return {_NDARRAY_TAG: obj.tolist(), "dtype": str(obj.dtype), "shape": list(obj.shape)}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        return {str(key): _encode(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_encode(value) for value in obj]
+    if isinstance(obj, type):
+        return obj.__name__
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    return repr(obj)
+
+
+def _decode(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        if _NDARRAY_TAG in obj:
+            return np.asarray(obj[_NDARRAY_TAG], dtype=obj["dtype"]).reshape(obj["shape"])
+        return {key: _decode(value) for key, value in obj.items()}
+    if isinstance(obj, list):
+        return [_decode(value) for value in obj]
+    return obj
+
+
+class Explanation:
+    """The result of an explainer: ``meta`` (name, params, version) and ``data`` (the explanation).
+
+    Every key of ``data`` is also an attribute (``exp.anchor`` is ``exp.data['anchor']``)
+    and an item (``exp['anchor']``).
+    """
+
+    def __init__(self, meta: dict, data: dict):
+        object.__setattr__(self, "meta", meta)
+        object.__setattr__(self, "data", data)
+
+    def __getattr__(self, name: str) -> Any:
+        data = self.__dict__.get("data", {})
+        if name in data:
+            return data[name]
+        raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}; data keys: {sorted(data)}")
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.data
+
+    def __dir__(self):
+        return sorted(set(super().__dir__()) | set(self.data))
+
+    def __repr__(self) -> str:
+        keys = ", ".join(sorted(self.data))
+        return f"{type(self).__name__}(name={self.meta.get('name')!r}, data keys: {keys})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Explanation):
+            return NotImplemented
+        return self.to_json() == other.to_json()
+
+    def to_json(self) -> str:
+        """Serialise to a JSON string; numpy arrays come back with their dtype and shape."""
+        return json.dumps({"meta": _encode(self.meta), "data": _encode(self.data)})
+
+    @classmethod
+    def from_json(cls, text: str) -> "Explanation":
+        """Rebuild an explanation saved with :meth:`to_json`."""
+        content = json.loads(text)
+        return cls(meta=_decode(content["meta"]), data=_decode(content["data"]))
+
+    def copy(self) -> "Explanation":
+        return type(self)(meta=copy.deepcopy(self.meta), data=copy.deepcopy(self.data))
+
+    def plot(self, ax=None):
+        """Draw the explanation with matplotlib; subclasses say how."""
+        raise NotImplementedError(f"{type(self).__name__} has no picture")
+
+    def _repr_png_(self) -> bytes | None:
+        """Jupyter shows the explanation as the picture that :meth:`plot` draws."""
+        import matplotlib.pyplot as plt
+
+        try:
+            figure = self.plot()
+        except NotImplementedError:
+            return None
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", bbox_inches="tight")
+        plt.close(figure)
+        return buffer.getvalue()
