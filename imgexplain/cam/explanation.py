@@ -1,0 +1,100 @@
+"""The explanation that :func:`imgexplain.explain_prediction` returns."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from imgexplain.explanation import Explanation
+
+
+class HeatmapArray(np.ndarray):
+    """A 2-D heatmap in [0, 1]: a numpy array that also behaves like eli5's heatmap image.
+
+    ``resize((width, height))`` returns a grayscale PIL image of that size (numpy's in-place
+    ``ndarray.resize`` is replaced), and Jupyter shows the array as a picture. The results
+    of arithmetic on it are plain arrays.
+    """
+
+    def __new__(cls, values):
+        return np.asarray(values).view(cls)
+
+    def __array_wrap__(self, array, context=None, return_scalar=False):
+        array = np.asarray(array)
+        return array[()] if return_scalar else array
+
+    def to_image(self) -> Image.Image:
+        """The heatmap as an 8-bit grayscale PIL image (0 is cold, 255 hot)."""
+        return Image.fromarray(np.round(np.asarray(self) * 255).astype(np.uint8), mode="L")
+
+    def resize(self, size, resample=Image.LANCZOS) -> Image.Image:
+        """The heatmap as a grayscale PIL image of ``size`` (width, height)."""
+        return self.to_image().resize(tuple(size), resample=resample)
+
+    def _repr_png_(self) -> bytes:
+        import io
+
+        buffer = io.BytesIO()
+        self.to_image().save(buffer, format="png")
+        return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class TargetExplanation:
+    """One explained class: its index, the model's score for it and its heatmap."""
+
+    target: int
+    score: float
+    heatmap: HeatmapArray = field(repr=False)
+
+
+class CAMExplanation(Explanation):
+    """A class activation map of one image.
+
+    ``image`` (a PIL image), ``heatmap`` (the first target's map, 2-D in [0, 1] at the
+    layer's resolution), ``targets`` (one :class:`TargetExplanation` per explained class),
+    ``method`` and ``layer`` (the layer's name). ``data`` holds the same with the image
+    as a uint8 array, so that :meth:`to_json` keeps everything.
+    """
+
+    @property
+    def image(self) -> Image.Image:
+        return Image.fromarray(np.asarray(self.data["image"], dtype=np.uint8))
+
+    @property
+    def heatmap(self) -> HeatmapArray:
+        return HeatmapArray(self.data["heatmap"])
+
+    @property
+    def targets(self) -> list:
+        return [TargetExplanation(target=int(item["target"]), score=float(item["score"]),
+                                  heatmap=HeatmapArray(item["heatmap"]))
+                for item in self.data["targets"]]
+
+    def plot(self, ax=None, **format_kwargs):
+        """Draw the first target's map over the image with a colour bar; returns the figure.
+        ``format_kwargs`` go to :func:`imgexplain.render.format_as_image`."""
+        import matplotlib.cm
+        import matplotlib.colors
+        import matplotlib.pyplot as plt
+
+        from imgexplain.render import format_as_image
+
+        if ax is None:
+            figure, ax = plt.subplots(figsize=(5, 4.2))
+        else:
+            figure = ax.figure
+        colormap = format_kwargs.get("colormap", matplotlib.cm.viridis)
+        if isinstance(colormap, str):
+            colormap = matplotlib.colormaps[colormap]
+        ax.imshow(format_as_image(self, **format_kwargs))
+        ax.set_axis_off()
+        if self.data["targets"]:
+            first = self.targets[0]
+            ax.set_title(f"{self.method} at {self.layer}: class {first.target} "
+                         f"(score {first.score:.3g})")
+        if isinstance(colormap, matplotlib.colors.Colormap):
+            mappable = matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(0, 1), cmap=colormap)
+            figure.colorbar(mappable, ax=ax, fraction=0.046, pad=0.04, label="relevance")
+        return figure

@@ -1,0 +1,202 @@
+"""CAM weightings on numpy arrays, checked against their definitions written out loop by loop,
+and the CAM explanation object."""
+import io
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imgexplain.cam import methods
+from imgexplain.cam.explanation import CAMExplanation, HeatmapArray, TargetExplanation
+
+
+def _random_pair(seed=0, shape=(2, 3, 4, 5)):
+    rng = np.random.default_rng(seed)
+    activations = rng.random(shape)
+    gradients = rng.normal(size=shape)
+    return activations, gradients
+
+
+def _normalized_by_hand(raw):
+    out = np.zeros_like(raw)
+    for n in range(raw.shape[0]):
+        rectified = np.maximum(raw[n], 0)
+        if rectified.max() > 0:
+            out[n] = rectified / rectified.max()
+    return out
+
+
+def test_normalize_maps_rectifies_scales_and_keeps_zero_maps_zero():
+    maps = np.array([[[-1.0, 2.0], [4.0, 0.0]], [[-3.0, -1.0], [0.0, -2.0]]])
+    out = methods.normalize_maps(maps)
+    np.testing.assert_array_equal(out[0], [[0.0, 0.5], [1.0, 0.0]])
+    np.testing.assert_array_equal(out[1], np.zeros((2, 2)))
+    assert not np.isnan(out).any()
+
+
+def test_gradcam_on_a_hand_made_example():
+    activations = np.zeros((1, 2, 2, 2))
+    activations[0, :, :, 0] = [[1, 0], [0, 0]]
+    activations[0, :, :, 1] = [[0, 0], [0, 2]]
+    gradients = np.zeros((1, 2, 2, 2))
+    gradients[0, :, :, 0] = 0.5      # mean 0.5
+    gradients[0, :, :, 1] = [[1, -1], [0, -4]]   # mean -1
+    # 0.5 * A0 - 1 * A1 = [[0.5, 0], [0, -2]] -> ReLU -> / 0.5
+    np.testing.assert_allclose(methods.gradcam(activations, gradients)[0], [[1, 0], [0, 0]])
+
+
+def test_gradcam_matches_its_definition():
+    activations, gradients = _random_pair()
+    raw = np.zeros(activations.shape[:3])
+    for n in range(activations.shape[0]):
+        for k in range(activations.shape[3]):
+            raw[n] += gradients[n, :, :, k].mean() * activations[n, :, :, k]
+    np.testing.assert_allclose(methods.gradcam(activations, gradients), _normalized_by_hand(raw))
+
+
+def test_gradcam_plus_plus_matches_its_definition():
+    activations, gradients = _random_pair(1)
+    gradients[0, 0, 0, :] = 0.0   # zero gradients must give zero alphas, not NaN
+    n_images, height, width, channels = activations.shape
+    raw = np.zeros((n_images, height, width))
+    for n in range(n_images):
+        for k in range(channels):
+            total = activations[n, :, :, k].sum()
+            weight = 0.0
+            for i in range(height):
+                for j in range(width):
+                    g = gradients[n, i, j, k]
+                    denominator = 2 * g**2 + total * g**3
+                    alpha = g**2 / denominator if denominator != 0 else 0.0
+                    weight += alpha * max(g, 0.0)
+            raw[n] += weight * activations[n, :, :, k]
+    out = methods.gradcam_plus_plus(activations, gradients)
+    np.testing.assert_allclose(out, _normalized_by_hand(raw), atol=1e-12)
+
+
+def test_hirescam_and_layercam_match_their_definitions():
+    activations, gradients = _random_pair(2)
+    hires = np.zeros(activations.shape[:3])
+    layer = np.zeros(activations.shape[:3])
+    for n in range(activations.shape[0]):
+        for k in range(activations.shape[3]):
+            hires[n] += gradients[n, :, :, k] * activations[n, :, :, k]
+            layer[n] += np.maximum(gradients[n, :, :, k], 0) * activations[n, :, :, k]
+    np.testing.assert_allclose(methods.hirescam(activations, gradients), _normalized_by_hand(hires))
+    np.testing.assert_allclose(methods.layercam(activations, gradients), _normalized_by_hand(layer))
+
+
+def test_hirescam_differs_from_gradcam_when_gradients_vary_in_space():
+    activations = np.ones((1, 1, 2, 1))
+    gradients = np.array([1.0, -1.0]).reshape(1, 1, 2, 1)   # averages to zero
+    np.testing.assert_array_equal(methods.gradcam(activations, gradients), [[[0.0, 0.0]]])
+    np.testing.assert_array_equal(methods.hirescam(activations, gradients), [[[1.0, 0.0]]])
+
+
+def test_scorecam_weights_are_a_softmax_over_channels():
+    activations, _ = _random_pair(3)
+    scores = np.random.default_rng(3).random((2, 5))
+    raw = np.zeros(activations.shape[:3])
+    for n in range(2):
+        weights = np.exp(scores[n]) / np.exp(scores[n]).sum()
+        for k in range(5):
+            raw[n] += weights[k] * activations[n, :, :, k]
+    np.testing.assert_allclose(methods.scorecam(activations, scores), _normalized_by_hand(raw))
+    # A channel whose masked image scores far higher takes all the weight.
+    dominant = np.array([[0.0, 0.0, 50.0, 0.0, 0.0]] * 2)
+    expected = activations[..., 2] / activations[..., 2].max(axis=(1, 2), keepdims=True)
+    np.testing.assert_allclose(methods.scorecam(activations, dominant), expected, atol=1e-12)
+
+
+def test_eigencam_recovers_a_rank_one_activation_pattern():
+    rng = np.random.default_rng(4)
+    spatial = rng.random((3, 4))
+    channel_loadings = rng.random(6) + 0.1
+    activations = (spatial[:, :, None] * channel_loadings[None, None, :])[None]
+    np.testing.assert_allclose(methods.eigencam(activations)[0], spatial / spatial.max(), atol=1e-10)
+    # The sign of a singular vector is arbitrary: the map must not come out inverted.
+    flipped = methods.eigencam(np.concatenate([activations, 2 * activations]))
+    np.testing.assert_allclose(flipped[1], spatial / spatial.max(), atol=1e-10)
+
+
+def test_methods_keep_float32_and_dispatch_by_name():
+    activations, gradients = (array.astype(np.float32) for array in _random_pair(5))
+    for name in methods.GRADIENT_METHODS:
+        out = methods.from_gradients(name, activations, gradients)
+        assert out.dtype == np.float32 and out.shape == activations.shape[:3]
+        assert 0 <= out.min() and out.max() <= 1
+    assert methods.eigencam(activations).dtype == np.float32
+    assert set(methods.METHODS) == {"gradcam", "gradcam++", "hirescam", "layercam", "scorecam", "eigencam"}
+
+
+def test_importing_cam_and_render_loads_no_framework():
+    code = ("import sys, imgexplain.cam, imgexplain.cam.api, imgexplain.render; "
+            "print(sorted(m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+# --- the explanation object ---------------------------------------------------------------
+
+
+def _explanation():
+    rng = np.random.default_rng(6)
+    heatmaps = rng.random((2, 3, 4)).astype(np.float32)
+    data = {
+        "image": rng.integers(0, 256, (12, 16, 3), dtype=np.uint8),
+        "heatmap": heatmaps[0],
+        "targets": [{"target": 3, "score": 0.75, "heatmap": heatmaps[0]},
+                    {"target": 1, "score": 0.125, "heatmap": heatmaps[1]}],
+        "method": "gradcam",
+        "layer": "conv",
+    }
+    return CAMExplanation(meta={"name": "CAM", "params": {"method": "gradcam"}}, data=data)
+
+
+def test_explanation_attributes():
+    explanation = _explanation()
+    assert isinstance(explanation.image, Image.Image) and explanation.image.size == (16, 12)
+    np.testing.assert_array_equal(np.asarray(explanation.image), explanation.data["image"])
+    assert isinstance(explanation.heatmap, np.ndarray) and explanation.heatmap.shape == (3, 4)
+    assert [t.target for t in explanation.targets] == [3, 1]
+    assert explanation.targets[0].score == 0.75
+    assert isinstance(explanation.targets[0], TargetExplanation)
+    np.testing.assert_array_equal(explanation.targets[1].heatmap, explanation.data["targets"][1]["heatmap"])
+    assert explanation.method == "gradcam" and explanation.layer == "conv"
+    assert explanation["layer"] == "conv"
+
+
+def test_explanation_json_round_trip_keeps_the_image_and_maps():
+    explanation = _explanation()
+    again = CAMExplanation.from_json(explanation.to_json())
+    assert again == explanation
+    np.testing.assert_array_equal(np.asarray(again.image), np.asarray(explanation.image))
+    np.testing.assert_array_equal(again.targets[1].heatmap, explanation.targets[1].heatmap)
+
+
+def test_explanation_plot_and_png_repr():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    explanation = _explanation()
+    figure = explanation.plot()
+    assert len(figure.axes) == 2   # the picture and its colour bar
+    plt.close(figure)
+    png = explanation._repr_png_()
+    assert png.startswith(b"\x89PNG")
+    assert Image.open(io.BytesIO(png)).size[0] > 16
+
+
+def test_heatmap_array_acts_as_eli5_heatmap_image_and_as_an_array():
+    heatmap = HeatmapArray(np.array([[0.0, 1.0], [0.5, 0.25]], dtype=np.float32))
+    resized = heatmap.resize((6, 4))
+    assert isinstance(resized, Image.Image) and resized.size == (6, 4) and resized.mode == "L"
+    assert heatmap.to_image().getpixel((1, 0)) == 255
+    assert heatmap._repr_png_().startswith(b"\x89PNG")
+    doubled = heatmap * 2
+    assert type(doubled) is np.ndarray and doubled.max() == 2.0
+    assert type(heatmap.max()) is np.float32
