@@ -19,6 +19,9 @@ from PIL import Image
 from imgexplain._version import __version__
 from imgexplain.cam import methods
 from imgexplain.cam.explanation import CAMExplanation
+from imgexplain.cam.methods import METHODS
+
+__all__ = ["METHODS", "CAM", "CAMResult", "explain_prediction", "show_prediction", "image_from_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -109,8 +112,8 @@ class CAM:
     """
 
     def __init__(self, model, layer=None, method="gradcam", output=None, batch_size=32):
-        if not isinstance(method, str) or method.lower() not in methods.METHODS:
-            raise ValueError(f"method must be one of {list(methods.METHODS)}; got {method!r}")
+        if not isinstance(method, str) or method.lower() not in METHODS:
+            raise ValueError(f"method must be one of {list(METHODS)}; got {method!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
         self.model = model
