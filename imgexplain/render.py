@@ -107,3 +107,169 @@ def format_as_image(expl, resampling_filter=Image.LANCZOS, colormap=matplotlib.c
         return image.convert("RGBA")
     return overlay_heatmap(image, np.asarray(expl.targets[0].heatmap), colormap=colormap,
                            alpha_limit=alpha_limit, resampling_filter=resampling_filter)
+
+
+# --- anchor and superpixel pictures ---------------------------------------------------------------------
+
+EMPTY_ANCHOR_TEXT = "empty anchor: the prediction holds whatever is perturbed"
+_ANCHOR_OUTLINE = (220, 20, 60)
+_FADED_GREY = 235.0
+
+
+def _rgb_picture(image, argument: str = "image") -> np.ndarray:
+    """A (H, W) or (H, W, 1 | 3) image as (H, W, 3) uint8 for display.
+
+    uint8 is kept; floats in [0, 1] are scaled by 255; floats in [0, 255] are kept;
+    anything else (a preprocessed image in [-1, 1], say) is stretched to 0..255.
+    """
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"{argument}: expected an (H, W), (H, W, 1) or (H, W, 3) image; got shape {image.shape}")
+    if image.dtype == np.uint8:
+        return image
+    image = image.astype(np.float64)
+    if not np.all(np.isfinite(image)):
+        raise ValueError(f"{argument}: the image holds NaN or infinite values")
+    low, high = image.min(), image.max()
+    if low >= 0 and high <= 1:
+        image = image * 255
+    elif low < 0 or high > 255:
+        image = (image - low) * (255 / max(high - low, 1e-12))
+    return np.round(image).astype(np.uint8)
+
+
+def _check_segments(segments, shape) -> np.ndarray:
+    segments = np.asarray(segments)
+    if segments.shape != tuple(shape):
+        raise ValueError(f"segments: expected a label image of shape {tuple(shape)}; got {segments.shape}")
+    return segments
+
+
+def _write_banner(picture: np.ndarray, text: str) -> np.ndarray:
+    """Write ``text`` in white on a dark band across the top of ``picture``, wrapped to its width."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    canvas = Image.fromarray(picture)
+    width = canvas.width
+    font = ImageFont.load_default(size=max(10, width // 16))
+    margin = max(3, width // 40)
+    lines, line = [], ""
+    for word in text.split():
+        candidate = f"{line} {word}".strip()
+        if line and font.getlength(candidate) > width - 2 * margin:
+            lines.append(line)
+            candidate = word
+        line = candidate
+    lines.append(line)
+    ascent, descent = font.getmetrics()
+    line_height = ascent + descent + 2
+    draw = ImageDraw.Draw(canvas)
+    draw.rectangle((0, 0, width, 2 * margin + line_height * len(lines)), fill=(40, 40, 40))
+    for i, line in enumerate(lines):
+        draw.text((margin, margin + i * line_height), line, fill=(255, 255, 255), font=font)
+    return np.asarray(canvas)
+
+
+def anchor_picture(image, segments, features) -> np.ndarray:
+    """The anchor superpixels as they are, outlined, and the rest of the image faded to grey.
+
+    Returns an (H, W, 3) uint8 picture. Anchor pixels keep their values exactly. An empty
+    anchor (nothing needs to be kept) fades the whole image and writes
+    "empty anchor: the prediction holds whatever is perturbed" across it.
+    """
+    from skimage.color import rgb2gray
+    from skimage.morphology import dilation
+    from skimage.segmentation import find_boundaries
+
+    picture = _rgb_picture(image)
+    segments = _check_segments(segments, picture.shape[:2])
+    features = np.asarray(features, dtype=np.int64).ravel()
+    unknown = np.setdiff1d(features, np.unique(segments))
+    if unknown.size:
+        raise ValueError(f"features: superpixel ids {unknown.tolist()} are not labels of segments")
+    in_anchor = np.isin(segments, features)
+    grey = rgb2gray(picture)[:, :, None] * 255
+    faded = np.round(0.35 * grey + 0.65 * _FADED_GREY).astype(np.uint8)
+    result = np.where(in_anchor[:, :, None], picture, faded)
+    if not in_anchor.any():
+        return _write_banner(result, EMPTY_ANCHOR_TEXT)
+    # A two-pixel outline drawn outside the anchor, so the anchor's own pixels stay untouched.
+    outline = dilation(find_boundaries(in_anchor, mode="outer")) & ~in_anchor
+    result[outline] = _ANCHOR_OUTLINE
+    return result
+
+
+def boundaries_picture(image, segments, numbers: bool = True) -> np.ndarray:
+    """The image with the superpixel boundaries drawn in yellow (skimage ``mark_boundaries``).
+
+    With ``numbers=True`` each superpixel's id is written at its centre, so the ids of an
+    anchor (``explanation.data['raw']['feature']``) can be found on the picture.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+    from scipy.ndimage import distance_transform_edt, maximum_position
+    from skimage.segmentation import find_boundaries, mark_boundaries
+
+    picture = _rgb_picture(image)
+    segments = _check_segments(segments, picture.shape[:2])
+    marked = np.round(mark_boundaries(picture, segments, color=(1, 1, 0), mode="thick") * 255).astype(np.uint8)
+    if not numbers:
+        return marked
+    canvas = Image.fromarray(marked)
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(size=max(9, canvas.width // 20))
+    # Write each id at the pixel of its superpixel farthest from any boundary: inside it, even when
+    # the superpixel is not convex (its centroid may lie outside).
+    edges = find_boundaries(segments, mode="inner")
+    edges[[0, -1], :] = edges[:, [0, -1]] = True
+    depth = distance_transform_edt(~edges)
+    labels = np.unique(segments)
+    for label, (row, col) in zip(labels, maximum_position(depth, labels=segments, index=labels)):
+        draw.text((col, row), str(label), fill=(255, 255, 255), font=font, anchor="mm",
+                  stroke_width=2, stroke_fill=(0, 0, 0))
+    return np.asarray(canvas)
+
+
+def _prediction(raw: dict) -> str:
+    prediction = np.ravel(raw.get("prediction", []))
+    return str(prediction[0]) if prediction.size else "unknown"
+
+
+def plot_anchor(explanation, ax=None):
+    """Draw an anchor explanation with matplotlib: image | anchor | superpixels.
+
+    ``ax`` may be None (a new figure), a sequence of three axes, or one axes (the anchor
+    picture only). Returns the figure.
+    """
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    raw = explanation.data["raw"]
+    image, segments, features = raw["instance"], explanation.data["segments"], raw["feature"]
+    precision, coverage = float(explanation.data["precision"]), float(explanation.data["coverage"])
+    if len(features):
+        anchor_title = f"anchor: precision {precision:.2f}, coverage {coverage:.2f}"
+    else:
+        anchor_title = "empty anchor:\nthe prediction holds\nwhatever is perturbed"
+    panels = [
+        (_rgb_picture(image), f"image, predicted class {_prediction(raw)}"),
+        (anchor_picture(image, segments, features), anchor_title),
+        (boundaries_picture(image, segments), f"{int(np.max(segments)) + 1} superpixels"),
+    ]
+    if ax is None:
+        figure = Figure(figsize=(12, 4.4), layout="constrained")
+        axes = figure.subplots(1, 3)
+    elif isinstance(ax, Axes):
+        axes, panels = [ax], panels[1:2]
+    else:
+        axes = list(ax)
+        if len(axes) != 3:
+            raise ValueError(f"ax: expected None, one Axes or three Axes; got {len(axes)} axes")
+    for axis, (picture, title) in zip(axes, panels):
+        axis.imshow(picture)
+        axis.set_title(title)
+        axis.set_axis_off()
+    return axes[0].figure
