@@ -1,0 +1,326 @@
+"""AnchorImage: alibi-compatible anchor explanations for image classifiers."""
+from __future__ import annotations
+
+import copy
+import logging
+import numbers
+from typing import Any, Callable
+
+import numpy as np
+
+from imgexplain._version import __version__
+from imgexplain.anchors.sampler import PerturbationSampler
+from imgexplain.anchors.search import AnchorSearch, SearchSettings
+from imgexplain.explanation import Explanation
+from imgexplain.predictor import LabelPredictor
+from imgexplain.segmentation import make_segmentation_fn, segment_image
+
+logger = logging.getLogger(__name__)
+
+
+def scale_image(image: np.ndarray, scale: tuple = (0, 255)) -> np.ndarray:
+    """Scale ``image`` linearly so that its minimum is ``scale[0]`` and its maximum ``scale[1]``.
+
+    A constant image has no range to stretch and maps to ``scale[0]`` everywhere.
+    """
+    image = np.asarray(image, dtype=np.float64)
+    low, high = image.min(), image.max()
+    if high == low:
+        return np.full(image.shape, float(scale[0]))
+    return (image - low) / (high - low) * (scale[1] - scale[0]) + scale[0]
+
+
+class AnchorExplanation(Explanation):
+    """An anchor explanation: ``anchor``, ``segments``, ``precision``, ``coverage`` and the ``raw`` search record.
+
+    ``empty_anchor`` is True when the prediction holds whatever is perturbed; ``success`` is False when no
+    anchor reached the precision threshold and the best one found is returned instead.
+    """
+
+    def plot(self, ax=None):
+        """The image, the anchor and the superpixel boundaries side by side (a matplotlib figure)."""
+        from imgexplain.render import plot_anchor
+
+        return plot_anchor(self, ax=ax)
+
+
+class AnchorImage:
+    """Anchor explanations for images (Ribeiro et al., AAAI 2018), with the API of ``alibi``'s ``AnchorImage``.
+
+    Parameters
+    ----------
+    predictor
+        Callable taking an (N,) + ``image_shape`` array and returning (N, n_classes) scores or probabilities,
+        (N,) integer labels, or (N, 1) sigmoid probabilities.
+    image_shape
+        Shape of the images to explain, channels last: (H, W, C) or (H, W).
+    dtype
+        Numpy type of the arrays given to ``predictor``.
+    segmentation_fn
+        'slic', 'felzenszwalb', 'quickshift' (scikit-image) or a callable returning an (H, W) label image.
+        Labels need not be 0..K-1: they are relabelled in order.
+    segmentation_kwargs
+        Keyword arguments of the built-in segmentation function; None takes the reference's defaults.
+    images_background
+        (B,) + ``image_shape`` images whose pixels replace perturbed superpixels (one drawn per sample);
+        None replaces a perturbed superpixel by its mean value.
+    seed
+        Seed of every random choice: the same explainer, image and seed give the same explanation.
+    """
+
+    def __init__(self, predictor: Callable[[np.ndarray], np.ndarray], image_shape: tuple,
+                 dtype: type = np.float32, segmentation_fn: Any = "slic", segmentation_kwargs: dict | None = None,
+                 images_background: np.ndarray | None = None, seed: int | None = None):
+        self.image_shape = _check_image_shape(image_shape)
+        self.dtype = _check_dtype(dtype)
+        self.predictor = LabelPredictor(predictor, self.image_shape, self.dtype)
+        self.segmentation_fn, self.custom_segmentation, used_kwargs = make_segmentation_fn(
+            segmentation_fn, segmentation_kwargs)
+        self.images_background = _check_background(images_background, self.image_shape)
+        self.seed = _check_seed(seed, "seed")
+        self.meta = {
+            "name": type(self).__name__,
+            "type": ["blackbox"],
+            "explanations": ["local"],
+            "version": __version__,
+            "params": {
+                "custom_segmentation": self.custom_segmentation,
+                "segmentation_kwargs": used_kwargs,
+                "segmentation_fn": "custom" if self.custom_segmentation else segmentation_fn,
+                "seed": seed,
+                "image_shape": self.image_shape,
+                "dtype": self.dtype.name,
+                "images_background": images_background is not None,
+            },
+        }
+
+    def reset_predictor(self, predictor: Callable) -> None:
+        """Use ``predictor`` from now on."""
+        self.predictor = LabelPredictor(predictor, self.image_shape, self.dtype)
+
+    def generate_superpixels(self, image: np.ndarray) -> np.ndarray:
+        """The (H, W) superpixel labels, 0..K-1, of ``image``."""
+        return segment_image(self.segmentation_fn, _as_hwc(self._check_image(image)), self.custom_segmentation)
+
+    def overlay_mask(self, image: np.ndarray, segments: np.ndarray, mask_features: list,
+                     scale: tuple = (0, 255)) -> np.ndarray:
+        """``image`` scaled to ``scale`` where the superpixels ``mask_features`` are, 0 elsewhere (integers)."""
+        image = np.asarray(image)
+        segments = np.asarray(segments)
+        if segments.shape != image.shape[:2]:
+            raise ValueError(f"segments must have the image's (H, W) shape {image.shape[:2]}; got {segments.shape}")
+        mask = np.isin(segments, np.asarray(mask_features, dtype=segments.dtype))
+        if image.ndim == 3:
+            mask = mask[..., np.newaxis]
+        return (scale_image(image, scale=scale) * mask).astype(int)
+
+    def explain(self, image: np.ndarray, p_sample: float = 0.5, threshold: float = 0.95, delta: float = 0.1,
+                tau: float = 0.15, batch_size: int = 100, coverage_samples: int = 10000, beam_size: int = 1,
+                stop_on_first: bool = False, max_anchor_size: int | None = None, min_samples_start: int = 100,
+                n_covered_ex: int = 10, binary_cache_size: int = 10000, cache_margin: int = 1000,
+                verbose: bool = False, verbose_every: int = 1, **kwargs: Any) -> AnchorExplanation:
+        """Find the anchor of ``image``: superpixels that, kept as they are, keep the prediction.
+
+        The anchor A satisfies P(prec(A) >= threshold - epsilon_stop) >= 1 - delta, where prec(A) is the
+        probability that the prediction holds when every other superpixel is perturbed with probability
+        ``p_sample``; among such anchors the search maximises coverage.
+
+        Parameters
+        ----------
+        image
+            Image of ``image_shape``.
+        p_sample
+            Probability that a superpixel outside the anchor is perturbed. Coverage samples are drawn with the
+            same probability (the reference always uses 0.5 for them).
+        threshold, delta
+            Precision the anchor must reach, and the confidence 1 - delta with which it must.
+        tau
+            Tolerance of the KL-LUCB arm selection: the chosen anchor's precision is within ``tau`` of the best
+            candidate's with probability 1 - delta.
+        batch_size
+            Samples drawn for an arm at each bandit step.
+        coverage_samples
+            Masks drawn to estimate coverage (no model call).
+        beam_size
+            Candidates kept at each anchor size.
+        stop_on_first
+            Return the first anchor that satisfies the precision constraint.
+        max_anchor_size
+            Largest number of superpixels in the anchor; None for no limit.
+        min_samples_start
+            Samples drawn at the start, with nothing kept fixed.
+        n_covered_ex
+            Covered examples kept per anchor step, where the prediction held and where it changed.
+        binary_cache_size, cache_margin
+            Initial number of rows of the sample store; it grows by as many rows when fewer than
+            ``max(cache_margin, batch_size)`` remain free.
+        verbose, verbose_every
+            Print the search's progress every ``verbose_every`` bandit steps.
+        **kwargs
+            ``epsilon_stop`` (0.05): tolerance around the threshold when deciding whether an anchor passes;
+            ``seed``: overrides the constructor's seed for this call.
+        """
+        params = {key: value for key, value in locals().items() if key not in ("self", "image", "kwargs")}
+        epsilon_stop = kwargs.pop("epsilon_stop", 0.05)
+        seed = _check_seed(kwargs.pop("seed", self.seed), "seed")
+        if kwargs:
+            raise TypeError(f"explain() got unexpected keyword arguments {sorted(kwargs)}; "
+                            "accepted extras are 'epsilon_stop' and 'seed'")
+        params.update(epsilon_stop=epsilon_stop, seed=seed)
+        _check_explain_arguments(params)
+
+        user_image = self._check_image(image)
+        hwc_image = _as_hwc(user_image)
+        segments = segment_image(self.segmentation_fn, hwc_image, self.custom_segmentation)
+        backgrounds = None if self.images_background is None else _as_hwc(self.images_background, batch=True)
+        predictor = LabelPredictor(self.predictor.predictor, self.image_shape, self.dtype)
+        instance_label = int(predictor(hwc_image[np.newaxis])[0])
+
+        rng = np.random.default_rng(seed)
+        sampler = PerturbationSampler(hwc_image, segments, predictor, backgrounds, p_sample, rng)
+        sampler.remember_instance(instance_label)
+        settings = SearchSettings(
+            threshold=threshold, delta=delta, tau=tau, batch_size=batch_size, coverage_samples=coverage_samples,
+            beam_size=beam_size, stop_on_first=stop_on_first, max_anchor_size=max_anchor_size,
+            min_samples_start=min_samples_start, n_covered_ex=n_covered_ex, initial_capacity=binary_cache_size,
+            capacity_margin=max(cache_margin, batch_size), epsilon_stop=epsilon_stop,
+            log=print if verbose else None, log_every=verbose_every)
+        result = AnchorSearch(sampler, instance_label, settings).run()
+        if not result.success:
+            logger.warning("Could not find an anchor satisfying the %s precision constraint; returning the best "
+                           "anchor found (precision %.3f).", threshold,
+                           result.precision[-1] if result.precision else result.all_precision)
+        return self._build_explanation(user_image, segments, instance_label, result, sampler, predictor, params)
+
+    def _check_image(self, image: Any) -> np.ndarray:
+        if not isinstance(image, np.ndarray):
+            raise TypeError(f"image must be a numpy array of shape {self.image_shape}; got {type(image).__name__}")
+        if image.size == 0:
+            raise ValueError(f"image is empty (shape {image.shape}); expected shape {self.image_shape}")
+        if image.shape != self.image_shape:
+            raise ValueError(f"image has shape {image.shape}; expected image_shape {self.image_shape} "
+                             "(channels last)")
+        if image.dtype.kind not in "biuf":
+            raise TypeError(f"image must hold numbers; got dtype {image.dtype}")
+        if image.dtype.kind == "f" and not np.all(np.isfinite(image)):
+            raise ValueError("image contains NaN or infinite values")
+        return image
+
+    def _build_explanation(self, image, segments, instance_label, result, sampler, predictor, params):
+        examples = []
+        for held_masks, held_bg, changed_masks, changed_bg in result.example_masks:
+            examples.append({
+                "covered_true": [scale_image(picture) for picture in
+                                 self._user_layout(sampler.images(held_masks, held_bg))],
+                "covered_false": [scale_image(picture) for picture in
+                                  self._user_layout(sampler.images(changed_masks, changed_bg))],
+                "uncovered_true": np.array([]),
+                "uncovered_false": np.array([]),
+            })
+        empty = not result.feature
+        raw = {
+            "feature": result.feature,
+            "mean": result.mean,
+            "precision": result.precision,
+            "coverage": result.coverage,
+            "examples": examples,
+            "all_precision": result.all_precision,
+            "success": result.success,
+            "empty_anchor": empty,
+            "num_preds": predictor.n_images,
+            "model_calls": predictor.n_calls,
+            "n_samples": sampler.n_requested,
+            "samples_from_memo": sampler.n_from_memo,
+            "instance": image,
+            "instances": image[np.newaxis],
+            "prediction": np.array([instance_label]),
+        }
+        data = {
+            "anchor": self.overlay_mask(image, segments, result.feature),
+            "segments": segments,
+            "precision": result.all_precision if empty else result.precision[-1],
+            "coverage": 1.0 if empty else result.coverage[-1],
+            "success": result.success,
+            "empty_anchor": empty,
+            "raw": raw,
+        }
+        meta = copy.deepcopy(self.meta)
+        meta["params"].update(params)
+        return AnchorExplanation(meta=meta, data=data)
+
+    def _user_layout(self, images: np.ndarray) -> np.ndarray:
+        return images.reshape((len(images),) + self.image_shape)
+
+
+def _as_hwc(image: np.ndarray, batch: bool = False) -> np.ndarray:
+    """View an (H, W) image (or a batch of them) as (H, W, 1)."""
+    spatial_ndim = image.ndim - (1 if batch else 0)
+    return image[..., np.newaxis] if spatial_ndim == 2 else image
+
+
+def _check_image_shape(image_shape: Any) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(size) for size in image_shape)
+    except (TypeError, ValueError):
+        raise TypeError(f"image_shape must be a tuple of ints like (H, W, C); got {image_shape!r}") from None
+    if len(shape) not in (2, 3) or min(shape) < 1:
+        raise ValueError(f"image_shape must be (H, W) or (H, W, C) with positive sizes, channels last; "
+                         f"got {image_shape!r}")
+    return shape
+
+
+def _check_dtype(dtype: Any) -> np.dtype:
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be a numpy scalar type such as np.float32; got {dtype!r}") from None
+    if dtype.kind not in "biuf":
+        raise TypeError(f"dtype must be a numeric numpy type; got {dtype}")
+    return dtype
+
+
+def _check_background(images_background: Any, image_shape: tuple[int, ...]) -> np.ndarray | None:
+    if images_background is None:
+        return None
+    images_background = np.asarray(images_background)
+    if images_background.ndim != len(image_shape) + 1 or images_background.shape[1:] != image_shape \
+            or len(images_background) == 0:
+        raise ValueError(f"images_background must have shape (B,) + image_shape = (B,) + {image_shape} with B >= 1; "
+                         f"got {images_background.shape}")
+    if images_background.dtype.kind not in "biuf":
+        raise TypeError(f"images_background must hold numbers; got dtype {images_background.dtype}")
+    if images_background.dtype.kind == "f" and not np.all(np.isfinite(images_background)):
+        raise ValueError("images_background contains NaN or infinite values")
+    return images_background
+
+
+def _check_seed(seed: Any, name: str) -> int | None:
+    if seed is None or (isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0):
+        return None if seed is None else int(seed)
+    raise TypeError(f"{name} must be a non-negative int or None; got {seed!r}")
+
+
+_PROBABILITIES = ("p_sample", "threshold")
+_OPEN_UNIT = ("delta", "tau", "epsilon_stop")
+_POSITIVE_INTS = ("batch_size", "coverage_samples", "beam_size", "min_samples_start", "binary_cache_size",
+                  "verbose_every")
+_NON_NEGATIVE_INTS = ("n_covered_ex", "cache_margin")
+
+
+def _check_explain_arguments(params: dict) -> None:
+    for name in _PROBABILITIES:
+        value = params[name]
+        if not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be a number in [0, 1]; got {value!r}")
+    for name in _OPEN_UNIT:
+        value = params[name]
+        if not isinstance(value, numbers.Real) or not 0.0 < value < 1.0:
+            raise ValueError(f"{name} must be a number in (0, 1); got {value!r}")
+    for name in _POSITIVE_INTS + _NON_NEGATIVE_INTS:
+        value = params[name]
+        smallest = 1 if name in _POSITIVE_INTS else 0
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < smallest:
+            raise ValueError(f"{name} must be an int >= {smallest}; got {value!r}")
+    max_size = params["max_anchor_size"]
+    if max_size is not None and (not isinstance(max_size, numbers.Integral) or max_size < 1):
+        raise ValueError(f"max_anchor_size must be None or an int >= 1; got {max_size!r}")
