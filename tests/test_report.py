@@ -215,3 +215,22 @@ def test_plot_anchor_into_given_axes_and_for_an_empty_anchor():
     assert axis.get_title().startswith("empty anchor")
     with pytest.raises(ValueError, match="ax: expected None, one Axes or three Axes; got 2"):
         render.plot_anchor(_anchor_explanation([1]), ax=Figure().subplots(1, 2))
+
+
+def test_anchor_explanations_plot_themselves():
+    """AnchorImage's explanation draws itself with plot_anchor, and Jupyter gets that picture."""
+    from imgexplain import AnchorImage
+
+    image, segments = _image_and_segments()
+
+    def middle_is_textured(images):
+        return (images[:, :, 20:40].std(axis=(1, 2, 3)) > 20).astype(int)
+
+    explainer = AnchorImage(middle_is_textured, image.shape, segmentation_fn=lambda picture: segments, seed=0)
+    explanation = explainer.explain(image.astype(np.float32))
+    assert list(explanation.data["raw"]["feature"]) == [1]
+    figure = explanation.plot()
+    assert [axis.get_title() for axis in figure.axes][1].startswith("anchor: precision 1.00")
+    np.testing.assert_array_equal(figure.axes[1].get_images()[0].get_array(),
+                                  render.anchor_picture(image, segments, [1]))
+    assert explanation._repr_png_().startswith(b"\x89PNG")
