@@ -1,0 +1,46 @@
+"""alibi 0.9.6 side of the anchor benchmark (runs in bench/.venvs/alibi)."""
+import time
+
+import numpy as np
+from protocol import serve
+
+import problems
+from alibi.explainers import AnchorImage
+
+_PREDICTORS = {}
+
+
+def _predictor(problem, image, segments, anchor):
+    if problem.startswith("photo:"):
+        if "efficientnet" not in _PREDICTORS:
+            _PREDICTORS["efficientnet"] = problems.EfficientNetPredictor()
+        return _PREDICTORS["efficientnet"]
+    return problems.IntactCells(image, segments, anchor)
+
+
+def anchor(problem, image_path, segments_path, true_anchor, explain_kwargs, seed):
+    image = np.load(image_path)
+    segments = np.load(segments_path)
+    counted = problems.Counted(_predictor(problem, image, segments, true_anchor))
+    explainer = AnchorImage(counted, image.shape, segmentation_fn=problems.FixedSegmentation(segments),
+                            seed=seed)
+    counted.reset()  # the constructor's probe call is not part of explain()
+    np.random.seed(seed)  # seed 000's way of making alibi reproducible
+    began = time.perf_counter()
+    explanation = explainer.explain(image, **explain_kwargs)
+    wall = time.perf_counter() - began
+    raw = explanation.data["raw"]
+    return {
+        "feature": [int(f) for f in raw["feature"]],
+        "precision": float(np.ravel(explanation.precision)[0]),
+        "coverage": float(explanation.coverage),
+        "wall": wall,
+        "num_preds": int(raw["num_preds"]),
+        **counted.counts(),
+    }
+
+
+if __name__ == "__main__":
+    import alibi
+
+    serve({"anchor": anchor, "version": lambda: {"version": alibi.__version__}})
