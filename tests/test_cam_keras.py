@@ -295,6 +295,7 @@ def test_targets_default_to_the_top_class_and_batches_equal_single_calls(model, 
     other = cam(images, targets=(result.targets + 1) % 3)
     assert not np.allclose(other, result.maps)
     np.testing.assert_allclose(cam(tf.constant(images)), result.maps, atol=1e-6)
+    np.testing.assert_allclose(cam(tf.constant(images, dtype=tf.float64)), result.maps, atol=1e-6)
 
 
 def test_weights_changed_after_a_first_call_are_used(images):

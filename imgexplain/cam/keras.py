@@ -20,7 +20,7 @@ import tensorflow as tf
 _MISSING = object()
 # model -> {key: traced function}; entries go when the model is garbage collected.
 _TRACED = weakref.WeakKeyDictionary()
-# model -> {input shape: name of the automatically chosen layer}
+# model -> {input shape: the layer chosen by running the model}
 _CHOSEN = weakref.WeakKeyDictionary()
 
 
@@ -171,7 +171,7 @@ class KerasBackend:
 
             with _recording(_leaf_layers(self.model), note):
                 self.model(images[:1], training=False)
-            chosen[key] = self._last_feature_map(finished).name
+            chosen[key] = self._last_feature_map(finished)
         return self._find_layer(chosen[key])
 
     def _last_feature_map(self, shapes):
@@ -233,7 +233,7 @@ class KerasBackend:
                 if expected[axis] is not None and shape[axis] != expected[axis]:
                     raise ValueError(f"images have {name} {shape[axis]}; the model takes "
                                      f"{expected[1:3]} (height, width); got shape {shape}")
-        return tf.convert_to_tensor(images, dtype=dtype or "float32")
+        return tf.cast(tf.convert_to_tensor(images), dtype or "float32")
 
     @property
     def n_classes(self):
