@@ -204,6 +204,8 @@ def test_nested_model_layers_are_found_and_explained(images):
     np.testing.assert_allclose(cam(images, targets=2), _by_hand(run, images, [2] * 4, "gradcam"), atol=1e-5)
     assert CAM(model, layer="b1").layer == "b1"
     assert CAM(model, layer=base.get_layer("b1"))(images).shape == (4, 14, 14)
+    # The nested model itself, whose output is its last layer's.
+    np.testing.assert_allclose(CAM(model, layer=base)(images, targets=2), cam(images, targets=2))
 
 
 def test_mobilenet_v2_inside_a_sequential_as_in_transfer_learning():
