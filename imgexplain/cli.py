@@ -187,8 +187,8 @@ def parse_input_size(text: str) -> tuple[int, int]:
 
 def read_image(path) -> np.ndarray:
     """Decode an image file to a (H, W, 3) uint8 array, or raise InputError saying what is wrong."""
-    from PIL.Image import DecompressionBombError
     from PIL import UnidentifiedImageError
+    from PIL.Image import DecompressionBombError
 
     from imgexplain.datasets import load_image
 
@@ -252,7 +252,7 @@ def check_explain_arguments(args) -> dict:
     else:
         framework = "keras" if kind == "keras" else "torch"
         if args.framework not in (None, framework):
-            raise InputError(f"--framework {args.framework}: {args.model!r} is a {kind} model")
+            raise InputError(f"--framework {args.framework}: {args.model!r} is a {framework} model")
     input_size = parse_input_size(args.input_size) if args.input_size is not None else None
     if kind == "torchscript" and input_size is None:
         raise InputError("--input-size H,W is needed for a TorchScript model")
@@ -594,11 +594,12 @@ def _demo_command(args) -> int:
     except ValueError as error:
         raise InputError(str(error)) from None
     images = list(datasets.load_samples(target_size=None, names=DEMO_SAMPLES).items())
+    tick = time.perf_counter()
     classifier = load_builtin(args.framework)
     methods = ["anchor", "gradcam"]
     arguments = {"images": ", ".join(DEMO_SAMPLES) + " (scikit-image sample photographs)",
                  "method": ",".join(methods), "model": BUILTIN_MODEL, "framework": args.framework,
-                 "threshold": 0.95, "seed": 0}
+                 "threshold": 0.95, "seed": 0, "model loading time": f"{time.perf_counter() - tick:.1f} s"}
     with report.staged_output(out) as folder:
         explain_images(classifier, images, methods, folder, arguments=arguments, title="imgexplain demo")
     print(f"report written to {out / report.REPORT_NAME}")

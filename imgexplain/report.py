@@ -129,7 +129,7 @@ figcaption b { display: block; }
 .colorbar-labels { display: flex; justify-content: space-between; font-size: .75em; color: #555; }
 .bar { display: inline-block; height: .8em; background: #4a7bd0; vertical-align: middle; }
 .note { color: #8a4b00; }
-.details { display: flex; flex-wrap: wrap; gap: 3em; }
+.details { display: flex; flex-wrap: wrap; gap: 3em; align-items: flex-start; }
 """
 
 
