@@ -329,3 +329,22 @@ def test_randomization_check_rejects_what_it_cannot_explain(torch_model):
         randomization_check(lambda x: x, images)
     with pytest.raises(ValueError, match="targets must lie in"):
         randomization_check(model, images, targets=9)
+
+
+@pytest.mark.slow
+def test_randomization_check_on_a_keras_model_leaves_it_alone():
+    keras = pytest.importorskip("keras")
+    pytest.importorskip("imgexplain.cam.api")
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((12, 12, 3))
+    features = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="features")(inputs)
+    pooled = keras.layers.GlobalAveragePooling2D()(features)
+    model = keras.Model(inputs, keras.layers.Dense(4, activation="softmax", name="scores")(pooled))
+    images = np.random.default_rng(0).random((2, 12, 12, 3)).astype(np.float32)
+    before = [w.copy() for w in model.get_weights()]
+    result = randomization_check(model, images, layer=model.get_layer("features"), seed=0, cascade=True)
+    for weight, original in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(weight, original)
+    assert result["layers"] == [["scores"], ["features"]]
+    assert result["spearman"].shape == result["ssim"].shape == (2, 2)
+    assert not np.allclose(result["maps"], result["random_maps"])
