@@ -82,7 +82,8 @@ def deletion_curve(predictor, image, saliency, target=None, steps=50, baseline="
         same shape. RISE uses zeros for deletion.
     segments : ndarray of int, (H, W), optional
         Superpixel labels: remove whole superpixels, ranked by their saliency (a 2-D
-        map is averaged over each superpixel). The x axis stays the fraction of pixels.
+        map is averaged over each superpixel; a 1-D saliency gives one score per label,
+        in sorted label order). The x axis stays the fraction of pixels.
     batch_size : int
         Images per model call.
     seed : int, optional
@@ -106,12 +107,14 @@ def insertion_curve(predictor, image, saliency, target=None, steps=50, baseline=
 def saliency_from_anchor(explanation) -> np.ndarray:
     """One score per superpixel from an anchor: the first superpixel added ranks highest.
 
+    Scores follow the sorted superpixel labels, as curves with ``segments`` expect.
     Superpixels outside the anchor score 0, so a curve over them breaks ties at random.
     Use with ``segments=explanation.segments``.
     """
     segments, anchor = _anchor_parts(explanation)
-    scores = np.zeros(segments.max() + 1)
-    scores[anchor] = np.arange(len(anchor), 0, -1)
+    labels = np.unique(segments)
+    scores = np.zeros(len(labels))
+    scores[np.searchsorted(labels, anchor)] = np.arange(len(anchor), 0, -1)
     return scores
 
 

@@ -278,6 +278,8 @@ def test_bad_anchor_input_is_rejected_before_any_model_call(kwargs, message):
 def test_saliency_from_anchor_ranks_superpixels_in_the_order_they_were_added():
     scores = saliency_from_anchor(anchor_explanation([2, 0]))
     np.testing.assert_array_equal(scores, [1, 0, 2, 0])
+    one_based = Explanation({}, {"segments": grid_segments() + 1, "raw": {"feature": [4]}})
+    np.testing.assert_array_equal(saliency_from_anchor(one_based), [0, 0, 0, 1])
 
 
 # --- randomization check ----------------------------------------------------------------
