@@ -160,6 +160,7 @@ class TorchBackend:
             return images.float()
         return images.to(device=parameter.device, dtype=parameter.dtype)
 
+    # A module does not declare how many classes it outputs: targets are checked after the forward pass.
     n_classes = None
 
     # --- passes ----------------------------------------------------------------------
