@@ -24,23 +24,23 @@ Anchor = tuple[int, ...]
 
 @dataclass
 class SearchSettings:
-    """The arguments of :meth:`AnchorImage.explain` that steer the search."""
+    """The arguments of :meth:`AnchorImage.explain` that steer the search (see there)."""
 
-    threshold: float = 0.95
-    delta: float = 0.1
-    tau: float = 0.15
-    batch_size: int = 100
-    coverage_samples: int = 10000
-    beam_size: int = 1
-    stop_on_first: bool = False
-    max_anchor_size: int | None = None
-    min_samples_start: int = 100
-    n_covered_ex: int = 10
-    initial_capacity: int = 10000
-    capacity_margin: int = 1000
-    epsilon_stop: float = 0.05
-    log: Callable[[str], None] | None = None
-    log_every: int = 1
+    threshold: float
+    delta: float
+    tau: float
+    batch_size: int
+    coverage_samples: int
+    beam_size: int
+    stop_on_first: bool
+    max_anchor_size: int | None
+    min_samples_start: int
+    n_covered_ex: int
+    initial_capacity: int
+    capacity_margin: int
+    epsilon_stop: float
+    log: Callable[[str], None] | None
+    log_every: int
 
 
 class SampleStore:
@@ -96,7 +96,6 @@ class SearchResult:
     coverage: list[float]
     all_precision: float
     success: bool
-    n_samples: int
     # Per step: masks and background indices of covered samples where the label held, then where it changed.
     example_masks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
 
@@ -253,7 +252,7 @@ class AnchorSearch:
 
     def _result(self, anchor: Anchor, success: bool, all_precision: float = 0.0) -> SearchResult:
         result = SearchResult(feature=[], mean=[], precision=[], coverage=[],
-                              all_precision=all_precision, success=success, n_samples=self.store.size)
+                              all_precision=all_precision, success=success)
         prefix: Anchor = ()
         for feature in self.order[anchor]:
             prefix = tuple(sorted(prefix + (feature,)))
