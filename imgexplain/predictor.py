@@ -18,8 +18,6 @@ class LabelPredictor:
     """
 
     def __init__(self, predictor: Callable, input_shape: tuple[int, ...], dtype: type):
-        if not callable(predictor):
-            raise TypeError(f"predictor must be callable; got {type(predictor).__name__}")
         self.predictor = predictor
         self.input_shape = tuple(input_shape)
         self.dtype = np.dtype(dtype)
