@@ -23,6 +23,9 @@ from numbers import Integral, Real
 
 import numpy as np
 
+from .predictor import LabelPredictor
+from .segmentation import superpixel_means
+
 BASELINES = ("zeros", "blur", "mean")
 
 __all__ = [
@@ -169,15 +172,18 @@ def anchor_precision(predictor, image, explanation, n=1000, seed=None, p_sample=
     inverse = inverse.reshape(segments.shape)
     anchor_columns = np.searchsorted(labels, anchor)
     if images_background is None:
-        replacement = _superpixel_means(image, inverse, len(labels))
+        replacement = superpixel_means(image, inverse)
     else:
         replacement = np.asarray(images_background)
         if replacement.ndim != image.ndim + 1 or replacement.shape[1:] != image.shape:
             raise ValueError(f"images_background must have shape (M, *{image.shape}); "
                              f"got {replacement.shape}")
 
+    if not callable(predictor):
+        raise TypeError(f"predictor must be callable; got {type(predictor).__name__}")
+    predict_labels = LabelPredictor(predictor, image.shape, image.dtype)
     rng = np.random.default_rng(seed)
-    original = _labels(_call(predictor, image[None]), 1)[0]
+    original = predict_labels(image[None])[0]
     agree = 0
     for start in range(0, n, batch_size):
         size = min(batch_size, n - start)
@@ -191,7 +197,7 @@ def anchor_precision(predictor, image, explanation, n=1000, seed=None, p_sample=
         else:
             fill = replacement[rng.integers(len(replacement), size=size)]
         batch = np.where(perturbed, fill, image[None]).astype(image.dtype, copy=False)
-        agree += int(np.sum(_labels(_call(predictor, batch), size) == original))
+        agree += int(np.sum(predict_labels(batch) == original))
 
     result = binomtest(agree, n)
     interval = result.proportion_ci(confidence_level=0.95, method="wilson")
@@ -436,16 +442,6 @@ def _anchor_parts(explanation):
     return segments, anchor
 
 
-def _superpixel_means(image, inverse, n_labels):
-    """The image with every superpixel replaced by its mean colour."""
-    areas = np.bincount(inverse.ravel(), minlength=n_labels)
-    channels = image.reshape(image.shape[0] * image.shape[1], -1).astype(float)
-    sums = np.stack([np.bincount(inverse.ravel(), weights=c, minlength=n_labels)
-                     for c in channels.T], axis=1)
-    means = sums / areas[:, None]
-    return means[inverse].reshape(image.shape)
-
-
 # --- predictors and input checks --------------------------------------------------------
 
 
@@ -462,15 +458,6 @@ def _scores(output, n):
     if not np.issubdtype(output.dtype, np.number) or not np.all(np.isfinite(output)):
         raise ValueError("predictor returned non-numeric or non-finite scores")
     return output
-
-
-def _labels(output, n):
-    if output.ndim == 1 and output.shape[0] == n and np.issubdtype(output.dtype, np.integer):
-        return output
-    output = _scores(output, n)
-    if output.shape[1] == 1:
-        return (output[:, 0] > 0.5).astype(np.int64)
-    return np.argmax(output, axis=1)
 
 
 def _check_image(image):

@@ -96,6 +96,20 @@ def grid_segments(image_hw: tuple[int, int], cell: tuple[int, int]) -> np.ndarra
     return (rows * n_cols + cols).astype(np.intp)
 
 
+def superpixel_means(image: np.ndarray, segments: np.ndarray) -> np.ndarray:
+    """A float image where every pixel takes the mean value of its superpixel, channel by channel.
+
+    ``segments`` holds labels 0..K-1 for an (H, W) or (H, W, C) ``image``.
+    """
+    n_segments = int(segments.max()) + 1
+    flat_segments = segments.ravel()
+    counts = np.bincount(flat_segments, minlength=n_segments)
+    channels = image.reshape(flat_segments.size, -1).astype(np.float64)
+    means = np.stack([np.bincount(flat_segments, weights=channel, minlength=n_segments) for channel in channels.T],
+                     axis=1) / counts[:, None]
+    return means[segments].reshape(image.shape)
+
+
 def _name(function: Callable) -> str:
     inner = getattr(function, "func", function)
     return getattr(inner, "__name__", repr(inner))

@@ -10,6 +10,7 @@ from imgexplain.evaluate import (
     saliency_from_anchor,
 )
 from imgexplain.explanation import Explanation
+from imgexplain.predictor import PredictorError
 
 SHAPE = (8, 8)
 
@@ -273,6 +274,17 @@ def test_bad_anchor_input_is_rejected_before_any_model_call(kwargs, message):
     with pytest.raises(ValueError, match=message):
         anchor_precision(lambda x: calls.append(x), **arguments)
     assert calls == []
+
+
+@pytest.mark.parametrize(
+    "output, message",
+    [(lambda x: np.zeros((len(x), 2, 2)), r"returned shape \(1, 2, 2\)"),
+     (lambda x: np.full((len(x), 3), np.nan), "NaN"),
+     (lambda x: 1 / 0, "raised ZeroDivisionError")],
+)
+def test_a_bad_predictor_is_named_in_the_error(output, message):
+    with pytest.raises(PredictorError, match=message):
+        anchor_precision(output, textured_image(), anchor_explanation([0]), n=10)
 
 
 def test_saliency_from_anchor_ranks_superpixels_in_the_order_they_were_added():

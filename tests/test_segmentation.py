@@ -3,12 +3,23 @@ import numpy as np
 import pytest
 from skimage import data
 
-from imgexplain.segmentation import grid_segments, make_segmentation_fn, relabel_segments, segment_image
+from imgexplain.segmentation import (grid_segments, make_segmentation_fn, relabel_segments, segment_image,
+                                     superpixel_means)
 
 
 def test_grid_segments_row_by_row():
     np.testing.assert_array_equal(grid_segments((4, 6), (2, 3)), [[0, 0, 0, 1, 1, 1]] * 2 + [[2, 2, 2, 3, 3, 3]] * 2)
     assert grid_segments((5, 5), (2, 2)).max() == 8  # partial cells at the edges
+
+
+def test_superpixel_means_per_channel_and_for_grayscale():
+    segments = np.array([[0, 0, 1], [0, 1, 1]])
+    gray = np.array([[1, 2, 10], [3, 20, 30]], dtype=np.uint8)
+    np.testing.assert_array_equal(superpixel_means(gray, segments), [[2, 2, 20], [2, 20, 20]])
+    color = np.stack([gray, 2 * gray], axis=-1)
+    means = superpixel_means(color, segments)
+    assert means.shape == (2, 3, 2) and means.dtype == np.float64
+    np.testing.assert_array_equal(means[..., 1], 2 * superpixel_means(gray, segments))
 
 
 def test_relabel_keeps_order_and_maps_to_consecutive_integers():

@@ -4,17 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from imgexplain.predictor import LabelPredictor
-
-
-def superpixel_means(image: np.ndarray, segments: np.ndarray) -> np.ndarray:
-    """An image where every pixel takes the mean value of its superpixel, channel by channel."""
-    n_segments = int(segments.max()) + 1
-    flat_segments = segments.ravel()
-    counts = np.bincount(flat_segments, minlength=n_segments)
-    flat_image = image.reshape(-1, image.shape[-1]).astype(np.float64)
-    means = np.stack([np.bincount(flat_segments, weights=flat_image[:, channel], minlength=n_segments)
-                      for channel in range(image.shape[-1])], axis=1) / counts[:, None]
-    return means[segments]
+from imgexplain.segmentation import superpixel_means
 
 
 class PerturbationSampler:
