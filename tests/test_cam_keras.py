@@ -13,6 +13,7 @@ tf = pytest.importorskip("tensorflow")
 
 from imgexplain.cam import keras as cam_keras  # noqa: E402
 from imgexplain.cam.api import CAM, explain_prediction, image_from_path, show_prediction  # noqa: E402
+from cam_textbook import textbook_map  # noqa: E402
 from imgexplain.render import format_as_image  # noqa: E402
 
 GRADIENT_METHODS = ["gradcam", "gradcam++", "hirescam", "layercam"]
@@ -43,24 +44,6 @@ def images():
     return np.random.default_rng(0).random((4, 16, 16, 3), dtype=np.float32)
 
 
-def _textbook(method, activations, gradients):
-    """One image's map from its (h, w, K) activations and gradients, as the papers define it."""
-    if method == "gradcam":
-        raw = sum(gradients[..., k].mean() * activations[..., k] for k in range(activations.shape[-1]))
-    elif method == "hirescam":
-        raw = (gradients * activations).sum(axis=-1)
-    elif method == "layercam":
-        raw = (np.maximum(gradients, 0) * activations).sum(axis=-1)
-    else:  # gradcam++
-        with np.errstate(divide="ignore", invalid="ignore"):
-            alphas = gradients**2 / (2 * gradients**2 + activations.sum(axis=(0, 1)) * gradients**3)
-        alphas = np.nan_to_num(alphas, nan=0.0, posinf=0.0, neginf=0.0)
-        weights = (alphas * np.maximum(gradients, 0)).sum(axis=(0, 1))
-        raw = (weights * activations).sum(axis=-1)
-    raw = np.maximum(raw, 0)
-    return raw / raw.max() if raw.max() > 0 else raw
-
-
 def _by_hand(run, images, targets, method):
     """``run(x)`` returns (activations, scores) under the tape; one image at a time."""
     maps = []
@@ -69,7 +52,7 @@ def _by_hand(run, images, targets, method):
             activations, scores = run(tf.constant(image[None]), tape)
             score = scores[0, target]
         gradients = tape.gradient(score, activations).numpy()[0]
-        maps.append(_textbook(method, activations.numpy()[0], gradients))
+        maps.append(textbook_map(method, activations.numpy()[0], gradients))
     return np.stack(maps)
 
 

@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 
 from imgexplain.cam.api import CAM, explain_prediction, show_prediction  # noqa: E402
+from cam_textbook import textbook_map  # noqa: E402
 
 GRADIENT_METHODS = ["gradcam", "gradcam++", "hirescam", "layercam"]
 
@@ -48,24 +49,6 @@ def images():
     return np.random.default_rng(0).random((4, 3, 16, 16), dtype=np.float32)
 
 
-def _textbook(method, activations, gradients):
-    """One image's map from its (h, w, K) activations and gradients, as the papers define it."""
-    if method == "gradcam":
-        raw = sum(gradients[..., k].mean() * activations[..., k] for k in range(activations.shape[-1]))
-    elif method == "hirescam":
-        raw = (gradients * activations).sum(axis=-1)
-    elif method == "layercam":
-        raw = (np.maximum(gradients, 0) * activations).sum(axis=-1)
-    else:  # gradcam++
-        with np.errstate(divide="ignore", invalid="ignore"):
-            alphas = gradients**2 / (2 * gradients**2 + activations.sum(axis=(0, 1)) * gradients**3)
-        alphas = np.nan_to_num(alphas, nan=0.0, posinf=0.0, neginf=0.0)
-        weights = (alphas * np.maximum(gradients, 0)).sum(axis=(0, 1))
-        raw = (weights * activations).sum(axis=-1)
-    raw = np.maximum(raw, 0)
-    return raw / raw.max() if raw.max() > 0 else raw
-
-
 def _by_hand(features, head, images, targets, method):
     maps = []
     for image, target in zip(images, targets):
@@ -73,7 +56,7 @@ def _by_hand(features, head, images, targets, method):
         score = head(activations)[0, target]
         gradients = torch.autograd.grad(score, activations)[0]
         as_hwc = [np.moveaxis(t.detach().numpy()[0], 0, -1) for t in (activations, gradients)]
-        maps.append(_textbook(method, *as_hwc))
+        maps.append(textbook_map(method, *as_hwc))
     return np.stack(maps)
 
 

@@ -17,6 +17,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from .outputs import check_target_range, select_output
+
 _MISSING = object()
 # model -> {key: traced function}; entries go when the model is garbage collected.
 _TRACED = weakref.WeakKeyDictionary()
@@ -74,26 +76,6 @@ def _recording_call(layer, call, record):
         return record(layer, call(*args, **kwargs))
 
     return recording_call
-
-
-def _select_output(outputs, output):
-    """The one output tensor to explain, from a model with one or several outputs."""
-    several = isinstance(outputs, (list, tuple, dict))
-    if output is None:
-        if several and len(outputs) != 1:
-            keys = list(outputs) if isinstance(outputs, dict) else list(range(len(outputs)))
-            raise ValueError(f"the model has {len(outputs)} outputs; choose one with output= "
-                             f"(one of {keys})")
-        if several:
-            return next(iter(outputs.values())) if isinstance(outputs, dict) else outputs[0]
-        return outputs
-    if not several:
-        raise ValueError(f"output={output!r} was given but the model has a single output")
-    try:
-        return outputs[output]
-    except (KeyError, IndexError, TypeError):
-        keys = list(outputs) if isinstance(outputs, dict) else list(range(len(outputs)))
-        raise ValueError(f"output must be one of {keys}; got {output!r}") from None
 
 
 def _check_scores(outputs):
@@ -244,7 +226,7 @@ class KerasBackend:
         if not outputs:
             return None
         try:
-            selected = _select_output(list(outputs), self.output)
+            selected = select_output(list(outputs), self.output)
         except ValueError:
             return None
         return selected.shape[-1] if len(selected.shape) == 2 else None
@@ -270,7 +252,7 @@ class KerasBackend:
         values = function(images, tf.constant(targets, dtype=tf.int32))
         activations, grads, outputs, chosen, scores = (
             None if value is None else value.numpy() for value in values)
-        _check_range(chosen, outputs.shape[1])
+        check_target_range(chosen, outputs.shape[1])
         if grads is not None:
             grads = grads.astype(np.float32, copy=False)
         return activations.astype(np.float32, copy=False), grads, chosen, scores
@@ -288,13 +270,6 @@ class KerasBackend:
         return scores
 
 
-def _check_range(targets, n_classes):
-    bad = targets[(targets < 0) | (targets >= n_classes)]
-    if bad.size:
-        raise ValueError(f"targets must lie in [0, {n_classes}) for a model with {n_classes} "
-                         f"outputs; got {bad.tolist()}")
-
-
 def _run_and_record(model, layer, output, images, record):
     """Run the model with ``layer``'s output going through ``record``; return the output and it."""
     recorded = []
@@ -305,7 +280,7 @@ def _run_and_record(model, layer, output, images, record):
         return value
 
     with _recording([layer], keep):
-        outputs = _select_output(model(images, training=False), output)
+        outputs = select_output(model(images, training=False), output)
     if len(recorded) != 1:
         raise ValueError(f"layer {layer.name!r} ran {len(recorded)} times in one forward pass; "
                          f"choose a layer that runs exactly once")
@@ -360,7 +335,7 @@ def _masked_function(model_ref, layer_ref, output, spec):
         low = tf.reduce_min(masks, axis=(1, 2, 3), keepdims=True)
         high = tf.reduce_max(masks, axis=(1, 2, 3), keepdims=True)
         masks = tf.math.divide_no_nan(masks - low, high - low)
-        outputs = _select_output(model_ref()(tf.cast(masks, image.dtype) * image, training=False), output)
+        outputs = select_output(model_ref()(tf.cast(masks, image.dtype) * image, training=False), output)
         _check_scores(outputs)
         return outputs[:, target]
 

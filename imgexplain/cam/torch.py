@@ -15,6 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .outputs import check_target_range, select_output
+
 # model -> {input shape: name of the automatically chosen module}
 _CHOSEN = weakref.WeakKeyDictionary()
 
@@ -25,34 +27,12 @@ def is_feature_map(shape) -> bool:
 
 
 def _select_output(outputs, output):
-    """The one output tensor to explain, from a model with one or several outputs."""
-    several = isinstance(outputs, (list, tuple, dict))
-    if output is None:
-        if several and len(outputs) != 1:
-            keys = list(outputs) if isinstance(outputs, dict) else list(range(len(outputs)))
-            raise ValueError(f"the model has {len(outputs)} outputs; choose one with output= "
-                             f"(one of {keys})")
-        if several:
-            outputs = next(iter(outputs.values())) if isinstance(outputs, dict) else outputs[0]
-    elif not several:
-        raise ValueError(f"output={output!r} was given but the model has a single output")
-    else:
-        try:
-            outputs = outputs[output]
-        except (KeyError, IndexError, TypeError):
-            keys = list(outputs) if isinstance(outputs, dict) else list(range(len(outputs)))
-            raise ValueError(f"output must be one of {keys}; got {output!r}") from None
+    """The one (N, n_classes) output tensor to explain, from a model with one or several outputs."""
+    outputs = select_output(outputs, output)
     if not isinstance(outputs, torch.Tensor) or outputs.ndim != 2:
         shape = tuple(outputs.shape) if isinstance(outputs, torch.Tensor) else type(outputs).__name__
         raise ValueError(f"the model's output must be (N, n_classes) scores; got {shape}")
     return outputs
-
-
-def _check_range(targets, n_classes):
-    bad = targets[(targets < 0) | (targets >= n_classes)]
-    if bad.size:
-        raise ValueError(f"targets must lie in [0, {n_classes}) for a model with {n_classes} "
-                         f"outputs; got {bad.tolist()}")
 
 
 class TorchBackend:
@@ -203,7 +183,7 @@ class TorchBackend:
         outputs = _select_output(outputs, self.output)
         targets = torch.as_tensor(targets, device=outputs.device)
         chosen = torch.where(targets < 0, outputs.argmax(dim=1), targets)
-        _check_range(chosen.cpu().numpy(), outputs.shape[1])
+        check_target_range(chosen.cpu().numpy(), outputs.shape[1])
         activations = recorded[0]
         with torch.enable_grad():
             scores = outputs.gather(1, chosen[:, None])[:, 0]
