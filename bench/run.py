@@ -276,17 +276,20 @@ def bench_keras_cam(eli5, quick, photo_images):
         cam = CAM(model, layer=layer, method="gradcam")
         row = {"model": name, "framework": "Keras", "layer": layer, "peer": eli5.label if eli5 else None}
         for batch in (1, 8):
-            row[f"ours_{batch}"] = problems.seconds_per_image(cam, images, batch, repeats)["best"]
-            row[f"floor_{batch}"] = problems.seconds_per_image(keras_floor(model, layer), images, batch,
+            timed = images[:4] if quick and batch == 1 else images
+            row[f"ours_{batch}"] = problems.seconds_per_image(cam, timed, batch, repeats)["best"]
+            row[f"floor_{batch}"] = problems.seconds_per_image(keras_floor(model, layer), timed, batch,
                                                                repeats)["best"]
         if eli5 is not None:
             maps_path = OUT / f"eli5-{name.split()[0]}.npy"
             answer = eli5.ask("gradcam", model_path=path, images_path=save(f"keras-{name.split()[0]}", images),
-                              layer=layer, batches=[1, 8], repeats=repeats, maps_path=str(maps_path))
+                              layer=layer, batches=[1, 8], repeats=repeats, maps_path=str(maps_path),
+                              batch1_images=4 if quick else 8)
             for batch in (1, 8):
                 row[f"peer_{batch}"] = answer["timings"][str(batch)]["best"]
             ours = np.asarray(cam(images, targets=answer["targets"]))
             row["max_abs_diff"] = float(np.max(np.abs(ours - np.load(maps_path))))
+            row["zero_maps"] = int(np.sum(ours.max(axis=(1, 2)) == 0))
         rows.append(row)
         log(f"keras grad-cam {name}: {row}")
     return rows
@@ -306,13 +309,14 @@ def bench_torch_cam(gradcam, quick, photo_images, model):
     row = {"model": "EfficientNet-Lite0 + softmax", "framework": "PyTorch", "layer": "_head_activation",
            "peer": gradcam.label if gradcam else None}
     for batch in (1, 8):
-        row[f"ours_{batch}"] = problems.seconds_per_image(cam, images, batch, repeats)["best"]
+        timed = images[:4] if quick and batch == 1 else images
+        row[f"ours_{batch}"] = problems.seconds_per_image(cam, timed, batch, repeats)["best"]
         floor = torch_floor(model, cam_layer)
-        row[f"floor_{batch}"] = problems.seconds_per_image(floor, images, batch, repeats)["best"]
+        row[f"floor_{batch}"] = problems.seconds_per_image(floor, timed, batch, repeats)["best"]
     if gradcam is not None:
         maps_path = OUT / "gradcam-maps.npy"
         answer = gradcam.ask("gradcam", images_path=save("torch-eight", eight), batches=[1, 8],
-                             repeats=repeats, maps_path=str(maps_path))
+                             repeats=repeats, maps_path=str(maps_path), batch1_images=4 if quick else 8)
         for batch in (1, 8):
             row[f"peer_{batch}"] = answer["timings"][str(batch)]["best"]
         theirs = np.load(maps_path)
@@ -331,19 +335,21 @@ def bench_faithfulness(quick, photo_images, model, predictor, anchor_rows_, phot
     from imgexplain.evaluate import deletion_curve, insertion_curve, saliency_from_anchor
 
     names = PHOTOS[:1] if quick else PHOTOS
-    methods = [m for m in getattr(cam_api, "METHODS", CAM_METHODS) if not (quick and m == "scorecam")]
-    steps = 16 if quick else 50
+    steps = 10 if quick else 50
     layer = model[0]._head_activation
     results = {}
 
     def record(method, image, saliency, target, **kwargs):
-        deletion = deletion_curve(predictor, image, saliency, target, steps=steps, seed=0, **kwargs)
-        insertion = insertion_curve(predictor, image, saliency, target, steps=steps, seed=0, **kwargs)
-        results.setdefault(method, []).append((deletion.auc, insertion.auc))
+        aucs = [deletion_curve(predictor, image, saliency, target, steps=steps, baseline=baseline, seed=0,
+                               **kwargs).auc for baseline in ("zeros", "blur")]
+        aucs.append(insertion_curve(predictor, image, saliency, target, steps=steps, seed=0, **kwargs).auc)
+        results.setdefault(method, []).append(aucs)
 
     for index, name in enumerate(names):
         image = photo_images[index]
         target = int(np.argmax(predictor(image[None])[0]))
+        # Score-CAM evaluates the model once per channel (1280 here): on the first photo only, not in quick mode.
+        methods = [m for m in CAM_METHODS if m != "scorecam" or (index == 0 and not quick)]
         for method in methods:
             saliency = np.asarray(cam_api.CAM(model, layer=layer, method=method)(
                 problems.efficientnet_input(image[None]), targets=target))[0]
@@ -355,7 +361,8 @@ def bench_faithfulness(quick, photo_images, model, predictor, anchor_rows_, phot
                 record(f"anchor ({row['library']})", image, saliency_from_anchor(explanation), target,
                        segments=photo_segments[name])
         log(f"faithfulness {name} done")
-    return {method: np.mean(values, axis=0).tolist() for method, values in results.items()}, list(names), steps
+    return {method: (*np.mean(values, axis=0).tolist(), len(values)) for method, values in results.items()}, \
+        list(names), steps
 
 
 def bench_randomization(quick, photo_images, model):
@@ -446,6 +453,8 @@ def cam_table(rows):
     for r in rows:
         agreement = (f"max abs diff {r['max_abs_diff']:.1e}" if "max_abs_diff" in r else
                      f"Spearman {r['spearman']:.3f}" if "spearman" in r else "n/a")
+        if r.get("zero_maps"):
+            agreement += f" ({r['zero_maps']} of 8 maps all zero)"
         for batch in (1, 8):
             ours, floor, peer = r[f"ours_{batch}"], r[f"floor_{batch}"], r.get(f"peer_{batch}")
             lines.append(f"| {r['model']} | {r['framework']} | {r['peer'] or 'not available'} | {batch} "
@@ -586,6 +595,9 @@ def cam_lines(rows):
         "(Spearman rank correlation).", "",
         f"Targets: within 1.3x of the floor: **{floor[1]}** at batch 1, **{floor[8]}** at batch 8; at least "
         f"10x faster than eli5: **{eli5}**.", "", *cam_table(rows)]
+    if any(r.get("zero_maps") for r in rows):
+        lines += ["", "An all-zero map means the layer holds no positive evidence for the target (usual with random "
+                  "weights): such rows time the computation but say nothing about agreement."]
     slower = [r["model"] for r in rows if r["floor_8"] > r["floor_1"]]
     if slower:
         lines += ["", f"For {', '.join(slower)} the floor itself is slower per image at batch 8 than at batch 1 "
@@ -597,11 +609,20 @@ def faithfulness_lines(aucs, names, steps):
     lines = [f"EfficientNet-Lite0 (PyTorch, softmax) on {', '.join(names)}; the target is the predicted class. "
              f"Curves of {steps} steps over pixels ranked by the map (maps at the layer's 7x7 resolution, resized "
              "bilinearly), anchors over superpixels (anchor superpixels first, in the order the anchor added them; "
-             "the rest at random). Deletion: removed pixels become 0 (lower is better); insertion: starts from the "
-             "image blurred with sigma = 5% of its side (higher is better). Mean AUC over the photos.", "",
-             "| saliency | deletion AUC | insertion AUC |", "|---|---|---|"]
-    for method, (deletion, insertion) in sorted(aucs.items(), key=lambda item: item[1][0]):
-        lines.append(f"| {method} | {deletion:.3f} | {insertion:.3f} |")
+             "the rest at random). Deletion replaces removed pixels by 0 (RISE's choice) or by the image blurred "
+             "with sigma = 5% of its side (lower is better); insertion starts from that blurred image (higher is "
+             "better). Mean AUC over the photos; Score-CAM (one model evaluation per channel, 1280 here) runs on "
+             "the first photo only.", "",
+             "| saliency | deletion AUC, zeros | deletion AUC, blur | insertion AUC, blur | photos |",
+             "|---|---|---|---|---|"]
+    for method, (zeros, blur, insertion, count) in sorted(aucs.items(), key=lambda item: item[1][1]):
+        lines.append(f"| {method} | {zeros:.3f} | {blur:.3f} | {insertion:.3f} | {count} |")
+    cams = [values for method, values in aucs.items() if method in CAM_METHODS]
+    if "random map" in aucs and cams and aucs["random map"][0] < min(values[0] for values in cams):
+        lines += ["", "With zeros as the baseline the random map deletes \"better\" than every CAM: its pixels go "
+                  "in scattered blobs, and an image riddled with black blobs is far from anything the model was "
+                  "trained on, so its score falls whatever the blobs cover. A blurred baseline removes "
+                  "information without adding such artefacts; compare maps with the blur columns."]
     if not any(m.startswith("anchor") for m in aucs):
         lines += ["", "Anchors are not in this table in quick mode (photos' anchors are not computed)."]
     return lines
