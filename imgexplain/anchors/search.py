@@ -6,7 +6,9 @@ control flow. Where it saves model calls, it keeps the statistics valid:
 - a sample drawn for anchor B is a sample of anchor A whenever B is a subset of A and the sample kept every
   superpixel of A, so each anchor's precision is estimated on every such sample drawn so far (the reference
   reuses only its parent's);
-- the samples requested for several arms at one step go to the model in a single call;
+- the samples requested for several arms at one step go to the model in a single call, and when the arms
+  share most of their superpixels they are drawn once for the shared part, which is valid for every arm
+  whose other superpixels it happened to keep (see :meth:`AnchorSearch._sample_for`);
 - a mask (with its background image) is sent to the model once (see :class:`PerturbationSampler`).
 """
 from __future__ import annotations
