@@ -66,6 +66,7 @@ def check_output_folder(folder) -> Path:
     """
     folder = Path(folder)
     if not folder.exists():
+        _check_can_create(folder)
         return folder
     if not folder.is_dir():
         raise ValueError(f"--out: expected a folder, got the file {str(folder)!r}")
@@ -75,6 +76,17 @@ def check_output_folder(folder) -> Path:
             "choose an empty or new folder"
         )
     return folder
+
+
+def _check_can_create(folder: Path) -> None:
+    """Raise ValueError unless the nearest existing ancestor of ``folder`` is a folder we may write in."""
+    ancestor = folder.absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"--out: cannot create {str(folder)!r}: {str(ancestor)!r} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ValueError(f"--out: cannot create {str(folder)!r}: no permission to write in {str(ancestor)!r}")
 
 
 @contextlib.contextmanager

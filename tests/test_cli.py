@@ -320,6 +320,8 @@ def _bad_inputs(tmp_path, torchscript_model, linear_model, images):
                                "--method", "anchor"], "--model: stripes.pt returned NaN or infinite values"),
         "foreign out": (["explain", images[0], *ts, "--out", foreign],
                         "--out: .* holds files that imgexplain did not write"),
+        "out under a file": (["explain", images[0], *ts, "--out", images[0] / "out"],
+                             "--out: cannot create .*striped.png' is a file, not a folder"),
         "unknown option": (["explain", images[0], "--colour", "red"], "unrecognized arguments: --colour red"),
         "no command": ([], "the following arguments are required: COMMAND"),
     }
@@ -329,7 +331,7 @@ def _bad_inputs(tmp_path, torchscript_model, linear_model, images):
     "missing image", "folder as image", "not an image", "damaged image", "unknown method", "unknown model",
     "model not a model", "fixed batch", "no input size", "bad input size", "cam on torchscript", "threshold", "negative target",
     "target too large", "preprocess builtin", "framework mismatch", "model fails", "model returns NaN", "foreign out",
-    "unknown option", "no command",
+    "out under a file", "unknown option", "no command",
 ])
 def test_bad_input_is_one_line_and_status_2(case, tmp_path, torchscript_model, linear_model, images, capsys,
                                             monkeypatch):

@@ -121,6 +121,13 @@ def test_output_folder_of_someone_else_is_refused(tmp_path):
     with pytest.raises(ValueError, match="--out: expected a folder"):
         report.check_output_folder(tmp_path / "notes.txt")
     assert report.check_output_folder(tmp_path / "new") == tmp_path / "new"
+    assert report.check_output_folder(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
+
+
+def test_output_folder_under_a_file_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="--out: cannot create .*: .*notes.txt' is a file, not a folder"):
+        report.check_output_folder(tmp_path / "notes.txt" / "out")
 
 
 # --- pictures --------------------------------------------------------------------------------------------
