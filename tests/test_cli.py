@@ -223,6 +223,22 @@ def test_explain_with_an_exported_torch_model_matches_cam_on_the_net(exported_mo
     assert "photo_one-anchor.png" in _linked_pictures(out / "report.html")
 
 
+@pytest.mark.slow
+def test_anchors_on_ray_workers_are_those_found_in_this_process(torchscript_model, images, tmp_path, capsys):
+    pytest.importorskip("ray")
+    summaries = []
+    for workers in ("0", "2"):
+        out = tmp_path / f"out{workers}"
+        status, _, stderr = _run(_torchscript_argv(torchscript_model, images, out, "--workers", workers), capsys)
+        assert status == 0, stderr
+        summaries.append(json.loads((out / "summary.json").read_text()))
+        assert (out / "striped-anchor.png").exists()
+    here, on_ray = ([(image["name"], image["anchor"]) for image in summary["images"]] for summary in summaries)
+    assert on_ray == here
+    assert summaries[1]["arguments"]["anchor workers"] == 2
+    assert all(image["timings"]["anchor"] > 0 for image in summaries[1]["images"])
+
+
 def test_a_second_run_replaces_the_first(torchscript_model, images, tmp_path, capsys):
     out = tmp_path / "out"
     assert _run(_torchscript_argv(torchscript_model, images, out), capsys)[0] == 0
@@ -307,6 +323,7 @@ def _bad_inputs(tmp_path, torchscript_model, linear_model, images):
         "cam on torchscript": (["explain", images[0], *ts, "--method", "anchor,gradcam"],
                                "--method gradcam: class activation maps need the model's layers"),
         "threshold": (["explain", images[0], "--threshold", "1.5"], "--threshold: expected a number in \\(0, 1\\]"),
+        "negative workers": (["explain", images[0], "--workers", "-1"], "--workers: expected a number of workers >= 0"),
         "negative target": (["explain", images[0], "--target", "-1"], "--target: expected a class index >= 0"),
         "target too large": (["explain", images[0], *ts, "--target", "2"],
                              "--target: 2 is not a class of stripes.pt, which has 2 classes"),
@@ -329,7 +346,8 @@ def _bad_inputs(tmp_path, torchscript_model, linear_model, images):
 
 @pytest.mark.parametrize("case", [
     "missing image", "folder as image", "not an image", "damaged image", "unknown method", "unknown model",
-    "model not a model", "fixed batch", "no input size", "bad input size", "cam on torchscript", "threshold", "negative target",
+    "model not a model", "fixed batch", "no input size", "bad input size", "cam on torchscript", "threshold",
+    "negative workers", "negative target",
     "target too large", "preprocess builtin", "framework mismatch", "model fails", "model returns NaN", "foreign out",
     "out under a file", "unknown option", "no command",
 ])
