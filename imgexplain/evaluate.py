@@ -23,7 +23,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from .predictor import LabelPredictor
+from .predictor import LabelPredictor, check_predictor
 from .segmentation import superpixel_means
 
 BASELINES = ("zeros", "blur", "mean")
@@ -179,9 +179,7 @@ def anchor_precision(predictor, image, explanation, n=1000, seed=None, p_sample=
             raise ValueError(f"images_background must have shape (M, *{image.shape}); "
                              f"got {replacement.shape}")
 
-    if not callable(predictor):
-        raise TypeError(f"predictor must be callable; got {type(predictor).__name__}")
-    predict_labels = LabelPredictor(predictor, image.shape, image.dtype)
+    predict_labels = LabelPredictor(check_predictor(predictor), image.shape, image.dtype)
     rng = np.random.default_rng(seed)
     original = predict_labels(image[None])[0]
     agree = 0
@@ -446,9 +444,7 @@ def _anchor_parts(explanation):
 
 
 def _call(predictor, batch):
-    if not callable(predictor):
-        raise TypeError(f"predictor must be callable; got {type(predictor).__name__}")
-    return np.asarray(predictor(batch))
+    return np.asarray(check_predictor(predictor)(batch))
 
 
 def _scores(output, n):

@@ -1,13 +1,20 @@
 """Calling a user's predictor safely: validation of its outputs, labels from scores, call counting."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 
 class PredictorError(RuntimeError):
     """The predictor raised, or returned something that is not a prediction for each image."""
+
+
+def check_predictor(predictor: Any) -> Callable:
+    """Return ``predictor`` if it can be called, else raise TypeError."""
+    if not callable(predictor):
+        raise TypeError(f"predictor must be callable; got {type(predictor).__name__}")
+    return predictor
 
 
 class LabelPredictor:

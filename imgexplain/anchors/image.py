@@ -12,7 +12,7 @@ from imgexplain._version import __version__
 from imgexplain.anchors.sampler import PerturbationSampler
 from imgexplain.anchors.search import AnchorSearch, SearchSettings
 from imgexplain.explanation import Explanation
-from imgexplain.predictor import LabelPredictor
+from imgexplain.predictor import LabelPredictor, check_predictor
 from imgexplain.segmentation import make_segmentation_fn, segment_image
 
 logger = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ class AnchorImage:
                  images_background: np.ndarray | None = None, seed: int | None = None):
         self.image_shape = _check_image_shape(image_shape)
         self.dtype = _check_dtype(dtype)
-        self.predictor = _check_predictor(predictor)
+        self.predictor = check_predictor(predictor)
         self.segmentation_fn, self.custom_segmentation, used_kwargs = make_segmentation_fn(
             segmentation_fn, segmentation_kwargs)
         self.images_background = _check_background(images_background, self.image_shape)
@@ -96,7 +96,7 @@ class AnchorImage:
 
     def reset_predictor(self, predictor: Callable) -> None:
         """Use ``predictor`` from now on."""
-        self.predictor = _check_predictor(predictor)
+        self.predictor = check_predictor(predictor)
 
     def generate_superpixels(self, image: np.ndarray) -> np.ndarray:
         """The (H, W) superpixel labels, 0..K-1, of ``image``."""
@@ -256,12 +256,6 @@ def _as_hwc(image: np.ndarray, batch: bool = False) -> np.ndarray:
     """View an (H, W) image (or a batch of them) as (H, W, 1)."""
     spatial_ndim = image.ndim - (1 if batch else 0)
     return image[..., np.newaxis] if spatial_ndim == 2 else image
-
-
-def _check_predictor(predictor: Any) -> Callable:
-    if not callable(predictor):
-        raise TypeError(f"predictor must be callable; got {type(predictor).__name__}")
-    return predictor
 
 
 def _check_image_shape(image_shape: Any) -> tuple[int, ...]:
