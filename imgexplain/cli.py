@@ -502,7 +502,8 @@ def explain_images(classifier: Classifier, images, methods, folder: Path, *, tar
     arguments = dict(arguments or {})
     explainer = None
     if "anchor" in methods:
-        explainer = _anchor_explainer(classifier, seed)
+        if not workers:
+            explainer = _anchor_explainer(classifier, seed)
         arguments.update({"segmentation": f"slic {SEGMENTATION_KWARGS}", "p_sample": P_SAMPLE, "tau": TAU})
     cams = {}
     if any(method in CAM_METHODS for method in methods):
@@ -515,7 +516,7 @@ def explain_images(classifier: Classifier, images, methods, folder: Path, *, tar
     started = time.perf_counter()
     stems = _file_stems(name for name, _ in images)
     anchors_found = inputs = None
-    if workers and explainer is not None:
+    if workers and "anchor" in methods:
         from imgexplain.distributed import explain_many
 
         make_explainer = partial(_TimedAnchorSearch, load_classifier, seed)
@@ -619,11 +620,10 @@ def _explain_command(args) -> int:
         "target": "predicted class" if args.target is None else args.target,
         "threshold": args.threshold, "seed": args.seed, "model loading time": f"{load_seconds:.1f} s",
     }
-    if settings["kind"] != "builtin":
-        arguments["preprocess"] = settings["preprocess"]
     if settings["kind"] == "builtin":
         load_classifier = partial(load_builtin, settings["framework"])
     else:
+        arguments["preprocess"] = settings["preprocess"]
         load_classifier = partial(load_saved_model, str(Path(args.model).absolute()), settings["kind"],
                                   settings["input_size"], settings["preprocess"])
     with report.staged_output(settings["out"]) as folder:
