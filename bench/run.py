@@ -45,6 +45,8 @@ PEERS = {
                 "no_deps": ["grad-cam==1.5.7"], "worker": "gradcam_worker.py", "label": "pytorch-grad-cam"},
 }
 CAM_METHODS = ("gradcam", "gradcam++", "hirescam", "layercam", "scorecam", "eigencam")
+# Images timed one at a time: all 8 in the full run, the first 4 in quick mode.
+QUICK_BATCH1_IMAGES = 4
 
 
 def log(message):
@@ -275,8 +277,9 @@ def bench_keras_cam(eli5, quick, photo_images):
     for name, model, layer, images, path in keras_models(photo_images, quick):
         cam = CAM(model, layer=layer, method="gradcam")
         row = {"model": name, "framework": "Keras", "layer": layer, "peer": eli5.label if eli5 else None}
+        n_batch1 = QUICK_BATCH1_IMAGES if quick else len(images)
         for batch in (1, 8):
-            timed = images[:4] if quick and batch == 1 else images
+            timed = images[:n_batch1] if batch == 1 else images
             row[f"ours_{batch}"] = problems.seconds_per_image(cam, timed, batch, repeats)["best"]
             row[f"floor_{batch}"] = problems.seconds_per_image(keras_floor(model, layer), timed, batch,
                                                                repeats)["best"]
@@ -284,7 +287,7 @@ def bench_keras_cam(eli5, quick, photo_images):
             maps_path = OUT / f"eli5-{name.split()[0]}.npy"
             answer = eli5.ask("gradcam", model_path=path, images_path=save(f"keras-{name.split()[0]}", images),
                               layer=layer, batches=[1, 8], repeats=repeats, maps_path=str(maps_path),
-                              batch1_images=4 if quick else 8)
+                              batch1_images=n_batch1)
             for batch in (1, 8):
                 row[f"peer_{batch}"] = answer["timings"][str(batch)]["best"]
             ours = np.asarray(cam(images, targets=answer["targets"]))
@@ -308,15 +311,16 @@ def bench_torch_cam(gradcam, quick, photo_images, model):
     cam = CAM(model, layer=cam_layer, method="gradcam")
     row = {"model": "EfficientNet-Lite0 + softmax", "framework": "PyTorch", "layer": "_head_activation",
            "peer": gradcam.label if gradcam else None}
+    n_batch1 = QUICK_BATCH1_IMAGES if quick else len(images)
+    floor = torch_floor(model, cam_layer)
     for batch in (1, 8):
-        timed = images[:4] if quick and batch == 1 else images
+        timed = images[:n_batch1] if batch == 1 else images
         row[f"ours_{batch}"] = problems.seconds_per_image(cam, timed, batch, repeats)["best"]
-        floor = torch_floor(model, cam_layer)
         row[f"floor_{batch}"] = problems.seconds_per_image(floor, timed, batch, repeats)["best"]
     if gradcam is not None:
         maps_path = OUT / "gradcam-maps.npy"
         answer = gradcam.ask("gradcam", images_path=save("torch-eight", eight), batches=[1, 8],
-                             repeats=repeats, maps_path=str(maps_path), batch1_images=4 if quick else 8)
+                             repeats=repeats, maps_path=str(maps_path), batch1_images=n_batch1)
         for batch in (1, 8):
             row[f"peer_{batch}"] = answer["timings"][str(batch)]["best"]
         theirs = np.load(maps_path)
