@@ -15,19 +15,18 @@ import os
 import re
 import sys
 import time
-import zipfile
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from imgexplain import models
 from imgexplain._version import __version__
 from imgexplain.cam.methods import METHODS as CAM_METHODS
+from imgexplain.models import BUILTIN_MODEL, PREPROCESSING, Classifier
 
 METHODS = ("anchor",) + CAM_METHODS
-BUILTIN_MODEL = "efficientnet-lite0"
 DEFAULT_OUT = "imgexplain-out"
 DEMO_SAMPLES = ("chelsea", "coffee", "camera")
 HEATMAP_COLORMAP = "viridis"
@@ -37,20 +36,6 @@ SEGMENTATION_KWARGS = {"n_segments": 15, "compactness": 20, "sigma": 0.5, "start
 P_SAMPLE = 0.5
 TAU = 0.25
 
-_IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-_IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-
-# How a user's model wants its (N, H, W, 3) input, given images in 0..255.
-PREPROCESSING: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "none": lambda images: images,
-    "unit": lambda images: images / 255.0,
-    "tf": lambda images: images / 127.5 - 1.0,
-    "torch": lambda images: (images / 255.0 - _IMAGENET_MEAN) / _IMAGENET_STD,
-    "imagenet": lambda images: (images / 255.0 - _IMAGENET_MEAN) / _IMAGENET_STD,
-    "lite": lambda images: (images - 127.0) / 128.0,
-}
-
-
 class InputError(ValueError):
     """Bad input on the command line: reported in one line, exit status 2."""
 
@@ -58,20 +43,6 @@ class InputError(ValueError):
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"imgexplain: error: {message} (see '{self.prog} --help')\n")
-
-
-@dataclass
-class Classifier:
-    """A model as the command uses it; images are (N, H, W, 3) floats in 0..255."""
-
-    name: str
-    framework: str
-    model: object
-    input_size: tuple[int, int]
-    preprocess: Callable  # images -> the model's input (what CAM takes)
-    predictor: Callable  # images -> (N, K) probabilities (what AnchorImage takes)
-    top_classes: Callable  # (K,) probabilities, top -> [(class index, name, p), ...] best first
-    cam_layer: str | None = None  # None: CAM picks the last feature map
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -216,31 +187,6 @@ def read_image(path) -> np.ndarray:
         raise InputError(f"damaged image file {str(path)!r}: {error}") from None
 
 
-def model_kind(model: str) -> str:
-    """'builtin', 'keras', 'exported' or 'torchscript', from the --model argument; InputError otherwise."""
-    if model == BUILTIN_MODEL:
-        return "builtin"
-    path = Path(model)
-    expected = (f"expected '{BUILTIN_MODEL}', a .keras file, a torch.export file (.pt2) or a TorchScript "
-                "file")
-    if not path.exists():
-        raise InputError(f"--model: unknown model {model!r}; {expected}")
-    if not path.is_file():
-        raise InputError(f"--model: not a file: {model!r}")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-    except (zipfile.BadZipFile, OSError):
-        names = []
-    if path.suffix == ".keras" and "config.json" in names:
-        return "keras"
-    if any(name.endswith("/archive_format") for name in names) and any("/models/" in name for name in names):
-        return "exported"
-    if any(name.endswith("/constants.pkl") for name in names) and any("/code/" in name for name in names):
-        return "torchscript"
-    raise InputError(f"--model: {model!r} is not a model file; {expected}")
-
-
 def check_explain_arguments(args) -> dict:
     """Check every argument and every file; return the settings the run uses."""
     from imgexplain import report
@@ -252,7 +198,10 @@ def check_explain_arguments(args) -> dict:
         raise InputError(f"--target: expected a class index >= 0; got {args.target}")
     if args.workers < 0:
         raise InputError(f"--workers: expected a number of workers >= 0; got {args.workers}")
-    kind = model_kind(args.model)
+    try:
+        kind = models.model_kind(args.model)
+    except models.ModelError as error:
+        raise InputError(f"--model: {error}") from None
     if kind == "builtin":
         for option, value in (("--input-size", args.input_size), ("--preprocess", args.preprocess)):
             if value is not None:
@@ -281,163 +230,6 @@ def check_explain_arguments(args) -> dict:
         "methods": methods, "kind": kind, "framework": framework, "input_size": input_size,
         "preprocess": args.preprocess or "none", "out": out,
     }
-
-
-# --- models ----------------------------------------------------------------------------------------------
-
-
-def probabilities(scores) -> np.ndarray:
-    """(N, K) class probabilities from a model's (N, K) output.
-
-    Rows of non-negative numbers that sum to 1 are kept; other outputs of two or more
-    columns go through a softmax, which changes no prediction. One column must be a
-    sigmoid probability p in [0, 1] and becomes two columns, (1 - p, p).
-    """
-    from scipy.special import softmax
-
-    scores = np.asarray(scores, dtype=np.float64)
-    if scores.ndim != 2:
-        raise ValueError(f"the model returned shape {scores.shape}; expected (N, n_classes)")
-    if scores.shape[1] == 1:
-        if scores.min() < 0 or scores.max() > 1:
-            raise ValueError(f"the model returned one column with values from {scores.min():g} to "
-                             f"{scores.max():g}; one column must be a sigmoid probability in [0, 1]")
-        return np.concatenate([1 - scores, scores], axis=1)
-    if scores.min() >= 0 and np.allclose(scores.sum(axis=1), 1.0, atol=1e-3):
-        return scores
-    return softmax(scores, axis=1)
-
-
-def _best(probs, top: int) -> np.ndarray:
-    return np.argsort(-np.asarray(probs), kind="stable")[:top]
-
-
-def numbered_classes(probs, top: int = 5) -> list[tuple[int, str, float]]:
-    """The ``top`` classes of one row of probabilities, for models without class names."""
-    return [(int(k), f"class {k}", float(probs[k])) for k in _best(probs, top)]
-
-
-def imagenet_classes(probs, top: int = 5) -> list[tuple[int, str, float]]:
-    """The ``top`` ImageNet classes of one row of probabilities, named by ``zoo.decode_predictions``."""
-    from imgexplain import zoo
-
-    decoded = zoo.decode_predictions(np.asarray(probs)[np.newaxis], top=top)[0]
-    return [(int(k), name, float(p)) for k, (_, name, p) in zip(_best(probs, top), decoded)]
-
-
-def load_builtin(framework: str) -> Classifier:
-    from imgexplain import zoo
-
-    loaded = zoo.efficientnet_lite0(framework=framework)
-    return Classifier(
-        name=BUILTIN_MODEL, framework=framework, model=loaded.model, input_size=tuple(loaded.input_size),
-        preprocess=loaded.preprocess, predictor=loaded.predictor, top_classes=imagenet_classes,
-        cam_layer=loaded.feature_layer,
-    )
-
-
-def _load_keras(path: str):
-    """The model, its own (H, W) input size or None, and None: Keras takes any batch."""
-    import keras
-
-    model = keras.saving.load_model(path)
-    shape = tuple(model.inputs[0].shape) if getattr(model, "inputs", None) else ()
-    own_size = (int(shape[1]), int(shape[2])) if len(shape) == 4 and None not in shape[1:3] else None
-    return model, own_size, None
-
-
-def _load_exported(path: str):
-    """The program as a module with its layers (so CAM can hook them), its (H, W) and its fixed batch or None."""
-    import torch
-
-    program = torch.export.load(path)
-    first_input = program.graph_signature.user_inputs[0]
-    (node,) = [node for node in program.graph.nodes if node.op == "placeholder" and node.name == first_input]
-    shape = tuple(node.meta["val"].shape)
-    if len(shape) != 4 or not all(isinstance(size, int) for size in shape[1:]):
-        raise InputError(f"--model: {path!r} takes input of shape {shape}; expected images (N, C, H, W) "
-                         "of a fixed size")
-    batch = shape[0] if isinstance(shape[0], int) else None
-    if batch not in (None, 1):
-        raise InputError(f"--model: {path!r} was exported for batches of exactly {batch} images; export it "
-                         "with a batch of 1 or a dynamic batch (dynamic_shapes)")
-    # An exported graph is fixed in the mode it was exported in; eval() only sets the flags that CAM checks.
-    return torch.export.unflatten(program).eval(), (shape[2], shape[3]), batch
-
-
-def _load_torchscript(path: str):
-    import torch
-
-    return torch.jit.load(path, map_location="cpu").eval(), None, None
-
-
-_LOADERS = {"keras": _load_keras, "exported": _load_exported, "torchscript": _load_torchscript}
-
-
-def load_saved_model(path: str, kind: str, input_size, preprocess: str) -> Classifier:
-    """Load a user's .keras, torch.export or TorchScript model; InputError if it cannot be loaded.
-
-    ``input_size`` None takes the size the model file fixes.
-    """
-    to_input = PREPROCESSING[preprocess]
-    try:
-        model, own_size, batch = _LOADERS[kind](path)
-    except InputError:
-        raise
-    except Exception as error:  # the loaders raise many types for a damaged file
-        raise InputError(f"--model: cannot load {path!r}: {_one_line(error)}") from None
-    input_size = input_size or own_size
-    if input_size is None:
-        raise InputError(f"--input-size H,W is needed: {path!r} does not fix its input size")
-
-    if kind == "keras":
-        def model_input(images):
-            return np.asarray(to_input(np.asarray(images, dtype=np.float32)), dtype=np.float32)
-
-        def predictor(images):
-            return probabilities(model.predict(model_input(images), verbose=0))
-
-    else:
-        import torch
-
-        def model_input(images):
-            pixels = np.asarray(to_input(np.asarray(images, dtype=np.float32)), dtype=np.float32)
-            return torch.from_numpy(np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)))
-
-        def predictor(images):
-            pixels = model_input(images)
-            with torch.no_grad():
-                outputs = [model(part) for part in (pixels.split(batch) if batch else [pixels])]
-            return probabilities(torch.cat(outputs).cpu().numpy())
-
-    return Classifier(
-        name=Path(path).name, framework="keras" if kind == "keras" else "torch", model=model,
-        input_size=tuple(input_size), preprocess=model_input, predictor=predictor, top_classes=numbered_classes,
-    )
-
-
-def _one_line(error: Exception) -> str:
-    """The error's type and the last line of its message (TorchScript puts its traceback first)."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return f"{type(error).__name__}: {lines[-1]}" if lines else type(error).__name__
-
-
-def probe(classifier: Classifier, image: np.ndarray, preprocess: str) -> np.ndarray:
-    """The model's probabilities for one image; InputError when the model cannot take it."""
-    try:
-        probs = np.asarray(classifier.predictor(image[None]))
-    except Exception as error:
-        raise InputError(
-            f"--model: {classifier.name} failed on an input of {classifier.input_size[0]}x"
-            f"{classifier.input_size[1]} pixels (--preprocess {preprocess}): {_one_line(error)}"
-        ) from None
-    if probs.ndim != 2 or probs.shape[0] != 1:
-        raise InputError(f"--model: {classifier.name} returned shape {probs.shape} for one image; "
-                         "expected (1, n_classes) scores")
-    if not np.all(np.isfinite(probs)):
-        raise InputError(f"--model: {classifier.name} returned NaN or infinite values for an input of "
-                         f"{classifier.input_size[0]}x{classifier.input_size[1]} pixels")
-    return probs[0]
 
 
 # --- explaining ------------------------------------------------------------------------------------------
@@ -605,11 +397,16 @@ def _explain_command(args) -> int:
     first = read_image(args.images[0])
     tick = time.perf_counter()
     if settings["kind"] == "builtin":
-        classifier = load_builtin(settings["framework"])
+        load_classifier = partial(models.load_builtin, settings["framework"])
     else:
-        classifier = load_saved_model(args.model, settings["kind"], settings["input_size"], settings["preprocess"])
-    load_seconds = time.perf_counter() - tick
-    n_classes = probe(classifier, resize(first, classifier.input_size), settings["preprocess"]).shape[0]
+        load_classifier = partial(models.load_saved_model, str(Path(args.model).absolute()), settings["kind"],
+                                  settings["input_size"], settings["preprocess"])
+    try:
+        classifier = load_classifier()
+        load_seconds = time.perf_counter() - tick
+        n_classes = models.probe(classifier, resize(first, classifier.input_size), settings["preprocess"]).shape[0]
+    except models.ModelError as error:
+        raise InputError(f"--model: {error}") from None
     if args.target is not None and args.target >= n_classes:
         raise InputError(f"--target: {args.target} is not a class of {classifier.name}, "
                          f"which has {n_classes} classes (0..{n_classes - 1})")
@@ -620,12 +417,8 @@ def _explain_command(args) -> int:
         "target": "predicted class" if args.target is None else args.target,
         "threshold": args.threshold, "seed": args.seed, "model loading time": f"{load_seconds:.1f} s",
     }
-    if settings["kind"] == "builtin":
-        load_classifier = partial(load_builtin, settings["framework"])
-    else:
+    if settings["kind"] != "builtin":
         arguments["preprocess"] = settings["preprocess"]
-        load_classifier = partial(load_saved_model, str(Path(args.model).absolute()), settings["kind"],
-                                  settings["input_size"], settings["preprocess"])
     with report.staged_output(settings["out"]) as folder:
         explain_images(classifier, [(path, path) for path in args.images], settings["methods"], folder,
                        target=args.target, threshold=args.threshold, seed=args.seed, arguments=arguments,
@@ -643,7 +436,7 @@ def _demo_command(args) -> int:
         raise InputError(str(error)) from None
     images = list(datasets.load_samples(target_size=None, names=DEMO_SAMPLES).items())
     tick = time.perf_counter()
-    classifier = load_builtin(args.framework)
+    classifier = models.load_builtin(args.framework)
     methods = ["anchor", "gradcam"]
     arguments = {"images": ", ".join(DEMO_SAMPLES) + " (scikit-image sample photographs)",
                  "method": ",".join(methods), "model": BUILTIN_MODEL, "framework": args.framework,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgexplain import cli, render
+from imgexplain import cli, models, render
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # TorchScript is one of the files the command reads; torch 2.13 marks its functions deprecated, and
@@ -209,7 +209,7 @@ def test_explain_with_an_exported_torch_model_matches_cam_on_the_net(exported_mo
     assert status == 0, stderr
     image = np.asarray(Image.open(out / "photo_one-input.png"))
     assert image.shape == (SIZE, SIZE, 3)  # the size the exported program fixes
-    pixels = cli.PREPROCESSING["tf"](image.astype(np.float32)).transpose(2, 0, 1)[np.newaxis]
+    pixels = models.PREPROCESSING["tf"](image.astype(np.float32)).transpose(2, 0, 1)[np.newaxis]
     heatmap = CAM(net)(pixels)[0]
     expected = render.overlay_heatmap(image, heatmap, colormap="viridis").convert("RGB")
     np.testing.assert_array_equal(np.asarray(Image.open(out / "photo_one-gradcam.png")), np.asarray(expected))
@@ -261,8 +261,8 @@ def test_images_with_the_same_name_get_distinct_pictures(torchscript_model, tmp_
 
 def test_demo_explains_the_sample_photographs(keras_model, tmp_path, capsys, monkeypatch):
     """The demo's wiring, with the small Keras model standing in for the built-in one."""
-    small = cli.load_saved_model(str(keras_model), "keras", None, "unit")
-    monkeypatch.setattr(cli, "load_builtin", lambda framework: small)
+    small = models.load_saved_model(str(keras_model), "keras", None, "unit")
+    monkeypatch.setattr(models, "load_builtin", lambda framework: small)
     out = tmp_path / "demo"
     status, stdout, stderr = _run(["demo", "--out", out], capsys)
     assert status == 0, stderr
@@ -369,7 +369,7 @@ def test_every_file_is_checked_before_a_model_is_loaded(images, tmp_path, capsys
     def must_not_load(*args, **kwargs):
         raise AssertionError("a model was loaded before the files were checked")
 
-    monkeypatch.setattr(cli, "load_builtin", must_not_load)
+    monkeypatch.setattr(models, "load_builtin", must_not_load)
     status, _, stderr = _run(["explain", images[0], tmp_path / "missing.jpg", "--out", tmp_path / "out"], capsys)
     assert status == 2
     assert "missing.jpg" in stderr
@@ -400,14 +400,14 @@ def test_a_failure_midway_leaves_no_report(torchscript_model, images, tmp_path, 
 
 def test_probabilities_are_kept_and_scores_are_softmaxed():
     probs = np.array([[0.2, 0.8], [1.0, 0.0]])
-    np.testing.assert_array_equal(cli.probabilities(probs), probs)
+    np.testing.assert_array_equal(models.probabilities(probs), probs)
     logits = np.array([[0.0, np.log(3.0)]])
-    np.testing.assert_allclose(cli.probabilities(logits), [[0.25, 0.75]])
-    np.testing.assert_allclose(cli.probabilities(np.array([[0.9], [0.0]])), [[0.1, 0.9], [1.0, 0.0]])
+    np.testing.assert_allclose(models.probabilities(logits), [[0.25, 0.75]])
+    np.testing.assert_allclose(models.probabilities(np.array([[0.9], [0.0]])), [[0.1, 0.9], [1.0, 0.0]])
     with pytest.raises(ValueError, match="one column must be a sigmoid probability in"):
-        cli.probabilities(np.array([[0.5], [3.0]]))
+        models.probabilities(np.array([[0.5], [3.0]]))
     with pytest.raises(ValueError, match=r"shape \(3,\)"):
-        cli.probabilities(np.zeros(3))
+        models.probabilities(np.zeros(3))
 
 
 @pytest.mark.parametrize("name, expected", [
@@ -415,13 +415,13 @@ def test_probabilities_are_kept_and_scores_are_softmaxed():
     ("lite", [-127 / 128, 0.5 / 128, 1.0]),
 ])
 def test_preprocessing(name, expected):
-    np.testing.assert_allclose(cli.PREPROCESSING[name](np.array([0.0, 127.5, 255.0])), expected)
+    np.testing.assert_allclose(models.PREPROCESSING[name](np.array([0.0, 127.5, 255.0])), expected)
 
 
 def test_imagenet_preprocessing_uses_the_imagenet_mean_and_std():
     pixel = np.array([[[[0.485 * 255, 0.456 * 255, 0.406 * 255]]]])
-    np.testing.assert_allclose(cli.PREPROCESSING["imagenet"](pixel), 0.0, atol=1e-6)
-    np.testing.assert_allclose(cli.PREPROCESSING["torch"](pixel + 0.229 * 255)[..., 0], 1.0, atol=1e-6)
+    np.testing.assert_allclose(models.PREPROCESSING["imagenet"](pixel), 0.0, atol=1e-6)
+    np.testing.assert_allclose(models.PREPROCESSING["torch"](pixel + 0.229 * 255)[..., 0], 1.0, atol=1e-6)
 
 
 def test_methods_and_input_size_parsing():
