@@ -47,6 +47,7 @@ class Classifier:
     predictor: Callable  # images -> (N, K) probabilities (what AnchorImage takes)
     top_classes: Callable  # (K,) probabilities, top -> [(class index, name, p), ...] best first
     cam_layer: str | None = None  # None: CAM picks the last feature map
+    cam_model: object = None  # what CAM explains, when not ``model``: a one-output model as two outputs
 
     def with_labels(self, labels) -> "Classifier":
         """The same classifier, its classes named by ``labels`` (a list: class k is ``labels[k]``)."""
@@ -232,8 +233,8 @@ def load_saved_model(path: str, kind: str, input_size=None, preprocess: str = "n
     if saved.framework == "keras":
         model_input = pixels
 
-        def predictor(images):
-            return probabilities(model.predict(model_input(images), verbose=0))
+        def scores(images):
+            return model.predict(model_input(images), verbose=0)
 
     else:
         import torch
@@ -241,16 +242,49 @@ def load_saved_model(path: str, kind: str, input_size=None, preprocess: str = "n
         def model_input(images):
             return torch.from_numpy(np.ascontiguousarray(pixels(images).transpose(0, 3, 1, 2)))
 
-        def predictor(images):
+        def scores(images):
             inputs = model_input(images)
             with torch.no_grad():
                 outputs = [model(part) for part in (inputs.split(batch) if batch else [inputs])]
-            return probabilities(torch.cat(outputs).cpu().numpy())
+            return torch.cat(outputs).cpu().numpy()
+
+    def predictor(images):
+        return probabilities(scores(images))
 
     return Classifier(
         name=Path(path).name, framework=saved.framework, model=model, input_size=tuple(input_size),
         preprocess=model_input, predictor=predictor, top_classes=numbered_classes,
+        cam_model=_two_outputs(model, saved.framework) if _n_outputs(scores, input_size) == 1 else None,
     )
+
+
+def _n_outputs(scores, input_size) -> int | None:
+    """The number of the model's outputs, from one grey image (None when it fails: :func:`probe` says why)."""
+    try:
+        return int(np.asarray(scores(np.full((1, *input_size, 3), 128.0, dtype=np.float32))).shape[-1])
+    except Exception:
+        return None
+
+
+def _two_outputs(model, framework: str):
+    """A one-output (sigmoid) model as two outputs (1 - p, p): CAM explains class 0 as the complement."""
+    if framework == "keras":
+        import keras
+
+        output = model.outputs[0]
+        return keras.Model(model.inputs, keras.ops.concatenate([1.0 - output, output], axis=-1))
+    import torch
+
+    class TwoOutputs(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x):
+            output = self.model(x)
+            return torch.cat([1.0 - output, output], dim=1)
+
+    return TwoOutputs().eval()
 
 
 def load_model(model: str = BUILTIN_MODEL, *, framework: str | None = None, input_size=None,
