@@ -113,19 +113,19 @@ class OutputFolder:
     def claim(self) -> None:
         """Create OUT (with the user's umask) and record the run's entries and arguments in the manifest."""
         self.path.mkdir(parents=True, exist_ok=True)
-        remove_temporaries(self.path)
+        for folder in [self.path] + [self.path / name for name in self.entries if (self.path / name).is_dir()]:
+            remove_temporaries(folder)
         owned = set(self.manifest["entries"]) if self.manifest else set()
         self.manifest = {"generator": _GENERATOR, "version": __version__, "fingerprint": self.fingerprint,
                          "arguments": self.arguments, "entries": sorted(owned | set(self.entries))}
         atomic_write(self.path / MANIFEST_NAME, json.dumps(self.manifest, indent=2))
 
     def subfolder(self, name: str) -> Path:
-        """An owned folder inside OUT, created with the user's umask, cleaned of temporaries."""
+        """An owned folder inside OUT, created with the user's umask."""
         if name not in self.entries:
             raise ValueError(f"{name!r} is not an entry of this run")
         folder = self.path / name
         folder.mkdir(exist_ok=True)
-        remove_temporaries(folder)
         return folder
 
     def owns(self, path) -> bool:

@@ -302,6 +302,40 @@ def test_a_folder_with_subfolders_a_corrupt_file_and_a_text_file_named_jpg(torch
     assert len(_table(out)) == 3
 
 
+@pytest.mark.slow
+def test_a_run_killed_part_way_resumes_with_one_row_per_image_and_the_same_anchors(torchscript_model, tmp_path,
+                                                                                  capsys):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for k in range(8):
+        image = _striped_image()
+        image[SIZE // 2:] = rng.integers(0, 256, size=3)
+        Image.fromarray(image).save(folder / f"{k}.png")
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert _run(_torchscript_argv(torchscript_model, [folder], whole), capsys)[0] == 0
+    argv = [str(arg) for arg in _torchscript_argv(torchscript_model, [folder], killed)]
+    process = subprocess.Popen([sys.executable, "-c", f"from imgexplain import cli; cli.main({argv!r})"],
+                               start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parts = killed / "results.parquet"
+    while process.poll() is None and len(list(parts.glob("part-*"))) < 3:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert 3 <= len(list(parts.glob("part-*"))) < 8
+    assert _run(_torchscript_argv(torchscript_model, [folder], killed), capsys)[0] == 0
+    resumed, uninterrupted = _table(killed), _table(whole)
+    assert list(resumed.image) == list(uninterrupted.image)  # one row per image, none twice
+    assert [list(a) for a in resumed.anchor] == [list(a) for a in uninterrupted.anchor]
+    assert list(resumed.precision) == list(uninterrupted.precision)
+    assert not list(killed.rglob(".imgexplain-*"))
+
+
 def test_changed_arguments_are_refused_not_mixed(torchscript_model, images, tmp_path, capsys):
     out = tmp_path / "out"
     assert _run(_torchscript_argv(torchscript_model, images[:1], out), capsys)[0] == 0

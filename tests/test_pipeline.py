@@ -11,7 +11,7 @@ import pytest
 
 from imgexplain import AnchorImage, PredictorError
 from imgexplain.distributed import WorkerError
-from imgexplain.pipeline import explain_many
+from imgexplain.pipeline import explain_dataset, explain_many
 from imgexplain.segmentation import grid_segments
 
 SHAPE = (24, 24, 3)
@@ -139,6 +139,28 @@ def test_a_killed_worker_and_a_stuck_image_are_that_image_s_errors_and_every_oth
     assert isinstance(results[3], TimeoutError) and "no result after 5 s" in str(results[3])
     assert isinstance(results[4], WorkerError) and str(results[4]) == "ValueError: bad pixel"
     assert not ray.is_initialized()
+
+
+class RowExplainer(FaultyExplainer):
+    def explain(self, image):
+        return {"mean": super().explain(image)}
+
+
+@pytest.mark.slow
+def test_a_dataset_run_records_a_killed_worker_and_a_stuck_image_as_error_rows(tmp_path):
+    import pandas as pd
+    import pyarrow as pa
+
+    pytest.importorskip("ray")
+    send_this_module_by_value()
+    images = [(f"image {k}", image) for k, image in enumerate(_faulty_images())]
+    results = list(explain_dataset(images, RowExplainer, out=tmp_path, schema=pa.schema([("mean", pa.float64())]),
+                                   n_workers=2, timeout=5, progress=False))
+    assert sorted(result.index for result in results) == list(range(6))
+    table = pd.read_parquet(tmp_path / "results.parquet").sort_values("index")
+    assert list(table.status) == ["ok", "error", "ok", "error", "error", "ok"]
+    assert list(table.error_type.fillna("-")) == ["-", "WorkerDiedError", "-", "TimeoutError", "ValueError", "-"]
+    np.testing.assert_allclose(table["mean"].iloc[[0, 2, 5]], [images[k][1].mean() for k in (0, 2, 5)])
 
 
 def test_in_this_process_errors_are_returned_in_place_or_raised_with_the_image_index():
