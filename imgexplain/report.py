@@ -168,10 +168,10 @@ def write_report(out, table, arguments: dict, names=None, title: str = "imgexpla
     summary = summarize(rows, arguments)
     atomic_write(out / SUMMARY_NAME, json.dumps(summary, indent=2, default=str))
     body = _summary_html(summary, rows, arguments)
+    pages, written = out / PAGES, set()
     if len(rows) <= page_size:
         body += "".join(_section_html(row, "") for row in rows)
     else:
-        pages = out / PAGES
         pages.mkdir(exist_ok=True)
         links = []
         for number, start in enumerate(range(0, len(rows), page_size), start=1):
@@ -181,7 +181,11 @@ def write_report(out, table, arguments: dict, names=None, title: str = "imgexpla
             atomic_write(pages / name, _page(f"{title}: images {start + 1} to {start + len(chunk)}",
                                              navigation + "".join(_section_html(row, "../") for row in chunk)))
             links.append(f'<li><a href="{PAGES}/{name}">images {start + 1} to {start + len(chunk)}</a></li>')
+            written.add(name)
         body += f"<h2>images</h2><ul>{''.join(links)}</ul>"
     report = out / REPORT_NAME
     atomic_write(report, _page(title, body))
+    for stale in pages.glob("page-*.html") if pages.is_dir() else ():
+        if stale.name not in written:  # pages of an earlier, longer report (ours: the folder is in the manifest)
+            stale.unlink()
     return report

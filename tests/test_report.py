@@ -83,6 +83,8 @@ def test_many_images_go_to_linked_pages(tmp_path):
     second = (out / "report" / "page-0002.html").read_text()
     assert 'src="../pictures/my%20cat%232.png"' in second
     assert "broken.jpg" in (out / "report" / "page-0003.html").read_text()
+    report.write_report(out, table, {}, page_size=3)
+    assert [p.name for p in sorted((out / "report").iterdir())] == ["page-0001.html", "page-0002.html"]
 
 
 def test_output_folder_of_someone_else_is_refused(tmp_path):
