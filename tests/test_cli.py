@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import signal
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -305,7 +306,6 @@ def test_a_folder_with_subfolders_a_corrupt_file_and_a_text_file_named_jpg(torch
 @pytest.mark.slow
 def test_a_run_killed_part_way_resumes_with_one_row_per_image_and_the_same_anchors(torchscript_model, tmp_path,
                                                                                   capsys):
-    import signal
     import subprocess
     import sys
     import time
@@ -476,7 +476,7 @@ def test_an_interrupted_run_keeps_the_old_report_and_its_rows_and_resumes(torchs
     def interrupted_on_the_second_image(*args):
         calls.append(args)
         if len(calls) == 2:
-            raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGTERM)
         return original(*args)
 
     more = tmp_path / "more.png"
@@ -490,6 +490,17 @@ def test_an_interrupted_run_keeps_the_old_report_and_its_rows_and_resumes(torchs
     monkeypatch.setattr(render, "anchor_picture", original)
     assert _run(_torchscript_argv(torchscript_model, [images[0], images[1], more], out), capsys)[0] == 0
     assert sorted(_table(out).image) == sorted(str(p.absolute()) for p in (images[0], images[1], more))
+
+
+def test_an_out_folder_without_write_permission_is_refused(images, tmp_path, capsys, monkeypatch):
+    from imgexplain import results
+
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.setattr(results.os, "access", lambda path, mode: False)  # tests run as root, which may write anywhere
+    status, _, stderr = _run(["explain", images[0], "--out", out], capsys)
+    assert status == 2
+    assert stderr == f"imgexplain: error: --out: no permission to write in {str(out)!r}\n"
 
 
 def test_a_full_disk_is_one_line_and_status_1(torchscript_model, images, tmp_path, capsys, monkeypatch):
