@@ -1,6 +1,6 @@
 """Throughput, memory and resume cost of `imgexplain explain` on a folder of images.
 
-    /work/main/.venv/bin/python -m bench.dataset [--quick]
+    /work/main/.venv/bin/python -m bench.dataset [--images 1000] [--anchor-images 6]
 
 Makes N images from scikit-image's sample photographs (flipped, cropped, rotated by a seeded
 generator; JPEG files in a temporary folder), then runs the command line in a fresh process for each
@@ -68,12 +68,16 @@ def run_command(arguments, kill_after_rows: int | None = None, out: Path | None 
     started = time.perf_counter()
     process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak = 0
-    while process.poll() is None:
-        peak = max(peak, _session_rss(process.pid))
-        if kill_after_rows is not None and len(list((out / "results.parquet").glob("part-*"))) >= kill_after_rows:
-            os.killpg(process.pid, signal.SIGKILL)
-            break
-        time.sleep(0.1)
+    try:
+        while process.poll() is None:
+            peak = max(peak, _session_rss(process.pid))
+            if kill_after_rows is not None and len(list((out / "results.parquet").glob("part-*"))) >= kill_after_rows:
+                os.killpg(process.pid, signal.SIGKILL)
+                break
+            time.sleep(0.1)
+    except BaseException:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
     process.wait()
     seconds = time.perf_counter() - started
     if kill_after_rows is None and process.returncode != 0:
@@ -110,33 +114,48 @@ def resume_cost(work: Path, images, n: int, uninterrupted: float) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="100 images, 4 with anchors")
+    parser.add_argument("--images", type=int, default=1000, help="images of the Grad-CAM runs (default: 1000)")
+    parser.add_argument("--anchor-images", type=int, default=6,
+                        help="images of the anchor runs, the first ones of the set (default: 6)")
     args = parser.parse_args(argv)
-    n_large, n_small, n_anchor = (100, 50, 4) if args.quick else (1000, 250, 20)
+    n_large, n_anchor = args.images, args.anchor_images
+    n_small = n_large // 4
+    results = {"runs": []}
+    record = Path("bench/out/dataset.json")
+    record.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="imgexplain-bench-") as temporary:
         work = Path(temporary)
         folder = work / "images"
         folder.mkdir()
         make_images(folder, n_large)
         files = sorted(folder.rglob("*.jpg"))
-        rows = [measure(folder, work, "gradcam-w0-small", "gradcam", 0, n_small, files[:n_small]),
-                measure(folder, work, "gradcam-w0", "gradcam", 0, n_large, [folder]),
-                measure(folder, work, "gradcam-w2", "gradcam", 2, n_large, [folder]),
-                measure(folder, work, "anchor-w0", "anchor,gradcam", 0, n_anchor, files[:n_anchor]),
-                measure(folder, work, "anchor-w2", "anchor,gradcam", 2, n_anchor, files[:n_anchor])]
-        resume = resume_cost(work, [folder], n_large, rows[1]["seconds"])
-    print(f"resume: {resume}", file=sys.stderr)
-    Path("bench/out").mkdir(parents=True, exist_ok=True)
-    Path("bench/out/dataset.json").write_text(json.dumps({"runs": rows, "resume": resume}, indent=2))
-    print("| methods | --workers | images | seconds | images/s | peak memory (MiB) |")
-    print("|---|---|---|---|---|---|")
-    for row in rows:
-        print(f"| {row['method']} | {row['workers']} | {row['images']} | {row['seconds']:.1f} | "
-              f"{row['images_per_second']:.2f} | {row['peak_bytes'] / 2**20:.0f} |")
-    print(f"\nResume: killed after {resume['killed_after_rows']} of {n_large} rows at {resume['first_seconds']:.1f} s, "
-          f"resumed in {resume['resumed_seconds']:.1f} s; total {resume['total_seconds']:.1f} s vs "
-          f"{resume['uninterrupted_seconds']:.1f} s uninterrupted ({100 * resume['overhead']:+.1f} %).")
+        settings = [("gradcam-w0-small", "gradcam", 0, n_small, files[:n_small]),
+                    ("gradcam-w0", "gradcam", 0, n_large, [folder]),
+                    ("gradcam-w2", "gradcam", 2, n_large, [folder]),
+                    ("anchor-w0", "anchor,gradcam", 0, n_anchor, files[:n_anchor]),
+                    ("anchor-w2", "anchor,gradcam", 2, n_anchor, files[:n_anchor])]
+        for index, setting in enumerate(settings):
+            results["runs"].append(measure(folder, work, *setting))
+            record.write_text(json.dumps(results, indent=2))
+            if index == 1:
+                results["resume"] = resume_cost(work, [folder], n_large, results["runs"][1]["seconds"])
+                print(f"resume: {results['resume']}", file=sys.stderr)
+                record.write_text(json.dumps(results, indent=2))
+    print(markdown(results, n_large))
     return 0
+
+
+def markdown(results: dict, n_large: int) -> str:
+    lines = ["| methods | --workers | images | seconds | images/s | peak memory (MiB) |", "|---|---|---|---|---|---|"]
+    for row in results["runs"]:
+        lines.append(f"| {row['method']} | {row['workers']} | {row['images']} | {row['seconds']:.1f} | "
+                     f"{row['images_per_second']:.2f} | {row['peak_bytes'] / 2**20:.0f} |")
+    resume = results["resume"]
+    lines.append(f"\nResume: killed after {resume['killed_after_rows']} of {n_large} rows at "
+                 f"{resume['first_seconds']:.1f} s, resumed in {resume['resumed_seconds']:.1f} s; total "
+                 f"{resume['total_seconds']:.1f} s vs {resume['uninterrupted_seconds']:.1f} s uninterrupted "
+                 f"({100 * resume['overhead']:+.1f} %).")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

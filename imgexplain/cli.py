@@ -291,6 +291,8 @@ def _explain_command(args) -> int:
                          f"{n_classes} classes")
     shown = dict(arguments, images=" ".join(args.images), workers=args.workers,
                  **{"model loading time": f"{time.perf_counter() - tick:.1f} s"})
+    if args.workers:
+        classifier = None  # each worker loads its own: the copy loaded for the checks is freed
     return _run(args.images, load, settings["methods"], folder, shown, classifier=classifier,
                 options=dict(target=args.target, threshold=args.threshold, seed=args.seed, max_pixels=args.max_pixels),
                 workers=args.workers, timeout=args.timeout, address=args.address)
@@ -302,7 +304,7 @@ def _run(images, load, methods, folder, shown, *, classifier=None, options=None,
     from imgexplain import explainers, pipeline, report
 
     options = options or {}
-    if workers == 0 and classifier is not None:
+    if classifier is not None:
         load = partial(lambda loaded: loaded, classifier)  # the model loaded for the checks serves in-process
     make_explainer = partial(explainers.ImageExplainer, load, methods, **options)
     started = time.perf_counter()
