@@ -211,9 +211,6 @@ def explain_many(make_explainer: Callable, images: Sequence[np.ndarray] | np.nda
     other explanation; a dead worker's image is retried once, an image past ``timeout`` seconds is a
     ``TimeoutError``. ``n_workers`` 0 explains in this process, None uses one Ray worker per CPU.
     """
-    if not callable(make_explainer):
-        raise TypeError(f"make_explainer must be a callable that returns an explainer; "
-                        f"got {type(make_explainer).__name__}")
     if errors not in ("raise", "return"):
         raise ValueError(f"errors must be 'raise' or 'return'; got {errors!r}")
     images = _check_images(images)
