@@ -206,7 +206,8 @@ def run_on_ray(make_explainer: Callable, tasks: Iterable[Task], explain_kwargs: 
                 yield outcome
             now = time.monotonic()
             for ref, job in list(running.items()):
-                if timeout is not None and now - job.started >= timeout:
+                # A task that finished while a worker was being replaced is not late: it is collected next turn.
+                if timeout is not None and now - job.started >= timeout and not ray.wait([ref], timeout=0)[0]:
                     del running[ref]
                     pool.replace(job.actor)
                     yield Outcome(job.task, error_type="TimeoutError", seconds=now - job.started,

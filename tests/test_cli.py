@@ -254,8 +254,10 @@ def test_anchors_on_ray_workers_are_those_found_in_this_process(torchscript_mode
         out = tmp_path / f"out{workers}"
         status, _, stderr = _run(_torchscript_argv(torchscript_model, images, out, "--workers", workers), capsys)
         assert status == 0, stderr
-        tables.append(_table(out)[["image", "anchor", "precision", "coverage"]])
-    assert tables[0].to_dict("list") == tables[1].to_dict("list")
+        table = _table(out)
+        tables.append((list(table.image), [list(anchor) for anchor in table.anchor], list(table.precision),
+                       list(table.coverage)))
+    assert tables[0] == tables[1]
 
 
 def test_a_second_run_resumes_and_keeps_the_user_s_files(torchscript_model, images, tmp_path, capsys):
