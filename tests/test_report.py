@@ -58,7 +58,10 @@ def test_report_escapes_text_quotes_paths_and_shows_anchor_ids_and_colour_bars(t
     links.feed(page)
     assert links.sources == ["pictures/my%20cat%230.png", "pictures/my%20cat%231.png"]
     assert "superpixel ids in the anchor</td><td>#12, #3" in page
-    assert any(report.colorbar_css("viridis") in style for style in links.styles)
+    (bar,) = {style for style in links.styles if "linear-gradient" in style}
+    for fraction, stop in ((0.0, "0%"), (1.0, "100%")):
+        r, g, b, _ = matplotlib.colormaps["viridis"](fraction)
+        assert f"rgb({r * 255:.0f},{g * 255:.0f},{b * 255:.0f}) {stop}" in bar
     assert "OSError: image file is truncated" in page
 
 
