@@ -189,7 +189,8 @@ def anchor_precision(predictor, image, explanation, n=1000, seed=None, p_sample=
     predict_labels = LabelPredictor(check_predictor(predictor), image.shape, image.dtype)
     rng = np.random.default_rng(seed)
     original = predict_labels(image[None])[0]
-    per_call = rows_per_batch(image.size * image.itemsize + image.shape[0] * image.shape[1])
+    # A perturbed image, its pixel mask and, with backgrounds, the background drawn for it.
+    per_call = rows_per_batch(image.nbytes * (1 if images_background is None else 2) + segments.size)
     agree = 0
     for start in range(0, n, batch_size):
         size = min(batch_size, n - start)
@@ -198,11 +199,11 @@ def anchor_precision(predictor, image, explanation, n=1000, seed=None, p_sample=
         chosen = None if images_background is None else rng.integers(len(replacement), size=size)
         for part in range(0, size, per_call):
             rows = slice(part, part + per_call)
-            perturbed = ~kept[rows][:, inverse]
+            kept_pixels = kept[rows][:, inverse]
             if image.ndim == 3:
-                perturbed = perturbed[..., None]
+                kept_pixels = kept_pixels[..., None]
             fill = replacement[None] if chosen is None else replacement[chosen[rows]]
-            batch = np.where(perturbed, fill, image[None])
+            batch = np.where(kept_pixels, image[None], fill)
             agree += int(np.sum(predict_labels(batch, fresh=True) == original))
 
     result = binomtest(agree, n)
@@ -326,7 +327,7 @@ def _curve(kind, predictor, image, saliency, target, steps, baseline, segments, 
     if target is None:
         target = int(np.argmax(_scores(_call(predictor, image[None]), 1)[0]))
     fill = fill.astype(image.dtype, copy=False)
-    per_call = min(batch_size, rows_per_batch(image.size * image.itemsize + pixel_rank.size))
+    per_call = min(batch_size, rows_per_batch(image.nbytes + pixel_rank.size))
     scores = []
     for start in range(0, len(counts), per_call):
         chunk = counts[start:start + per_call]
