@@ -26,7 +26,12 @@ def rows_per_batch(bytes_per_row: int) -> int:
     return max(1, MAX_BATCH_BYTES // max(1, int(bytes_per_row)))
 
 
-def call_predictor(predictor: Callable, images: np.ndarray, *, fresh: bool = False, name: str | None = None):
+def predictor_name(predictor: Callable) -> str:
+    """The name error messages give the predictor: its qualified name, or its type's name."""
+    return getattr(predictor, "__qualname__", None) or type(predictor).__name__
+
+
+def call_predictor(predictor: Callable, images: np.ndarray, *, fresh: bool = False):
     """``predictor(images)`` on an array the predictor may modify in place, its exceptions as PredictorError.
 
     The predictor gets a copy of ``images`` unless ``fresh`` says that ``images`` is a new array nobody else
@@ -36,13 +41,8 @@ def call_predictor(predictor: Callable, images: np.ndarray, *, fresh: bool = Fal
     try:
         return predictor(batch)
     except Exception as error:
-        name = name or predictor_name(predictor)
-        raise PredictorError(f"predictor {name!r} raised {type(error).__name__} on a batch of shape "
-                             f"{batch.shape} and dtype {batch.dtype}: {error}") from error
-
-
-def predictor_name(predictor: Callable) -> str:
-    return getattr(predictor, "__qualname__", None) or type(predictor).__name__
+        raise PredictorError(f"predictor {predictor_name(predictor)!r} raised {type(error).__name__} on a batch "
+                             f"of shape {batch.shape} and dtype {batch.dtype}: {error}") from error
 
 
 class LabelPredictor:
@@ -67,7 +67,7 @@ class LabelPredictor:
         """Labels of ``images``; the predictor gets a private copy unless ``fresh`` (see :func:`call_predictor`)."""
         batch = np.asarray(images, dtype=self.dtype).reshape((len(images),) + self.input_shape)
         fresh = fresh or not np.may_share_memory(batch, images)  # a cast to dtype already copied
-        output = call_predictor(self.predictor, batch, fresh=fresh, name=self.name)
+        output = call_predictor(self.predictor, batch, fresh=fresh)
         self.n_calls += 1
         self.n_images += len(batch)
         return labels_from_output(output, len(batch), self.name)
