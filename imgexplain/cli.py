@@ -25,6 +25,7 @@ import numpy as np
 from imgexplain import models
 from imgexplain._version import __version__
 from imgexplain.cam.methods import METHODS as CAM_METHODS
+from imgexplain.datasets import MAX_PIXELS
 from imgexplain.models import BUILTIN_MODEL, PREPROCESSING
 
 METHODS = ("anchor",) + CAM_METHODS
@@ -93,8 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--timeout", type=float, default=None, metavar="S",
                          help="seconds an image may take on a worker before it is recorded as an error "
                               "(needs --workers)")
-    explain.add_argument("--max-pixels", type=int, default=None, metavar="N",
-                         help="refuse images of more than N pixels (default: the library's limit)")
+    explain.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N",
+                         help="refuse images of more than N pixels (default: %(default)s)")
     explain.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help="output folder (default: %(default)s)")
     explain.set_defaults(run=_explain_command)
 
@@ -159,7 +160,7 @@ def parse_input_size(text: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
-def check_image_path(path, max_pixels=None) -> None:
+def check_image_path(path, max_pixels=MAX_PIXELS) -> None:
     """InputError unless ``path`` is a folder or a readable image file (its header only is read)."""
     from PIL import Image, UnidentifiedImageError
 
@@ -168,6 +169,7 @@ def check_image_path(path, max_pixels=None) -> None:
         raise InputError(f"no such image file or folder: {str(path)!r}")
     if path.is_dir():
         return
+    bomb_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # --max-pixels is the limit here
     try:
         with Image.open(path) as opened:
             width, height = opened.size
@@ -177,6 +179,8 @@ def check_image_path(path, max_pixels=None) -> None:
         raise InputError(f"cannot read image file (permission denied): {str(path)!r}") from None
     except (OSError, ValueError, SyntaxError) as error:
         raise InputError(f"damaged image file {str(path)!r}: {error}") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = bomb_limit
     if max_pixels is not None and width * height > max_pixels:
         raise InputError(f"{str(path)!r} has {width}x{height} = {width * height} pixels, more than --max-pixels "
                          f"{max_pixels}")
@@ -195,7 +199,7 @@ def _check_numbers(args) -> None:
         raise InputError(f"--timeout: expected a number of seconds > 0; got {args.timeout}")
     if args.timeout is not None and args.workers == 0:
         raise InputError("--timeout needs --workers 1 or more: an image explained in this process cannot be stopped")
-    if args.max_pixels is not None and args.max_pixels < 1:
+    if args.max_pixels < 1:
         raise InputError(f"--max-pixels: expected a number of pixels >= 1; got {args.max_pixels}")
 
 

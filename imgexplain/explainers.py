@@ -6,15 +6,14 @@ row of the results table, with its pictures as PNG bytes (written by the pipelin
 from __future__ import annotations
 
 import hashlib
-import inspect
 import io
 import math
-import os
 import time
 
 import numpy as np
 
 from imgexplain.cam.methods import METHODS as CAM_METHODS
+from imgexplain.datasets import MAX_PIXELS
 
 # Seed 000's settings: slic superpixels, and the anchor search arguments.
 SEGMENTATION_KWARGS = {"n_segments": 15, "compactness": 20, "sigma": 0.5, "start_label": 0}
@@ -23,22 +22,6 @@ TAU = 0.25
 HEATMAP_COLORMAP = "viridis"
 PICTURES = "pictures"
 PICTURE_SIZE = 224  # pictures of smaller inputs are enlarged (nearest neighbour) to about this size
-
-
-def read_pixels(path, max_pixels=None) -> np.ndarray:
-    """Decode an image file once to a (H, W, 3) uint8 array; ValueError above ``max_pixels`` pixels."""
-    from imgexplain.datasets import load_image
-
-    if "max_pixels" in inspect.signature(load_image).parameters:
-        return load_image(path, target_size=None, max_pixels=max_pixels)
-    if max_pixels is not None:
-        from PIL import Image
-
-        with Image.open(path) as opened:
-            width, height = opened.size
-        if width * height > max_pixels:
-            raise ValueError(f"{width}x{height} = {width * height} pixels, more than max_pixels = {max_pixels}")
-    return load_image(path, target_size=None)
 
 
 def row_schema(methods):
@@ -78,10 +61,11 @@ def _enlarge(array: np.ndarray, factor: int) -> np.ndarray:
 class ImageExplainer:
     """Explain one image with ``methods`` ('anchor' and CAM methods) on the model ``load_classifier()`` loads.
 
-    ``target`` None explains the predicted class; anchors always explain the prediction.
+    ``target`` None explains the predicted class; anchors always explain the prediction. Images of more
+    than ``max_pixels`` pixels are refused (``datasets.load_image``).
     """
 
-    def __init__(self, load_classifier, methods, *, target=None, threshold=0.95, seed=0, max_pixels=None):
+    def __init__(self, load_classifier, methods, *, target=None, threshold=0.95, seed=0, max_pixels=MAX_PIXELS):
         from imgexplain import AnchorImage
         from imgexplain.cam.api import CAM
 
@@ -101,8 +85,7 @@ class ImageExplainer:
         from imgexplain.datasets import load_image, resize_image
 
         classifier = self.classifier
-        pixels = read_pixels(image, self.max_pixels) if isinstance(image, (str, os.PathLike)) else \
-            load_image(image, target_size=None)
+        pixels = load_image(image, target_size=None, max_pixels=self.max_pixels)  # a file is decoded once
         x = resize_image(pixels, classifier.input_size).astype(np.float32)
         del pixels
         probs = np.asarray(classifier.predictor(x[np.newaxis]))[0]
