@@ -11,7 +11,6 @@ imported inside the functions that need them.
 """
 from __future__ import annotations
 
-import copy
 import os
 import re
 import time
@@ -263,7 +262,7 @@ def from_onnx(path, preprocess=None, batch_size=None, device=None):
 # --- PyTorch ----------------------------------------------------------------------------------------------
 
 class TorchPredictor(ChunkedPredictor):
-    """A PyTorch module as a predictor (see `from_torch`). ``module`` is the predictor's own copy."""
+    """A PyTorch module as a predictor (see `from_torch`)."""
 
     def __init__(self, module, preprocess, batch_size, device):
         super().__init__(preprocess, batch_size, str(device), f"the module {type(module).__name__}")
@@ -296,9 +295,9 @@ class TorchPredictor(ChunkedPredictor):
 def from_torch(module, preprocess=None, batch_size=None, device=None):
     """A predictor that runs a PyTorch module the fast way.
 
-    The predictor works on its own copy of ``module`` (yours keeps its device, mode and weights), in eval
-    mode, under ``torch.inference_mode``, with 4-D inputs and weights in channels_last layout (the fast
-    layout of oneDNN and cuDNN convolutions).
+    The module runs in eval mode on ``device`` (``from_torch`` calls its ``eval()`` and ``to(device)``, as
+    explainers of PyTorch models do), under ``torch.inference_mode``, with 4-D inputs in channels_last layout
+    (the fast layout of oneDNN and cuDNN convolutions; a convolution follows its input's layout).
 
     Parameters
     ----------
@@ -325,10 +324,9 @@ def from_torch(module, preprocess=None, batch_size=None, device=None):
     preprocess = _check_preprocess(preprocess)
     batch_size = _check_batch_size(batch_size)
     device = torch_device(device)
-    own = copy.deepcopy(module).to(device)
+    module.to(device)
     try:
-        own.eval()
+        module.eval()
     except NotImplementedError:  # an exported graph is fixed in the mode it was exported in
         pass
-    own.to(memory_format=torch.channels_last)
-    return TorchPredictor(own, preprocess, batch_size, device)
+    return TorchPredictor(module, preprocess, batch_size, device)

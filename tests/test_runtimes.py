@@ -182,20 +182,17 @@ def small_convnet():
                                torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 5))
 
 
-def test_torch_predictor_gives_the_module_output_in_eval_mode_and_leaves_the_module_alone():
+def test_torch_predictor_gives_the_module_output_in_eval_mode():
     module = small_convnet().train()
-    weight = module[0].weight.detach().clone()
     predictor = from_torch(module, preprocess=channels_first, device="cpu")
+    assert not module.training
     with torch.no_grad():
-        expected = module.eval()(torch.from_numpy(channels_first(IMAGES).copy())).numpy()
-    module.train()
+        expected = module(torch.from_numpy(channels_first(IMAGES).copy())).numpy()
+    images = IMAGES.copy()
     for _ in range(3):
-        np.testing.assert_allclose(predictor(IMAGES), expected, rtol=1e-4, atol=1e-5)
-    assert module.training and module[0].weight.is_contiguous()
-    assert torch.equal(module[0].weight, weight)
-    assert predictor.module is not module and not predictor.module.training
-    assert predictor.module[0].weight.is_contiguous(memory_format=torch.channels_last)
-    assert predictor.device == "cpu"
+        np.testing.assert_allclose(predictor(images), expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(images, IMAGES)
+    assert predictor.module is module and predictor.device == "cpu"
 
 
 def test_torch_predictor_takes_torchscript_and_exported_programs():
@@ -267,3 +264,115 @@ def test_torch_cuda_without_a_gpu_is_a_value_error(monkeypatch):
         runtimes.torch_device("cuda")
     with pytest.raises(ValueError, match="device must be"):
         runtimes.torch_device("cuda:x")
+
+
+# Saved models on the command line: ONNX on ONNX Runtime, PyTorch through from_torch
+
+SIZE = 32
+
+
+class StripeDetector(torch.nn.Module):
+    """Class 1 when the top-left quadrant of a (N, 3, 32, 32) image in [0, 1] has vertical stripes."""
+
+    def __init__(self, channels_last=False):
+        super().__init__()
+        self.channels_last = channels_last
+
+    def forward(self, x):
+        if self.channels_last:
+            x = x.permute(0, 3, 1, 2)
+        quadrant = x[:, :, :SIZE // 2, :SIZE // 2]
+        energy = (quadrant[:, :, :, 1:] - quadrant[:, :, :, :-1]).abs().sum(1).mean((1, 2))
+        return torch.stack([1.0 - energy, energy - 1.0], dim=1) * 4.0
+
+
+def striped_image():
+    image = np.zeros((SIZE, SIZE, 3), dtype=np.uint8)
+    image[:, :] = (40, 120, 200)
+    image[SIZE // 2:, :] = (200, 160, 40)
+    image[:SIZE // 2, :SIZE // 2] = 0
+    image[:SIZE // 2, :SIZE // 2:2] = 255
+    return image
+
+
+@pytest.fixture(scope="module")
+def saved_models(tmp_path_factory):
+    """The stripe detector as ONNX (channels first and last) and as a torch.export file."""
+    import warnings
+
+    folder = tmp_path_factory.mktemp("models")
+    batch = torch.export.Dim("batch")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, layout in (("first", False), ("last", True)):
+            example = torch.zeros((2, SIZE, SIZE, 3) if layout else (2, 3, SIZE, SIZE))
+            torch.onnx.export(StripeDetector(layout), (example,), folder / f"{name}.onnx", dynamo=True,
+                              dynamic_shapes={"x": {0: batch}}, external_data=False, verbose=False)
+        program = torch.export.export(StripeDetector(), (torch.zeros(2, 3, SIZE, SIZE),),
+                                      dynamic_shapes={"x": {0: batch}})
+        torch.export.save(program, folder / "stripes.pt2")
+    return folder
+
+
+def test_saved_onnx_and_torch_models_give_the_same_probabilities(saved_models):
+    from scipy.special import softmax
+
+    from imgexplain import models
+
+    images = np.stack([striped_image(), striped_image()[:, ::-1], np.full((SIZE, SIZE, 3), 128, np.uint8)])
+    with torch.no_grad():
+        expected = softmax(StripeDetector()(torch.from_numpy(channels_first(images / 255.0)).float()).numpy(), axis=1)
+    for name in ("first.onnx", "last.onnx", "stripes.pt2"):
+        classifier = models.load_model(str(saved_models / name), preprocess="unit", device="cpu")
+        assert classifier.input_size == (SIZE, SIZE)
+        np.testing.assert_allclose(classifier.predictor(images.astype(np.float32)), expected, atol=1e-5)
+    assert isinstance(models.load_model(str(saved_models / "first.onnx")).model, runtimes.OnnxPredictor)
+
+
+def test_command_explains_with_an_onnx_model_as_with_the_exported_one(saved_models, tmp_path, capsys):
+    import pandas as pd
+    from PIL import Image
+
+    from imgexplain import cli
+
+    image = tmp_path / "striped.png"
+    Image.fromarray(striped_image()).save(image)
+    anchors = []
+    for name in ("first.onnx", "last.onnx", "stripes.pt2"):
+        out = tmp_path / name
+        status = cli.main(["explain", str(image), "--model", str(saved_models / name), "--preprocess", "unit",
+                           "--method", "anchor", "--device", "cpu", "--out", str(out)])
+        assert status == 0, capsys.readouterr().err
+        anchors.append(list(pd.read_parquet(out / "results.parquet").anchor[0]))
+    assert anchors[0] == anchors[1] == anchors[2] and anchors[0]
+
+
+@pytest.mark.parametrize("extra, match", [
+    (["--method", "gradcam"], "an ONNX file does not expose"),
+    (["--method", "anchor", "--device", "gpu"], "--device: device must be 'cpu', 'cuda'"),
+])
+def test_command_rejects_cam_on_onnx_and_unknown_devices(saved_models, tmp_path, capsys, extra, match):
+    from PIL import Image
+
+    from imgexplain import cli
+
+    image = tmp_path / "striped.png"
+    Image.fromarray(striped_image()).save(image)
+    argv = ["explain", str(image), "--model", str(saved_models / "first.onnx"), "--out", str(tmp_path / "out")]
+    assert cli.main(argv + extra) == 2
+    assert match in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_command_with_a_gpu_it_does_not_have_fails_in_one_line(saved_models, tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    from imgexplain import cli
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    image = tmp_path / "striped.png"
+    Image.fromarray(striped_image()).save(image)
+    argv = ["explain", str(image), "--model", str(saved_models / "stripes.pt2"), "--method", "anchor",
+            "--device", "cuda", "--out", str(tmp_path / "out")]
+    assert cli.main(argv) == 2
+    assert "torch sees no CUDA device" in capsys.readouterr().err
