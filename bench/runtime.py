@@ -1,9 +1,9 @@
 """Model runtimes: EfficientNet-Lite0 on PyTorch and on ONNX Runtime, and what the runtime does to anchors and Score-CAM.
 
-    /work/main/.venv/bin/python -m bench.runtime [--repeats 5] [--photos 5] [--no-anchors] [--no-scorecam]
+    /work/main/.venv/bin/python -m bench.runtime [--repeats 3] [--photos 5] [--parts runtimes,anchors,scorecam]
 
-Three measurements, all in this one run, printed as markdown and written to bench/out/runtime.md (and the raw
-figures to bench/out/runtime.json); the tables go into BENCHMARKS.md, section "Model runtime":
+Three measurements, all in this one run, printed as markdown and written to bench/out/runtime-PARTS.md (and the raw
+figures to bench/out/runtime-PARTS.json); the tables go into BENCHMARKS.md, section "Model runtime":
 
 1. ms per image of each runtime over the same 64 images (0..255 pixels in, softmax probabilities out, every
    runtime doing the same preprocessing), after warm-up passes, repetitions interleaved, best and median.
@@ -25,7 +25,7 @@ from bench import run as bench_run
 problems = bench_run.problems
 
 N_IMAGES = 64
-TORCH_BATCHES = (1, 4, 8, 32)
+TORCH_BATCHES = (4, 8, 32)
 ONNX_BATCHES = (1, 8, 32)
 SCORECAM_MASKS = 1280  # EfficientNet-Lite0's last feature map has 1280 channels: one masked image each
 
@@ -249,25 +249,27 @@ def scorecam_lines(timings, agreement, with_forward):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5, help="interleaved timed passes per runtime")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved timed passes per runtime")
     parser.add_argument("--photos", type=int, default=len(problems.PHOTOS), help="photos for the anchors")
-    parser.add_argument("--no-anchors", action="store_true")
-    parser.add_argument("--no-scorecam", action="store_true")
+    parser.add_argument("--parts", default="runtimes,anchors,scorecam", help="which measurements to run")
     args = parser.parse_args(argv)
-    load_before = load()
-    rows, chunk_sizes = bench_runtimes(args.repeats)
-    sections = {"Model runtime": runtime_lines(rows, chunk_sizes, args.repeats, load_before, load())}
-    results = {"runtimes": rows, "chunk_sizes": chunk_sizes}
-    bench_run.log("\n".join(sections["Model runtime"]))
+    parts = args.parts.split(",")
+    sections, results = {}, {}
+    if "runtimes" in parts:
+        load_before = load()
+        rows, chunk_sizes = bench_runtimes(args.repeats)
+        sections["Model runtime"] = runtime_lines(rows, chunk_sizes, args.repeats, load_before, load())
+        results.update(runtimes=rows, chunk_sizes=chunk_sizes)
+        bench_run.log("\n".join(sections["Model runtime"]))
     from imgexplain import zoo
 
     builtin = zoo.efficientnet_lite0(framework="torch", device="cpu")
-    if not args.no_anchors:
+    if "anchors" in parts:
         load_anchors = load()
         results["anchors"] = bench_anchors(args.photos, builtin)
         sections["Anchors per photo, imgexplain vs alibi"] = (
             [f"Load average before {load_anchors}, after {load()}."] + anchor_lines(results["anchors"]))
-    if not args.no_scorecam:
+    if "scorecam" in parts:
         load_cam = load()
         timings, agreement, with_forward = bench_scorecam(builtin)
         results["scorecam"] = {"seconds": timings, "agreement": agreement}
@@ -278,8 +280,9 @@ def main(argv=None):
     for title, lines in sections.items():
         text += ["", f"### {title}", "", *lines]
     problems.OUT.mkdir(parents=True, exist_ok=True)
-    (problems.OUT / "runtime.md").write_text("\n".join(text) + "\n")
-    (problems.OUT / "runtime.json").write_text(json.dumps(results, indent=1, default=str))
+    name = "runtime-" + "-".join(parts)
+    (problems.OUT / f"{name}.md").write_text("\n".join(text) + "\n")
+    (problems.OUT / f"{name}.json").write_text(json.dumps(results, indent=1, default=str))
     print("\n".join(text))
 
 
