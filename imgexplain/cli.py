@@ -243,10 +243,10 @@ def check_explain_arguments(args) -> dict:
 
 def check_device(device):
     """The --device argument, checked before any model loads (the GPU's presence is checked when it does)."""
-    from imgexplain.runtimes import check_device
+    from imgexplain import runtimes
 
     try:
-        return check_device(device)
+        return runtimes.check_device(device)
     except ValueError as error:
         raise InputError(f"--device: {error}") from None
 
