@@ -93,7 +93,7 @@ def runtimes():
     candidates["from_torch (channels_last, chunk size timed)"] = lambda images: softmax(fast_torch(images))
     for batch in ONNX_BATCHES:
         candidates[f"ONNX Runtime session, batch {batch}"] = onnx_runtime(builtin.runtime.session, batch)
-    candidates["built-in predictor (ONNX Runtime, chunk size timed)"] = builtin.predictor
+    candidates["built-in predictor (ONNX Runtime, chunks of 32)"] = builtin.predictor
     return candidates, builtin, fast_torch
 
 
@@ -128,7 +128,7 @@ def runtime_lines(rows, chunk_sizes, repeats, load_before, load_after):
     lines = [f"{N_IMAGES} images (scikit-image's samples and mirror images, 224x224), 0..255 pixels in, softmax "
              f"probabilities out (all runtimes agree within 1e-4); {repeats} interleaved passes after 2 warm-up "
              f"passes each; ms per image. Load average (1, 5, 15 min) before {load_before}, after {load_after}. "
-             f"Chunk sizes chosen by timing: built-in {chunk_sizes['built-in']}, from_torch "
+             f"Chunk sizes: built-in {chunk_sizes['built-in']} (fixed), from_torch (timed) "
              f"{chunk_sizes['from_torch']}.", "",
              "| runtime | best ms / image | median ms / image |", "|---|---|---|"]
     lines += [f"| {row['runtime']} | {row['best_ms']:.1f} | {row['median_ms']:.1f} |" for row in rows]
@@ -144,8 +144,7 @@ def bench_anchors(n_photos, builtin):
     from skimage.segmentation import slic
 
     (problems.OUT / "inputs").mkdir(parents=True, exist_ok=True)
-    for _ in range(2):  # the chunk size is chosen once per process, before the first photo of a long run
-        builtin.predictor(images_64())
+    builtin.predictor(images_64())  # ONNX Runtime's set-up runs, paid once per process
     alibi = bench_run.Peer("alibi")
     rows = []
     try:
@@ -173,7 +172,7 @@ def anchor_lines(rows):
 
     lines = ["Seed 000's arguments (threshold 0.95, p_sample 0.5, tau 0.25, batch_size 100), seed 0, the same "
              "slic superpixels on both sides (bench/run.py's photos). imgexplain: `AnchorImage` on "
-             "`zoo.efficientnet_lite0().predictor` (ONNX Runtime, its chunk size chosen beforehand on 128 other images, as in any long run); alibi 0.9.6: the same weights on PyTorch "
+             "`zoo.efficientnet_lite0().predictor` (ONNX Runtime, after one warm-up call on 64 other images, as in any long run); alibi 0.9.6: the same weights on PyTorch "
              "(bench/problems.py's `EfficientNetPredictor`, NCHW, the whole batch at once). Wall factor = "
              "evaluation factor (alibi's images / ours) x runtime factor (alibi's model seconds per image / ours) "
              "x what the rest of the search costs.", "",

@@ -3,7 +3,8 @@
 `from_onnx` and `from_torch` (also in `imgexplain.predictor`) turn a model into a predictor: a callable
 that takes the images, applies ``preprocess`` and returns the model's output for each image as a numpy
 array. Images go to the model in chunks, so memory stays bounded however many are asked for; without a
-fixed ``batch_size``, the chunk size is the fastest of `CHUNK_SIZES`, timed on the first calls.
+fixed ``batch_size``, a PyTorch module's chunk size is the fastest of `CHUNK_SIZES`, timed on the first calls
+(PyTorch's time per image depends much on it), and an ONNX model's is `ONNX_BATCH_SIZE`.
 
 Devices: ``None`` takes the best available (CUDA when ONNX Runtime has its CUDA provider or torch sees a
 GPU, else the CPU); ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` ask for one. onnxruntime and torch are
@@ -21,6 +22,9 @@ import numpy as np
 from imgexplain.predictor import PredictorError
 
 CHUNK_SIZES = (1, 2, 4, 8, 16, 32)
+# ONNX Runtime's time per image on a CPU hardly depends on the batch, while each new batch shape costs a
+# set-up run: its chunks have one size unless asked otherwise.
+ONNX_BATCH_SIZE = 32
 # Each candidate runs this many times; the first run of a shape pays for its set-up and is not counted.
 RUNS_PER_CHUNK_SIZE = 2
 _DEVICE = re.compile(r"cpu|cuda(:\d+)?")
@@ -178,7 +182,7 @@ class OnnxPredictor(ChunkedPredictor):
         provider = session.get_providers()[0]
         device = f"cuda:{session.get_provider_options()[provider].get('device_id', 0)}" \
             if provider == _CUDA_PROVIDER else "cpu"
-        super().__init__(_check_preprocess(preprocess), batch_size or fixed_batch, device, name)
+        super().__init__(_check_preprocess(preprocess), batch_size or fixed_batch or ONNX_BATCH_SIZE, device, name)
         self._fixed_batch = fixed_batch
 
     def _model_input(self, inputs):
@@ -228,8 +232,7 @@ def from_onnx(path, preprocess=None, batch_size=None, device=None):
         images as they are. The result is cast to the model's input dtype and its shape is checked against
         the model's before the model runs.
     batch_size : int, optional
-        Inputs per call of the model. Default: the batch the model fixes, else the fastest of
-        `CHUNK_SIZES`, timed on the first calls.
+        Inputs per call of the model. Default: the batch the model fixes, else `ONNX_BATCH_SIZE`.
     device : {None, 'cpu', 'cuda', 'cuda:N'}
         None: CUDA when onnxruntime has its CUDA provider (``onnxruntime-gpu``), else the CPU.
 

@@ -56,8 +56,8 @@ class PretrainedModel:
         Name of the module or layer whose output is the last feature map (before global
         pooling): the layer for Grad-CAM.
     batch_size : int or None
-        How many images `predictor` and `forward` send to ONNX Runtime at a time; None: the fastest,
-        timed on the first calls (see `imgexplain.runtimes`).
+        How many images `predictor` and `forward` send to ONNX Runtime at a time; None:
+        `imgexplain.runtimes.ONNX_BATCH_SIZE`.
     device : {None, 'cpu', 'cuda', 'cuda:N'}
         Where ONNX Runtime runs; None: the best available.
     """
