@@ -31,6 +31,8 @@ from imgexplain.models import BUILTIN_MODEL, PREPROCESSING
 METHODS = ("anchor",) + CAM_METHODS
 DEFAULT_OUT = "imgexplain-out"
 DEMO_SAMPLES = ("chelsea", "coffee", "camera")
+DEVICE_HELP = ("where the model runs: cpu, cuda or cuda:N (default: cuda when ONNX Runtime or torch can use a GPU, "
+               "else cpu)")
 MAX_SEED = 2**32 - 1
 
 
@@ -64,9 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "--model", default=BUILTIN_MODEL,
         help=(f"'{BUILTIN_MODEL}' (built in, ImageNet), or your own saved model: a .keras file, a torch.export "
-              "file (.pt2, from torch.export.save) or a TorchScript file (anchors only) (default: %(default)s)"))
+              "file (.pt2, from torch.export.save), a TorchScript file or an .onnx file (these two: anchors "
+              "only) (default: %(default)s)"))
     explain.add_argument("--framework", choices=("torch", "keras"), default=None,
                          help="framework of the built-in model (default: torch); a saved model's is read from its file")
+    explain.add_argument("--device", default=None, help=DEVICE_HELP)
     explain.add_argument("--input-size", default=None, metavar="H,W",
                          help="input height and width of your own model (needed for TorchScript; by default the "
                               "size that a .keras or .pt2 model fixes)")
@@ -106,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--framework", choices=("torch", "keras"), default="torch",
                       help="framework of the built-in model (default: %(default)s)")
+    demo.add_argument("--device", default=None, help=DEVICE_HELP)
     demo.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help="output folder (default: %(default)s)")
     demo.set_defaults(run=_demo_command)
     return parser
@@ -224,10 +229,10 @@ def check_explain_arguments(args) -> dict:
     if kind == "torchscript" and input_size is None:
         raise InputError("--input-size H,W is needed for a TorchScript model")
     cam_methods = [method for method in methods if method != "anchor"]
-    if kind == "torchscript" and cam_methods:
+    if kind in ("torchscript", "onnx") and cam_methods:
         raise InputError(f"--method {','.join(cam_methods)}: class activation maps need the model's layers, "
-                         "which a TorchScript file does not expose; use --method anchor, or save the "
-                         "model with torch.export.save")
+                         f"which {'a TorchScript' if kind == 'torchscript' else 'an ONNX'} file does not expose; "
+                         "use --method anchor, or save the model with torch.export.save")
     labels = None
     if args.labels is not None:
         try:
@@ -237,12 +242,22 @@ def check_explain_arguments(args) -> dict:
     for path in args.images:
         check_image_path(path, args.max_pixels)
     return {"methods": methods, "kind": kind, "framework": framework, "input_size": input_size,
-            "preprocess": args.preprocess or "none", "labels": labels}
+            "preprocess": args.preprocess or "none", "labels": labels, "device": check_device(args.device)}
 
 
-def _load_classifier(model, kind, framework, input_size, preprocess, labels):
-    classifier = (models.load_builtin(framework) if kind == "builtin"
-                  else models.load_saved_model(model, kind, input_size, preprocess))
+def check_device(device):
+    """The --device argument, checked before any model loads (the GPU's presence is checked when it does)."""
+    from imgexplain import runtimes
+
+    try:
+        return runtimes.check_device(device)
+    except ValueError as error:
+        raise InputError(f"--device: {error}") from None
+
+
+def _load_classifier(model, kind, framework, input_size, preprocess, labels, device=None):
+    classifier = (models.load_builtin(framework, device) if kind == "builtin"
+                  else models.load_saved_model(model, kind, input_size, preprocess, device))
     return classifier if labels is None else classifier.with_labels(labels)
 
 
@@ -279,7 +294,7 @@ def _explain_command(args) -> int:
     folder = _output_folder(args.out, arguments)
     load = partial(_load_classifier, str(Path(args.model).absolute()) if settings["kind"] != "builtin" else args.model,
                    settings["kind"], settings["framework"], settings["input_size"], settings["preprocess"],
-                   settings["labels"])
+                   settings["labels"], settings["device"])
     tick = time.perf_counter()
     try:
         classifier = load()
@@ -337,6 +352,6 @@ def _demo_command(args) -> int:
                  "threshold": 0.95, "seed": 0, "images": ", ".join(DEMO_SAMPLES) + " (scikit-image samples)"}
     folder = _output_folder(args.out, arguments)
     images = list(datasets.load_samples(target_size=None, names=DEMO_SAMPLES).items())
-    load = partial(models.load_builtin, args.framework)
+    load = partial(models.load_builtin, args.framework, check_device(args.device))
     return _run(images, load, ["anchor", "gradcam"], folder, dict(arguments), classifier=load(),
                 title="imgexplain demo")

@@ -112,11 +112,15 @@ def read_labels(path) -> list[str]:
     return labels
 
 
-def load_builtin(framework: str = "torch") -> Classifier:
-    """The built-in EfficientNet-Lite0 (ImageNet, 224x224) of ``framework`` 'torch' or 'keras'."""
+def load_builtin(framework: str = "torch", device=None) -> Classifier:
+    """The built-in EfficientNet-Lite0 (ImageNet, 224x224) of ``framework`` 'torch' or 'keras'; its predictor
+    runs on ONNX Runtime on ``device`` (None: the best available)."""
     from imgexplain import zoo
 
-    loaded = zoo.efficientnet_lite0(framework=framework)
+    try:
+        loaded = zoo.efficientnet_lite0(framework=framework, device=device)
+    except ValueError as error:  # a device this machine does not have
+        raise ModelError(str(error)) from None
     return Classifier(
         name=BUILTIN_MODEL, framework=framework, model=loaded.model, input_size=tuple(loaded.input_size),
         preprocess=loaded.preprocess, predictor=loaded.predictor, top_classes=imagenet_classes,
@@ -125,16 +129,19 @@ def load_builtin(framework: str = "torch") -> Classifier:
 
 
 def model_kind(model: str) -> str:
-    """'builtin', or the kind of a saved model file ('keras', 'exported', 'torchscript'), read from its content."""
+    """'builtin', or the kind of a saved model file ('keras', 'exported', 'torchscript', 'onnx'), read from its
+    content ('onnx': from the .onnx suffix, ONNX having no signature of its own)."""
     if model == BUILTIN_MODEL:
         return "builtin"
     path = Path(model)
-    expected = (f"expected '{BUILTIN_MODEL}', a .keras file, a torch.export file (.pt2) or a TorchScript "
-                "file")
+    expected = (f"expected '{BUILTIN_MODEL}', a .keras file, a torch.export file (.pt2), a TorchScript "
+                "file or an .onnx file")
     if not path.exists():
         raise ModelError(f"unknown model {model!r}; {expected}")
     if not path.is_file():
         raise ModelError(f"not a file: {model!r}")
+    if path.suffix.lower() == ".onnx":
+        return "onnx"
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
@@ -194,8 +201,26 @@ def _load_torchscript(path: str) -> SavedModel:
     return SavedModel(torch.jit.load(path, map_location="cpu").eval(), "torch", None)
 
 
-LOADERS: dict[str, Callable[[str], SavedModel]] = {
-    "keras": _load_keras, "exported": _load_exported, "torchscript": _load_torchscript,
+def _channels_first(shape) -> bool:
+    return shape[1] in (1, 3)
+
+
+def _load_onnx(path: str, device=None) -> SavedModel:
+    """The model on ONNX Runtime (an `imgexplain.runtimes.OnnxPredictor`), taking images channels first or last."""
+    from imgexplain.runtimes import from_onnx
+
+    predictor = from_onnx(path, device=device)
+    shape = predictor.input_shape
+    if len(shape) != 4 or not (_channels_first(shape) or shape[3] in (1, 3)):
+        raise ModelError(f"{path!r} takes input of shape {shape}; expected images (N, C, H, W) or (N, H, W, C) "
+                         "of 1 or 3 channels")
+    height, width, channels = (*shape[2:], shape[1]) if _channels_first(shape) else shape[1:]
+    size = (height, width) if height is not None and width is not None else None
+    return SavedModel(predictor, "onnx", size, channels, predictor.batch_size)
+
+
+LOADERS: dict[str, Callable[..., SavedModel]] = {
+    "keras": _load_keras, "exported": _load_exported, "torchscript": _load_torchscript, "onnx": _load_onnx,
 }
 
 
@@ -206,15 +231,16 @@ def _as_channels(images: np.ndarray, channels: int) -> np.ndarray:
     return images
 
 
-def load_saved_model(path: str, kind: str, input_size=None, preprocess: str = "none") -> Classifier:
+def load_saved_model(path: str, kind: str, input_size=None, preprocess: str = "none", device=None) -> Classifier:
     """Load a user's saved model of ``kind`` (see :func:`model_kind`); ModelError if it cannot be loaded.
 
     ``input_size`` None takes the size the model file fixes. Models of one input channel get the
-    luminance of the RGB images.
+    luminance of the RGB images. ONNX models run on ONNX Runtime, PyTorch models through
+    `imgexplain.runtimes.from_torch`, both on ``device`` (None: the best available).
     """
     to_input = PREPROCESSING[preprocess]
     try:
-        saved = LOADERS[kind](path)
+        saved = LOADERS[kind](path, device=device) if kind == "onnx" else LOADERS[kind](path)
     except ModelError:
         raise
     except Exception as error:  # the loaders raise many types for a damaged file
@@ -236,17 +262,25 @@ def load_saved_model(path: str, kind: str, input_size=None, preprocess: str = "n
         def scores(images):
             return model.predict(model_input(images), verbose=0)
 
+    elif saved.framework == "onnx":
+        def model_input(images):
+            return pixels(images).transpose(0, 3, 1, 2) if _channels_first(model.input_shape) else pixels(images)
+
+        model.preprocess = model_input
+        scores = model
+
     else:
         import torch
+
+        from imgexplain.runtimes import from_torch
 
         def model_input(images):
             return torch.from_numpy(np.ascontiguousarray(pixels(images).transpose(0, 3, 1, 2)))
 
-        def scores(images):
-            inputs = model_input(images)
-            with torch.no_grad():
-                outputs = [model(part) for part in (inputs.split(batch) if batch else [inputs])]
-            return torch.cat(outputs).cpu().numpy()
+        try:
+            scores = from_torch(model, preprocess=model_input, batch_size=batch, device=device)
+        except ValueError as error:  # a device this machine does not have
+            raise ModelError(str(error)) from None
 
     def predictor(images):
         return probabilities(scores(images))
@@ -254,7 +288,8 @@ def load_saved_model(path: str, kind: str, input_size=None, preprocess: str = "n
     return Classifier(
         name=Path(path).name, framework=saved.framework, model=model, input_size=tuple(input_size),
         preprocess=model_input, predictor=predictor, top_classes=numbered_classes,
-        cam_model=_two_outputs(model, saved.framework) if _n_outputs(scores, input_size) == 1 else None,
+        cam_model=_two_outputs(model, saved.framework)
+        if saved.framework != "onnx" and _n_outputs(scores, input_size) == 1 else None,
     )
 
 
@@ -288,14 +323,15 @@ def _two_outputs(model, framework: str):
 
 
 def load_model(model: str = BUILTIN_MODEL, *, framework: str | None = None, input_size=None,
-               preprocess: str = "none", labels=None) -> Classifier:
+               preprocess: str = "none", labels=None, device=None) -> Classifier:
     """The built-in model (``framework`` 'torch' or 'keras') or a saved model file, ready to explain.
 
-    ``labels``: class names, a list or the path of a text file with one name a line.
+    ``labels``: class names, a list or the path of a text file with one name a line. ``device``: where
+    predictions run, 'cpu', 'cuda' or 'cuda:N' (None: the best available).
     """
     kind = model_kind(model)
-    classifier = load_builtin(framework or "torch") if kind == "builtin" else load_saved_model(
-        model, kind, input_size, preprocess)
+    classifier = load_builtin(framework or "torch", device) if kind == "builtin" else load_saved_model(
+        model, kind, input_size, preprocess, device)
     if labels is not None:
         classifier = classifier.with_labels(read_labels(labels) if isinstance(labels, (str, Path)) else labels)
     return classifier

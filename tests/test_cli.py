@@ -351,7 +351,7 @@ def test_changed_arguments_are_refused_not_mixed(torchscript_model, images, tmp_
 def test_demo_explains_the_sample_photographs(keras_model, tmp_path, capsys, monkeypatch):
     """The demo's wiring, with the small Keras model standing in for the built-in one."""
     small = models.load_saved_model(str(keras_model), "keras", None, "unit")
-    monkeypatch.setattr(models, "load_builtin", lambda framework: small)
+    monkeypatch.setattr(models, "load_builtin", lambda framework, device=None: small)
     out = tmp_path / "demo"
     status, stdout, stderr = _run(["demo", "--out", out], capsys)
     assert status == 0, stderr
