@@ -10,7 +10,7 @@ import numpy as np
 
 from imgexplain._version import __version__
 from imgexplain.anchors.sampler import PerturbationSampler
-from imgexplain.anchors.search import AnchorSearch, SearchSettings
+from imgexplain.anchors.search import ROUNDS, AnchorSearch, SearchSettings
 from imgexplain.explanation import Explanation
 from imgexplain.predictor import LabelPredictor, check_predictor
 from imgexplain.segmentation import make_segmentation_fn, segment_image
@@ -158,15 +158,22 @@ class AnchorImage:
             Print the search's progress every ``verbose_every`` bandit steps.
         **kwargs
             ``epsilon_stop`` (0.05): tolerance around the threshold when deciding whether an anchor passes;
-            ``seed``: overrides the constructor's seed for this call.
+            ``seed``: overrides the constructor's seed for this call;
+            ``rounds`` ('adaptive'): how many samples a bandit round draws. 'adaptive' sizes each round by
+            what the worst undecided comparison still lacks (at least 10 samples, at most ``batch_size`` or
+            the count already drawn, whichever is larger); 'fixed' draws ``batch_size`` per arm every round,
+            as the reference does.
         """
         params = {key: value for key, value in locals().items() if key not in ("self", "image", "kwargs")}
         epsilon_stop = kwargs.pop("epsilon_stop", 0.05)
         seed = _check_seed(kwargs.pop("seed", self.seed), "seed")
+        rounds = kwargs.pop("rounds", "adaptive")
         if kwargs:
             raise TypeError(f"explain() got unexpected keyword arguments {sorted(kwargs)}; "
-                            "accepted extras are 'epsilon_stop' and 'seed'")
-        params.update(epsilon_stop=epsilon_stop, seed=seed)
+                            "accepted extras are 'epsilon_stop', 'seed' and 'rounds'")
+        if rounds not in ROUNDS:
+            raise ValueError(f"rounds must be one of {ROUNDS}; got {rounds!r}")
+        params.update(epsilon_stop=epsilon_stop, seed=seed, rounds=rounds)
         _check_explain_arguments(params)
 
         user_image = self._check_image(image)
@@ -183,7 +190,7 @@ class AnchorImage:
             threshold=threshold, delta=delta, tau=tau, batch_size=batch_size, coverage_samples=coverage_samples,
             beam_size=beam_size, stop_on_first=stop_on_first, max_anchor_size=max_anchor_size,
             min_samples_start=min_samples_start, n_covered_ex=n_covered_ex, initial_capacity=binary_cache_size,
-            capacity_margin=max(cache_margin, batch_size), epsilon_stop=epsilon_stop,
+            capacity_margin=max(cache_margin, batch_size), epsilon_stop=epsilon_stop, rounds=rounds,
             log=print if verbose else None, log_every=verbose_every)
         result = AnchorSearch(sampler, instance_label, settings).run()
         if not result.success:
