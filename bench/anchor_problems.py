@@ -6,7 +6,8 @@ predictor that reads which superpixels are intact and applies a rule to that mas
 - ``and``: class 1 iff every superpixel of a set R (1 to 3 of them) is intact;
 - ``linear``: class 1 iff the intact superpixels' weights sum to at least a fraction of the total;
 - ``noisy and`` / ``noisy linear``: the same, with the label flipped on a fixed pseudo-random share of the
-  masks (2% to 8%; never on the unperturbed image), so that no anchor is exact.
+  masks (from 1% to 1% short of 1 - threshold; never on the unperturbed image), so that no anchor is exact
+  while the rule's own superpixels still pass the threshold (a known answer exists).
 
 The label depends on the mask alone and the same mask always gets the same label (deterministic models).
 The true precision of an anchor is computed exactly by enumerating every mask of the other superpixels when
@@ -113,7 +114,7 @@ def generate(n: int = 120, seed: int = 0) -> list:
 
 def make_problem(index: int, seed: int = 0) -> AnchorProblem:
     """Problem ``index`` of the family ``seed``: K in 8..30, thresholds 0.9 and 0.95, beam sizes 1 and 2,
-    tau 0.15 and 0.25 and, for about one problem in four, background images."""
+    tau 0.15 and 0.25, label noise below 1 - threshold and, for about one problem in four, background images."""
     rng = np.random.default_rng([seed, index])
     kind = KINDS[index % len(KINDS)]
     n_features = int(rng.integers(8, 31))
@@ -123,11 +124,11 @@ def make_problem(index: int, seed: int = 0) -> AnchorProblem:
     else:
         weights = rng.gamma(0.5, size=n_features)
         cut = float(rng.uniform(0.5, 0.75))
+    threshold = (0.9, 0.95)[int(rng.integers(2))]
     return AnchorProblem(
-        seed=seed, index=index, kind=kind, n_features=n_features,
-        threshold=(0.9, 0.95)[int(rng.integers(2))], beam_size=int(rng.integers(1, 3)),
-        tau=(0.15, 0.25)[int(rng.integers(2))], required=required, weights=weights, cut=cut,
-        noise=float(rng.uniform(0.02, 0.08)) if kind.startswith("noisy") else 0.0,
+        seed=seed, index=index, kind=kind, n_features=n_features, threshold=threshold,
+        beam_size=int(rng.integers(1, 3)), tau=(0.15, 0.25)[int(rng.integers(2))], required=required,
+        weights=weights, cut=cut, noise=float(rng.uniform(0.01, 0.99 - threshold)) if kind.startswith("noisy") else 0.0,
         n_backgrounds=3 if rng.random() < 0.25 else 0)
 
 
