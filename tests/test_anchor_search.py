@@ -6,7 +6,9 @@ import pytest
 
 from bench.anchor_problems import AnchorProblem, P_SAMPLE, generate, make_problem
 from imgexplain import AnchorImage
-from imgexplain.anchors.search import SampleStore
+from imgexplain.anchors.sampler import PerturbationSampler
+from imgexplain.anchors.search import AnchorSearch, SampleStore, SearchSettings
+from imgexplain.predictor import LabelPredictor
 
 FAMILY = generate(24)
 
@@ -150,6 +152,36 @@ def test_a_superpixel_clearly_below_the_threshold_is_never_the_anchor(caplog):
         explanation = explain(problem, seed=seed)
         if explanation.success:
             assert problem.true_precision(explanation.raw["feature"]) >= 0.9
+
+
+def search_on(problem, seed):
+    """The search AnchorImage.explain would run on ``problem``, before any sample is drawn."""
+    predictor = LabelPredictor(problem.predictor(), problem.image().shape, np.float32)
+    sampler = PerturbationSampler(problem.image(), problem.segments(), predictor, None, P_SAMPLE,
+                                  np.random.default_rng(seed))
+    settings = SearchSettings(threshold=problem.threshold, delta=0.1, tau=problem.tau, batch_size=100,
+                              coverage_samples=100, beam_size=1, stop_on_first=False, max_anchor_size=None,
+                              min_samples_start=100, n_covered_ex=0, initial_capacity=1000, capacity_margin=100,
+                              epsilon_stop=0.05, rounds="adaptive", log=None, log_every=1)
+    return AnchorSearch(sampler, 1, settings)
+
+
+def test_precision_check_waits_for_the_lower_bound():
+    """An anchor of true precision 0.85 whose first ten samples all held (mean 1 >= 0.95) must not pass until
+    its lower bound clears threshold - epsilon_stop, which with more samples it never does."""
+    problem = noisy_single(0.85)
+    for seed in range(10):
+        search = search_on(problem, seed)
+        rng = np.random.default_rng(seed)
+        masks = rng.random((200, problem.n_features)) >= P_SAMPLE
+        masks[:, 0] = True
+        masks = masks[problem.holds(masks)][:10]
+        drawn_for = np.zeros_like(masks)
+        drawn_for[:, 0] = True
+        search.store.add(masks, drawn_for, np.ones(10, dtype=bool), np.zeros(10, dtype=np.intp))
+        means, lowers, passes = search._check_precision([(0,)], problem.n_features)
+        assert not passes[0]
+        assert search.store.size > 10  # it sampled before deciding
 
 
 @pytest.mark.parametrize("rounds", ["adaptive", "fixed"])

@@ -158,6 +158,11 @@ class AnchorSearch:
         self.order: dict[Anchor, list[int]] = {(): []}
         coverage_masks, _ = sampler.draw(np.zeros(0, dtype=np.intp), settings.coverage_samples)
         self.coverage_masks = coverage_masks.astype(np.float32)
+        self.max_size = self.n_features if settings.max_anchor_size is None else min(settings.max_anchor_size,
+                                                                                    self.n_features)
+        # The precision checks share delta over the sizes 0..max_size and, at each size, over every candidate
+        # the chosen anchors were picked from: the check stays valid for whichever anchor the search keeps.
+        self.check_delta = settings.delta / (self.max_size + 1)
 
     def coverage(self, anchors: list[Anchor]) -> np.ndarray:
         """Fraction of the coverage samples that keep every superpixel of each anchor."""
@@ -176,10 +181,7 @@ class AnchorSearch:
 
     def run(self) -> SearchResult:
         s = self.settings
-        max_size = self.n_features if s.max_anchor_size is None else min(s.max_anchor_size, self.n_features)
-        # The precision checks share delta over the sizes 0..max_size and, at each size, over every candidate
-        # the chosen anchors were picked from: the check stays valid for whichever anchor the search keeps.
-        self.check_delta = s.delta / (max_size + 1)
+        max_size = self.max_size
         self.sample([((), s.min_samples_start)])
         empty_means, _, empty_passes = self._check_precision([()], 1)
         if empty_passes[0]:
