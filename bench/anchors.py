@@ -18,8 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from bench import anchor_problems
-from bench.run import ANCHOR_ARGS, OUT, PHOTOS, ROOT, SLIC_KWARGS, log, machine, photos, problems, save, start_peer
+from bench.run import (ANCHOR_ARGS, OUT, PHOTOS, ROOT, SLIC_KWARGS, as_explanation, log, machine, photos, problems,
+                       save, start_peer)
 
+N_PROBLEMS = 120
 EPSILON_STOP = 0.05  # the default of both libraries
 FRESH_PHOTO_SAMPLES = 300  # each costs an EfficientNet-Lite0 evaluation
 SECTION = "## Anchors vs alibi"
@@ -61,7 +63,6 @@ def photo_rows(alibi, photo_images, predictor, seeds):
     """Both libraries on each photo and seed; the anchor's precision on fresh samples stands in for the truth."""
     from skimage.segmentation import slic
 
-    from imgexplain import Explanation
     from imgexplain.evaluate import anchor_precision
 
     rows, segments_of = [], {}
@@ -72,14 +73,11 @@ def photo_rows(alibi, photo_images, predictor, seeds):
         for seed in seeds:
             pair = {"imgexplain": ours(predictor, image, segments, seed, dict(ANCHOR_ARGS))}
             if alibi is not None:
-                pair["alibi"] = alibi.ask("anchor", problem=f"photo:{name}", image_path=image_path,
-                                          segments_path=segments_path, true_anchor=None,
+                pair["alibi"] = alibi.ask("photo", image_path=image_path, segments_path=segments_path,
                                           explain_kwargs=dict(ANCHOR_ARGS), seed=seed)
             for library, result in pair.items():
-                explanation = Explanation(meta={"params": dict(ANCHOR_ARGS)},
-                                          data={"segments": segments, "precision": result["precision"],
-                                                "raw": {"feature": result["feature"]}})
-                fresh = anchor_precision(predictor, image, explanation, n=FRESH_PHOTO_SAMPLES, seed=1000 + seed)
+                fresh = anchor_precision(predictor, image, as_explanation(result, segments), n=FRESH_PHOTO_SAMPLES,
+                                         seed=1000 + seed)
                 rows.append({"set": "photos", "problem": f"photo:{name}", "kind": "photo", "library": library,
                              "seed": seed, "threshold": ANCHOR_ARGS["threshold"],
                              "true_precision": fresh["precision"], **result})
@@ -173,7 +171,7 @@ def replace_section(path, lines):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--problems", type=int, default=120, help="generated problems (family 0)")
+    parser.add_argument("--problems", type=int, default=N_PROBLEMS, help="generated problems (family 0)")
     parser.add_argument("--seeds", type=int, default=1, help="seeds per generated problem")
     parser.add_argument("--photo-seeds", type=int, default=1, help="seeds per photo")
     parser.add_argument("--no-photos", action="store_true")

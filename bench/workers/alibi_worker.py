@@ -11,12 +11,10 @@ from alibi.explainers import AnchorImage
 _PREDICTORS = {}
 
 
-def _predictor(problem, image, segments, anchor):
-    if problem.startswith("photo:"):
-        if "efficientnet" not in _PREDICTORS:
-            _PREDICTORS["efficientnet"] = problems.EfficientNetPredictor()
-        return _PREDICTORS["efficientnet"]
-    return problems.IntactCells(image, segments, anchor)
+def _efficientnet():
+    if "efficientnet" not in _PREDICTORS:
+        _PREDICTORS["efficientnet"] = problems.EfficientNetPredictor()
+    return _PREDICTORS["efficientnet"]
 
 
 def _explain(predictor, image, segments, explain_kwargs, seed, images_background=None):
@@ -40,10 +38,9 @@ def _explain(predictor, image, segments, explain_kwargs, seed, images_background
     }
 
 
-def anchor(problem, image_path, segments_path, true_anchor, explain_kwargs, seed):
-    image = np.load(image_path)
-    segments = np.load(segments_path)
-    return _explain(_predictor(problem, image, segments, true_anchor), image, segments, explain_kwargs, seed)
+def photo(image_path, segments_path, explain_kwargs, seed):
+    """EfficientNet-Lite0's anchor of the photo saved at ``image_path``."""
+    return _explain(_efficientnet(), np.load(image_path), np.load(segments_path), explain_kwargs, seed)
 
 
 def generated(index, family, seed):
@@ -56,4 +53,4 @@ def generated(index, family, seed):
 if __name__ == "__main__":
     import alibi
 
-    serve({"anchor": anchor, "generated": generated, "version": lambda: {"version": alibi.__version__}})
+    serve({"photo": photo, "generated": generated, "version": lambda: {"version": alibi.__version__}})
