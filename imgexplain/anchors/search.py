@@ -181,7 +181,6 @@ class AnchorSearch:
 
     def run(self) -> SearchResult:
         s = self.settings
-        max_size = self.max_size
         self.sample([((), s.min_samples_start)])
         empty_means, _, empty_passes = self._check_precision([()], 1)
         if empty_passes[0]:
@@ -191,7 +190,7 @@ class AnchorSearch:
         best_anchor: Anchor = ()
         best_coverage = -1.0
         size = 1
-        while size <= max_size:
+        while size <= self.max_size:
             candidates = self._propose(best_of_size[size - 1])
             coverages = self.coverage(candidates)
             keep = coverages > best_coverage
@@ -222,7 +221,7 @@ class AnchorSearch:
         return self._result(tried[self._select(tried, 1)[0]], success=False)
 
     def _check_level(self, n_samples: np.ndarray, n_candidates: int) -> np.ndarray:
-        """Two-sided level of the precision check, valid at every look (see :meth:`run` for the split)."""
+        """Two-sided level of the precision check, valid at every look (``check_delta``: see ``__init__``)."""
         return uniform_level(n_samples, self.check_delta / n_candidates / 2.0) / n_samples
 
     def _check_round(self, n_samples: float) -> int:
