@@ -133,11 +133,12 @@ def section_lines(rows, n_problems, generated_seeds, photo_seeds, command):
         f"skimage slic {SLIC_KWARGS} (the same on both sides), seeds {list(photo_seeds)}; their \"true\" precision "
         f"is taken on {FRESH_PHOTO_SAMPLES} fresh samples. Images are counted by the same wrapper around the "
         "predictor on both sides. Ratio = alibi's images / imgexplain's, per instance (problem and seed). False "
-        "success: success=True with true precision below threshold - epsilon_stop (0.05).", "",
-        "| set | instances | images ours / alibi | total ratio | median ratio | 10th percentile ratio "
-        "| same anchor | mean size ours / alibi | success ours / alibi | false success ours / alibi "
-        "| model calls ours / alibi | overhead s ours / alibi |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        "success: success=True with true precision below threshold - epsilon_stop (0.05).", ""]
+    lines += targets(summarize(groups[0][1]), summarize(groups[-1][1]))
+    lines += ["", "| set | instances | images ours / alibi | total ratio | median ratio | 10th percentile ratio "
+              "| same anchor | mean size ours / alibi | success ours / alibi | false success ours / alibi "
+              "| model calls ours / alibi | overhead s ours / alibi |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, group in groups:
         s = summarize(group)
         if s is None:
@@ -155,6 +156,30 @@ def section_lines(rows, n_problems, generated_seeds, photo_seeds, command):
         lines += [f"| {r['problem']} | {r['seed']} | {r['library']} | {sorted(r['feature'])} | {r['success']} "
                   f"| {r['true_precision']:.3f} | {r['images']} | {r['wall']:.1f} |" for r in photo]
     return lines
+
+
+def targets(generated, photo):
+    """Issue 11's targets, met or not, from the summaries of the generated problems and of the photos."""
+    def verdict(ok):
+        return "met" if ok else "NOT met"
+
+    lines = []
+    if photo:
+        ratio = photo["images"][1] / photo["images"][0]
+        lines.append(f"- at least 5x fewer images than alibi on the photos: **{verdict(ratio >= 5)}** ({ratio:.2f}x)")
+    if generated:
+        ratio = generated["images"][1] / generated["images"][0]
+        size_ours, size_alibi = generated["size"]
+        false_ours, false_alibi = generated["false_success"]
+        lines += [f"- at least 4x fewer images in total on the generated problems: **{verdict(ratio >= 4)}** "
+                  f"({ratio:.2f}x)",
+                  f"- 10th percentile of the per-instance ratio at least 1.5x: "
+                  f"**{verdict(generated['p10_ratio'] >= 1.5)}** ({generated['p10_ratio']:.2f}x)",
+                  f"- mean anchor size within 10% of alibi's: **{verdict(abs(size_ours / size_alibi - 1) <= 0.1)}** "
+                  f"({size_ours:.2f} / {size_alibi:.2f})",
+                  f"- false-success share no higher than alibi's: **{verdict(false_ours <= false_alibi)}** "
+                  f"({false_ours:.1%} / {false_alibi:.1%})"]
+    return ["Targets (generated problems unless said):", *lines] if lines else []
 
 
 def replace_section(path, lines):
