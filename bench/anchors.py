@@ -59,8 +59,9 @@ def generated_rows(alibi, n_problems, seeds, family=0):
     return rows
 
 
-def photo_rows(alibi, photo_images, predictor, seeds):
-    """Both libraries on each photo and seed; the anchor's precision on fresh samples stands in for the truth."""
+def photo_rows(alibi, photo_images, predictor, seeds, n_fresh=FRESH_PHOTO_SAMPLES):
+    """Both libraries on each photo and seed; the anchor's precision on ``n_fresh`` fresh samples stands in
+    for the truth (none when 0)."""
     from skimage.segmentation import slic
 
     from imgexplain.evaluate import anchor_precision
@@ -76,11 +77,10 @@ def photo_rows(alibi, photo_images, predictor, seeds):
                 pair["alibi"] = alibi.ask("photo", image_path=image_path, segments_path=segments_path,
                                           explain_kwargs=dict(ANCHOR_ARGS), seed=seed)
             for library, result in pair.items():
-                fresh = anchor_precision(predictor, image, as_explanation(result, segments), n=FRESH_PHOTO_SAMPLES,
-                                         seed=1000 + seed)
+                fresh = (anchor_precision(predictor, image, as_explanation(result, segments), n=n_fresh,
+                                          seed=1000 + seed)["precision"] if n_fresh else float("nan"))
                 rows.append({"set": "photos", "problem": f"photo:{name}", "kind": "photo", "library": library,
-                             "seed": seed, "threshold": ANCHOR_ARGS["threshold"],
-                             "true_precision": fresh["precision"], **result})
+                             "seed": seed, "threshold": ANCHOR_ARGS["threshold"], "true_precision": fresh, **result})
             log(f"anchors photo {name} seed {seed}: "
                 + ", ".join(f"{library} {r['feature']} {r['images']} images" for library, r in pair.items()))
     return rows, segments_of
@@ -200,25 +200,32 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=1, help="seeds per generated problem")
     parser.add_argument("--photo-seeds", type=int, default=1, help="seeds per photo")
     parser.add_argument("--no-photos", action="store_true")
+    parser.add_argument("--no-generated", action="store_true")
+    parser.add_argument("--photos-without-alibi", action="store_true",
+                        help="imgexplain alone on the photos (when the machine is too loaded for alibi's share)")
+    parser.add_argument("--fresh-photo-samples", type=int, default=FRESH_PHOTO_SAMPLES)
     parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
     args = parser.parse_args(argv)
     logging.getLogger("imgexplain").setLevel(logging.ERROR)
     (OUT / "inputs").mkdir(parents=True, exist_ok=True)
     notes = []
-    alibi = start_peer("alibi", notes)
+    alibi_needed = not args.no_generated or not (args.no_photos or args.photos_without_alibi)
+    alibi = start_peer("alibi", notes) if alibi_needed else None
     seeds, photo_seeds = range(args.seeds), range(args.photo_seeds)
-    rows = generated_rows(alibi, args.problems, seeds)
+    rows = [] if args.no_generated else generated_rows(alibi, args.problems, seeds)
     if not args.no_photos:
-        rows += photo_rows(alibi, photos(), problems.EfficientNetPredictor(), photo_seeds)[0]
+        rows += photo_rows(None if args.photos_without_alibi else alibi, photos(), problems.EfficientNetPredictor(),
+                           photo_seeds, args.fresh_photo_samples)[0]
     if alibi is not None:
         alibi.close()
     command = "python -m bench.anchors " + " ".join(argv if argv is not None else sys.argv[1:])
-    lines = section_lines(rows, args.problems, seeds, [] if args.no_photos else photo_seeds, command.strip())
+    lines = section_lines(rows, 0 if args.no_generated else args.problems, [] if args.no_generated else seeds,
+                          [] if args.no_photos else photo_seeds, command.strip())
     lines += [f"- {note}" for note in notes]
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     lines += ["", f"Machine: {machine()}; load average at the end: "
               f"{load} (other work was running; image counts do not depend on it)."]
-    (OUT / "anchors.json").write_text(json.dumps(rows, indent=1, default=str))
+    (OUT / "anchors.json").write_text(json.dumps({"command": command.strip(), "rows": rows}, indent=1, default=str))
     replace_section(args.output, lines)
     print("\n".join(lines))
 
