@@ -123,17 +123,21 @@ def section_lines(rows, n_problems, generated_seeds, photo_seeds, command):
     groups = [("generated, all", [r for r in rows if r["set"] == "generated"])]
     groups += [(f"generated, {kind}", [r for r in rows if r["kind"] == kind]) for kind in anchor_problems.KINDS]
     groups += [("photos", [r for r in rows if r["set"] == "photos"])]
-    lines = [
-        f"Command: `{command}`. Generated problems: {n_problems} problems of `bench/anchor_problems.py` (family 0: "
-        "AND rules of 1-3 superpixels, linear-threshold rules, both with 2-8% label noise; 8-30 superpixels; "
-        "thresholds 0.9 and 0.95; beam sizes 1 and 2; tau 0.15 and 0.25; background images in about one problem "
-        f"in four), seeds {list(generated_seeds)}; the true precision of every anchor returned is exact "
-        "(enumeration) or taken on 10,000 fresh samples. Photos: EfficientNet-Lite0 (PyTorch, softmax) on "
-        f"{', '.join(PHOTOS)} at 224x224 with seed 000's arguments {ANCHOR_ARGS}, batch_size 100, superpixels from "
-        f"skimage slic {SLIC_KWARGS} (the same on both sides), seeds {list(photo_seeds)}; their \"true\" precision "
-        f"is taken on {FRESH_PHOTO_SAMPLES} fresh samples. Images are counted by the same wrapper around the "
-        "predictor on both sides. Ratio = alibi's images / imgexplain's, per instance (problem and seed). False "
-        "success: success=True with true precision below threshold - epsilon_stop (0.05).", ""]
+    lines = [f"Command: `{command}`. Images are counted by the same wrapper around the predictor on both sides. "
+             "Ratio = alibi's images / imgexplain's, per instance (problem and seed). False success: success=True "
+             "with true precision below threshold - epsilon_stop (0.05)."]
+    if n_problems:
+        lines += ["", f"Generated problems: {n_problems} problems of `bench/anchor_problems.py` (family 0: AND rules of "
+                  "1-3 superpixels, linear-threshold rules, and both with label noise from 1% to 1% short of "
+                  "1 - threshold; 8-30 superpixels; thresholds 0.9 and 0.95; beam sizes 1 and 2; tau 0.15 and 0.25; "
+                  f"background images in about one problem in four), seeds {list(generated_seeds)}; the true "
+                  "precision of every anchor returned is exact (enumeration) or taken on 10,000 fresh samples."]
+    if list(photo_seeds):
+        lines += ["", f"Photos: EfficientNet-Lite0 (PyTorch, softmax) on {', '.join(PHOTOS)} at 224x224 with seed "
+                  f"000's arguments {ANCHOR_ARGS}, batch_size 100, superpixels from skimage slic {SLIC_KWARGS} (the "
+                  f"same on both sides), seeds {list(photo_seeds)}; their \"true\" precision is taken on fresh "
+                  "samples (nan: not measured)."]
+    lines.append("")
     lines += targets(summarize(groups[0][1]), summarize(groups[-1][1]))
     lines += ["", "| set | instances | images ours / alibi | total ratio | median ratio | 10th percentile ratio "
               "| same anchor | mean size ours / alibi | success ours / alibi | false success ours / alibi "

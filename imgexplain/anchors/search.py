@@ -30,6 +30,7 @@ from imgexplain.anchors.sampler import PerturbationSampler
 
 Anchor = tuple[int, ...]
 ROUNDS = ("adaptive", "fixed")
+EMPTY_ANCHOR_GROWTH = 4
 
 
 @dataclass
@@ -182,9 +183,9 @@ class AnchorSearch:
     def run(self) -> SearchResult:
         s = self.settings
         self.sample([((), s.min_samples_start)])
-        empty_means, _, empty_passes = self._check_precision([()], 1)
-        if empty_passes[0]:
-            return self._result((), success=True, all_precision=float(empty_means[0]))
+        empty_mean, empty_passes = self._check_empty_anchor()
+        if empty_passes:
+            return self._result((), success=True, all_precision=empty_mean)
 
         best_of_size: dict[int, list[Anchor]] = {0: [()]}
         best_anchor: Anchor = ()
@@ -217,8 +218,23 @@ class AnchorSearch:
             return self._result(best_anchor, success=True)
         tried = [anchor for k in range(1, size) for anchor in best_of_size.get(k, [])]
         if not tried:
-            return self._result((), success=False, all_precision=float(empty_means[0]))
+            return self._result((), success=False, all_precision=empty_mean)
         return self._result(tried[self._select(tried, 1)[0]], success=False)
+
+    def _check_empty_anchor(self) -> tuple[float, bool]:
+        """The reference's test of the empty anchor, with a bound valid at every look: it passes when its lower
+        bound exceeds the threshold itself. It is sampled while its mean is above the threshold and, if the mean
+        held, EMPTY_ANCHOR_GROWTH times its samples would clear the threshold (the reference samples until the
+        lower bound reaches threshold - tau, which a bound valid at every look reaches too early to decide)."""
+        s = self.settings
+        while True:
+            positives, n_samples = self.store.counts([()])
+            mean = positives / n_samples
+            lower = kl_lower_bound(mean, self._check_level(n_samples, 1))[0]
+            reachable = kl_lower_bound(mean, self._check_level(EMPTY_ANCHOR_GROWTH * n_samples, 1))[0] > s.threshold
+            if lower > s.threshold or mean[0] <= s.threshold or not reachable:
+                return float(mean[0]), bool(lower > s.threshold)
+            self.sample([((), self._check_round(n_samples[0]))])
 
     def _check_level(self, n_samples: np.ndarray, n_candidates: int) -> np.ndarray:
         """Two-sided level of the precision check, valid at every look (``check_delta``: see ``__init__``)."""
