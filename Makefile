@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-quick clean
+.PHONY: demo test bench bench-quick bench-anchors clean
 
 # (Re)create the virtual environment whenever pyproject.toml or the constraints change.
 $(STAMP): pyproject.toml constraints.txt
@@ -23,6 +23,9 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python bench/run.py --quick
+
+bench-anchors: $(STAMP)
+	$(BIN)/python -m bench.anchors
 
 clean:
 	rm -rf $(VENV) imgexplain-out

@@ -18,25 +18,6 @@ ANCHOR_ARGS = {"threshold": 0.95, "p_sample": 0.5, "tau": 0.25}
 SLIC_KWARGS = {"n_segments": 15, "compactness": 20, "sigma": 0.5, "start_label": 0}
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "horse")
 
-# Known-answer anchor problems: a textured image cut into a grid; the class is 1 iff
-# the `anchor` cells are intact, so the one minimal anchor with precision 1 is `anchor`.
-KNOWN_ANSWERS = {
-    "grid 4x4, 64x64, anchor of 2": {"size": 64, "cells": 4, "anchor": [5, 10]},
-    "grid 5x5, 100x100, anchor of 3": {"size": 100, "cells": 5, "anchor": [3, 12, 21]},
-    "grid 5x5, 299x299, anchor of 2": {"size": 299, "cells": 5, "anchor": [6, 18]},
-}
-
-
-def textured_image(size, seed=0):
-    return np.random.default_rng(seed).uniform(0, 255, (size, size, 3)).astype(np.float32)
-
-
-def grid_segments(shape, cells):
-    """Labels 0..cells**2 - 1 of a cells x cells grid over an image of ``shape``."""
-    rows = np.arange(shape[0]) * cells // shape[0]
-    cols = np.arange(shape[1]) * cells // shape[1]
-    return (rows[:, None] * cells + cols[None, :]).astype(np.int64)
-
 
 class FixedSegmentation:
     """A segmentation function that returns precomputed labels (the same on both sides)."""
@@ -46,26 +27,6 @@ class FixedSegmentation:
 
     def __call__(self, image):
         return self.segments.copy()
-
-
-class IntactCells:
-    """(N, 2) probabilities: class 1 iff every pixel of the required superpixels is unchanged."""
-
-    def __init__(self, image, segments, required):
-        self.image = image
-        self.mask = np.isin(segments, required)
-
-    def __call__(self, images):
-        images = np.asarray(images)
-        intact = np.all(images[:, self.mask] == self.image[self.mask], axis=(1, 2))
-        return np.stack([1.0 - intact, intact.astype(float)], axis=1)
-
-
-def known_answer(name):
-    spec = KNOWN_ANSWERS[name]
-    image = textured_image(spec["size"])
-    segments = grid_segments(image.shape[:2], spec["cells"])
-    return image, segments, IntactCells(image, segments, spec["anchor"]), spec["anchor"]
 
 
 class Counted:

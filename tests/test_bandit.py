@@ -1,8 +1,9 @@
-"""KL confidence bounds and KL-LUCB arm selection."""
+"""KL confidence bounds, time-uniform levels and KL-LUCB with pairwise bounds."""
 import numpy as np
 import pytest
 
-from imgexplain.anchors.bandit import kl_bernoulli, kl_lower_bound, kl_lucb, kl_upper_bound
+from imgexplain.anchors.bandit import (MIN_ROUND, _Levels, kl_bernoulli, kl_lower_bound, kl_lucb, kl_upper_bound,
+                                       pair_gap_bounds, uniform_level)
 
 
 def test_kl_bernoulli_known_values():
@@ -26,26 +27,73 @@ def test_bounds_stay_in_the_unit_interval():
     assert kl_lower_bound(np.array([0.0]), np.array([0.5]))[0] == 0.0
 
 
-@pytest.mark.parametrize("top_n, expected", [(1, [3]), (2, [2, 3])])
-def test_kl_lucb_finds_the_best_arms(top_n, expected):
+def test_uniform_level_holds_at_every_sample_count():
+    """Over 1,000 looks, the lower bound at the time-uniform level is crossed in fewer than delta of the runs;
+    the fixed level log(1 / delta), valid for one look only, is crossed far more often."""
     rng = np.random.default_rng(0)
-    true_means = np.array([0.2, 0.4, 0.6, 0.9])
-    positives = rng.binomial(10, true_means).astype(float)
-    n_samples = np.full(4, 10.0)
-    calls = []
+    mu, delta, looks = 0.8, 0.2, 1000
+    means = np.cumsum(rng.random((1000, looks)) < mu, axis=1) / np.arange(1, looks + 1)
+    n = np.arange(1, looks + 1)
 
-    def sample_arms(arms):
-        calls.append(list(arms))
-        for arm in arms:
-            positives[arm] += rng.binomial(100, true_means[arm])
-            n_samples[arm] += 100
-        return positives.copy(), n_samples.copy()
+    def crossed(level):
+        return np.mean(np.any(kl_lower_bound(means, level / n) > mu, axis=1))
 
-    chosen = kl_lucb(positives, n_samples, sample_arms, top_n=top_n, epsilon=0.1, delta=0.1)
+    assert crossed(uniform_level(n, delta)) <= delta
+    assert crossed(np.full(looks, np.log(1 / delta))) > 1.5 * delta
+
+
+def test_uniform_level_grows_slowly_with_the_count():
+    levels = uniform_level(np.array([1, 10, 1000, 10 ** 6]), 0.05)
+    assert np.all(np.diff(levels) > 0) and levels[0] > np.log(1 / 0.05)
+    assert levels[-1] < 2.5 * levels[0]  # about 2 log log n more
+
+
+def test_pair_bound_is_q_times_the_bound_on_the_difference():
+    levels = _Levels(0.05, 0.01)
+    means, n = np.array([0.5, 0.5]), np.array([400.0, 400.0])
+    cells = tuple(np.array([value]) for value in (90.0, 100.0, 85.0, 100.0, 0.5))
+    gap = pair_gap_bounds(means, n, cells, np.array([0]), np.array([1]), levels)[0]
+    expected = 0.5 * (kl_upper_bound(np.array([0.85]), levels.cell(np.array([100.0])))
+                      - kl_lower_bound(np.array([0.9]), levels.cell(np.array([100.0]))))[0]
+    assert gap == pytest.approx(expected)
+    direct = pair_gap_bounds(means, n, None, np.array([0]), np.array([1]), levels)[0]
+    assert direct > gap  # the pair settles what the arms' own bounds cannot yet
+
+
+class Arms:
+    """Independent Bernoulli arms that record every draw."""
+
+    def __init__(self, true_means, seed=0):
+        self.true_means = np.asarray(true_means)
+        self.rng = np.random.default_rng(seed)
+        self.positives = self.rng.binomial(10, self.true_means).astype(float)
+        self.n = np.full(len(self.true_means), 10.0)
+        self.draws = []
+
+    def counts(self):
+        return self.positives.copy(), self.n.copy()
+
+    def draw(self, i, j, per_arm, open_arms):
+        self.draws.append(per_arm)
+        for arm in (i, j):
+            self.positives[arm] += self.rng.binomial(per_arm, self.true_means[arm])
+            self.n[arm] += per_arm
+
+
+@pytest.mark.parametrize("top_n, expected", [(1, [3]), (2, [2, 3])])
+@pytest.mark.parametrize("adaptive", [True, False])
+def test_kl_lucb_finds_the_best_arms(top_n, expected, adaptive):
+    arms = Arms([0.2, 0.4, 0.6, 0.9])
+    chosen = kl_lucb(arms.counts, arms.draw, top_n=top_n, epsilon=0.1, delta=0.1, batch_size=100,
+                     adaptive_rounds=adaptive)
     assert sorted(chosen.tolist()) == expected
-    assert calls and all(len(arms) == 2 for arms in calls)
+    assert arms.draws
+    if adaptive:
+        assert min(arms.draws) >= MIN_ROUND
+    else:
+        assert set(arms.draws) == {100}
 
 
 def test_kl_lucb_returns_every_arm_when_the_beam_holds_them_all():
-    chosen = kl_lucb(np.array([1.0, 2.0]), np.array([5.0, 5.0]), lambda arms: None, top_n=2, epsilon=0.1, delta=0.1)
+    chosen = kl_lucb(lambda: (np.array([1.0, 2.0]), np.array([5.0, 5.0])), None, top_n=2, epsilon=0.1, delta=0.1)
     assert chosen.tolist() == [0, 1]

@@ -4,26 +4,23 @@ import time
 import numpy as np
 from protocol import serve
 
+import anchor_problems
 import problems
 from alibi.explainers import AnchorImage
 
 _PREDICTORS = {}
 
 
-def _predictor(problem, image, segments, anchor):
-    if problem.startswith("photo:"):
-        if "efficientnet" not in _PREDICTORS:
-            _PREDICTORS["efficientnet"] = problems.EfficientNetPredictor()
-        return _PREDICTORS["efficientnet"]
-    return problems.IntactCells(image, segments, anchor)
+def _efficientnet():
+    if "efficientnet" not in _PREDICTORS:
+        _PREDICTORS["efficientnet"] = problems.EfficientNetPredictor()
+    return _PREDICTORS["efficientnet"]
 
 
-def anchor(problem, image_path, segments_path, true_anchor, explain_kwargs, seed):
-    image = np.load(image_path)
-    segments = np.load(segments_path)
-    counted = problems.Counted(_predictor(problem, image, segments, true_anchor))
+def _explain(predictor, image, segments, explain_kwargs, seed, images_background=None):
+    counted = problems.Counted(predictor)
     explainer = AnchorImage(counted, image.shape, segmentation_fn=problems.FixedSegmentation(segments),
-                            seed=seed)
+                            images_background=images_background, seed=seed)
     counted.reset()  # the constructor's probe call is not part of explain()
     np.random.seed(seed)  # seed 000's way of making alibi reproducible
     began = time.perf_counter()
@@ -34,13 +31,26 @@ def anchor(problem, image_path, segments_path, true_anchor, explain_kwargs, seed
         "feature": [int(f) for f in raw["feature"]],
         "precision": float(np.ravel(explanation.precision)[0]),
         "coverage": float(explanation.coverage),
+        "success": bool(raw["success"]),
         "wall": wall,
         "num_preds": int(raw["num_preds"]),
         **counted.counts(),
     }
 
 
+def photo(image_path, segments_path, explain_kwargs, seed):
+    """EfficientNet-Lite0's anchor of the photo saved at ``image_path``."""
+    return _explain(_efficientnet(), np.load(image_path), np.load(segments_path), explain_kwargs, seed)
+
+
+def generated(index, family, seed):
+    """Problem ``index`` of bench/anchor_problems.py's family ``family``, with its own arguments."""
+    spec = anchor_problems.make_problem(index, family)
+    return _explain(spec.predictor(), spec.image(), spec.segments(), spec.explain_kwargs(), seed,
+                    images_background=spec.backgrounds())
+
+
 if __name__ == "__main__":
     import alibi
 
-    serve({"anchor": anchor, "version": lambda: {"version": alibi.__version__}})
+    serve({"photo": photo, "generated": generated, "version": lambda: {"version": alibi.__version__}})

@@ -10,7 +10,7 @@ import numpy as np
 
 from imgexplain._version import __version__
 from imgexplain.anchors.sampler import PerturbationSampler
-from imgexplain.anchors.search import AnchorSearch, SearchSettings
+from imgexplain.anchors.search import ROUNDS, AnchorSearch, SearchSettings
 from imgexplain.explanation import Explanation
 from imgexplain.predictor import LabelPredictor, check_predictor
 from imgexplain.segmentation import make_segmentation_fn, segment_image
@@ -159,6 +159,10 @@ class AnchorImage:
         **kwargs
             ``epsilon_stop`` (0.05): tolerance around the threshold when deciding whether an anchor passes;
             ``seed``: overrides the constructor's seed for this call;
+            ``rounds`` ('adaptive'): how many samples a bandit round draws. 'adaptive' sizes each round by
+            what the worst undecided comparison still lacks (at least 10 samples, at most ``batch_size`` or
+            the count already drawn, whichever is larger); 'fixed' draws ``batch_size`` per arm every round,
+            as the reference does;
             ``deterministic`` (None): whether the predictor gives the same answer for the same image. Repeated
             samples are served from a memo only for a deterministic model. None checks: a few images of each
             model call are evaluated again, and one changed label turns the memo off for the rest of the
@@ -170,13 +174,16 @@ class AnchorImage:
         params = {key: value for key, value in locals().items() if key not in ("self", "image", "kwargs")}
         epsilon_stop = kwargs.pop("epsilon_stop", 0.05)
         seed = _check_seed(kwargs.pop("seed", self.seed), "seed")
+        rounds = kwargs.pop("rounds", "adaptive")
         deterministic = kwargs.pop("deterministic", None)
         if kwargs:
             raise TypeError(f"explain() got unexpected keyword arguments {sorted(kwargs)}; "
-                            "accepted extras are 'epsilon_stop', 'seed' and 'deterministic'")
+                            "accepted extras are 'epsilon_stop', 'seed', 'rounds' and 'deterministic'")
+        if rounds not in ROUNDS:
+            raise ValueError(f"rounds must be one of {ROUNDS}; got {rounds!r}")
         if deterministic is not None and not isinstance(deterministic, (bool, np.bool_)):
             raise TypeError(f"deterministic must be None, True or False; got {deterministic!r}")
-        params.update(epsilon_stop=epsilon_stop, seed=seed, deterministic=deterministic)
+        params.update(epsilon_stop=epsilon_stop, seed=seed, rounds=rounds, deterministic=deterministic)
         _check_explain_arguments(params)
 
         user_image = self._check_image(image)
@@ -194,7 +201,7 @@ class AnchorImage:
             threshold=threshold, delta=delta, tau=tau, batch_size=batch_size, coverage_samples=coverage_samples,
             beam_size=beam_size, stop_on_first=stop_on_first, max_anchor_size=max_anchor_size,
             min_samples_start=min_samples_start, n_covered_ex=n_covered_ex, initial_capacity=binary_cache_size,
-            capacity_margin=max(cache_margin, batch_size), epsilon_stop=epsilon_stop,
+            capacity_margin=max(cache_margin, batch_size), epsilon_stop=epsilon_stop, rounds=rounds,
             log=print if verbose else None, log_every=verbose_every)
         result = AnchorSearch(sampler, instance_label, settings).run()
         if not result.success:

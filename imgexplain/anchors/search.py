@@ -1,15 +1,22 @@
-"""Beam search for anchors over superpixel sets, with KL-LUCB arm selection and pooled samples.
+"""Beam search for anchors over superpixel sets, with KL-LUCB arm selection on pooled and paired samples.
 
-The search follows the Anchors paper (Ribeiro et al., AAAI 2018) and the reference implementation's
-control flow. Where it saves model calls, it keeps the statistics valid:
+The search follows the Anchors paper (Ribeiro et al., AAAI 2018) and the reference implementation's control
+flow: grow the best anchors one superpixel at a time, pick the best candidates of each size with KL-LUCB,
+check their precision, keep the one with the largest coverage. It saves model evaluations only by steps
+that are exact, each explained where it is made:
 
-- a sample drawn for anchor B is a sample of anchor A whenever B is a subset of A and the sample kept every
-  superpixel of A, so each anchor's precision is estimated on every such sample drawn so far (the reference
-  reuses only its parent's);
-- the samples requested for several arms at one step go to the model in a single call, and when the arms
-  share most of their superpixels they are drawn once for the shared part, which is valid for every arm
-  whose other superpixels it happened to keep (see :meth:`AnchorSearch._sample_for`);
-- a mask (with its background image) is sent to the model once (see :class:`PerturbationSampler`).
+- pooling (:meth:`SampleStore.valid_for`): a sample counts for an anchor only when it was drawn for a
+  subset of the anchor and kept every superpixel of it; such a sample is a draw from the anchor's own
+  distribution;
+- pairing (:meth:`SampleStore.pair_counts`): two candidates of equal size are compared on the samples that
+  tell them apart, mu_j - mu_i = q (b - a);
+- the source of a draw (:meth:`AnchorSearch._draw_for_pair`): the critical arms may be fed by samples drawn
+  for a subset of them, which also feed every other open candidate containing that subset;
+- the memo (:class:`~imgexplain.anchors.sampler.PerturbationSampler`): a deterministic model gives a mask
+  the same label every time, so a repeated mask is an independent draw whose label is already known.
+
+Every confidence bound holds at all sample counts at once (:func:`~imgexplain.anchors.bandit.uniform_level`),
+so rounds are sized by what is still missing and the precision check may look after every round.
 """
 from __future__ import annotations
 
@@ -18,10 +25,12 @@ from typing import Callable
 
 import numpy as np
 
-from imgexplain.anchors.bandit import kl_lower_bound, kl_lucb, kl_upper_bound
+from imgexplain.anchors.bandit import MIN_ROUND, kl_lower_bound, kl_lucb, kl_upper_bound, uniform_level
 from imgexplain.anchors.sampler import PerturbationSampler
 
 Anchor = tuple[int, ...]
+ROUNDS = ("adaptive", "fixed")
+EMPTY_ANCHOR_GROWTH = 4
 
 
 @dataclass
@@ -41,6 +50,7 @@ class SearchSettings:
     initial_capacity: int
     capacity_margin: int
     epsilon_stop: float
+    rounds: str
     log: Callable[[str], None] | None
     log_every: int
 
@@ -73,19 +83,54 @@ class SampleStore:
 
     def counts(self, anchors: list[Anchor], rows: slice | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(positives, n_samples) of each anchor over the stored samples valid for it (or over ``rows``)."""
-        if rows is None:
-            rows = slice(0, self.size)
-        members = _anchor_matrix(anchors, self.masks.shape[1])
-        valid = self.valid_for(members, rows)
+        rows = slice(0, self.size) if rows is None else rows
+        valid = self.valid_for(_anchor_matrix(anchors, self.masks.shape[1]), rows)
         return valid[self.held[rows]].sum(axis=0).astype(float), valid.sum(axis=0).astype(float)
 
     def valid_for(self, members: np.ndarray, rows: slice) -> np.ndarray:
-        """(n_rows, n_anchors): the sample kept all of the anchor's superpixels and was drawn for a subset."""
+        """(n_rows, n_anchors): whether each sample is a draw from each anchor's distribution.
+
+        A sample drawn for C kept C and perturbed every other superpixel independently with probability
+        p_sample. When C is a subset of anchor A and the sample happened to keep all of A, the superpixels
+        outside A are still independent and perturbed with probability p_sample, so the sample is a draw
+        from A's distribution. A sample drawn for a set with a superpixel outside A kept that superpixel by
+        force, not by chance: it is not a draw for A and never counts.
+        """
         masks = self.masks[rows].astype(np.float32)
         drawn = self.drawn_for[rows].astype(np.float32)
         kept_all = masks @ members.T.astype(np.float32) == members.sum(axis=1)
         drawn_for_subset = drawn @ (~members).T.astype(np.float32) == 0
         return kept_all & drawn_for_subset
+
+    def pair_counts(self, anchors: list[Anchor], first: np.ndarray, second: np.ndarray,
+                    p_sample: float) -> tuple[np.ndarray, ...]:
+        """For each pair of anchors i = first[k], j = second[k]: (positives_a, n_a, positives_b, n_b, q).
+
+        Let S = i - j and T = j - i with |S| = |T|. Under i's distribution, all of T is kept with probability
+        r = (1 - p_sample)^|T|, and then the sample is distributed as one of j's that kept all of S (both
+        keep i | j, the rest independent). So mu_i = r c + (1 - r) a and mu_j = r c + (1 - r) b, with c the
+        precision of i | j, a that of i on its samples where not all of T was kept and b that of j where not
+        all of S was kept: mu_j - mu_i = q (b - a) with q = 1 - r, exactly. The samples counted for a are i's
+        valid samples that did not keep all of T, draws from a's distribution (likewise for b). Pairs of
+        different sizes get n_a = n_b = 0 (no paired bound).
+        """
+        rows = slice(0, self.size)
+        n_features = self.masks.shape[1]
+        members = _anchor_matrix(anchors, n_features)
+        only_first = members[first] & ~members[second]
+        only_second = members[second] & ~members[first]
+        size_s, size_t = only_first.sum(axis=1), only_second.sum(axis=1)
+        masks = self.masks[rows].astype(np.float32)
+        kept_all_t = masks @ only_second.T.astype(np.float32) == size_t
+        kept_all_s = masks @ only_first.T.astype(np.float32) == size_s
+        valid = self.valid_for(members, rows)
+        in_a = valid[:, first] & ~kept_all_t
+        in_b = valid[:, second] & ~kept_all_s
+        same_size = (size_s == size_t).astype(float)
+        held = self.held[rows]
+        return (in_a[held].sum(axis=0) * same_size, in_a.sum(axis=0) * same_size,
+                in_b[held].sum(axis=0) * same_size, in_b.sum(axis=0) * same_size,
+                1.0 - (1.0 - p_sample) ** size_t)
 
 
 @dataclass
@@ -114,42 +159,39 @@ class AnchorSearch:
         self.order: dict[Anchor, list[int]] = {(): []}
         coverage_masks, _ = sampler.draw(np.zeros(0, dtype=np.intp), settings.coverage_samples)
         self.coverage_masks = coverage_masks.astype(np.float32)
+        self.max_size = self.n_features if settings.max_anchor_size is None else min(settings.max_anchor_size,
+                                                                                    self.n_features)
+        # The precision checks share delta over the sizes 0..max_size and, at each size, over every candidate
+        # the chosen anchors were picked from: the check stays valid for whichever anchor the search keeps.
+        self.check_delta = settings.delta / (self.max_size + 1)
 
     def coverage(self, anchors: list[Anchor]) -> np.ndarray:
         """Fraction of the coverage samples that keep every superpixel of each anchor."""
         members = _anchor_matrix(anchors, self.n_features)
         return (self.coverage_masks @ members.T.astype(np.float32) == members.sum(axis=1)).mean(axis=0)
 
-    def sample(self, anchors: list[Anchor], n_each: int) -> slice:
-        """Draw ``n_each`` samples for every anchor, label them in one model call, store them."""
-        draws = [self.sampler.draw(np.array(anchor, dtype=np.intp), n_each) for anchor in anchors]
+    def sample(self, requests: list[tuple[Anchor, int]]) -> slice:
+        """Draw ``n`` samples for each (anchor, n) requested, label them all in one model call, store them."""
+        draws = [self.sampler.draw(np.array(anchor, dtype=np.intp), n) for anchor, n in requests]
         masks = np.concatenate([masks for masks, _ in draws])
         backgrounds = np.concatenate([backgrounds for _, backgrounds in draws])
-        drawn_for = np.repeat(_anchor_matrix(anchors, self.n_features), n_each, axis=0)
+        drawn_for = np.repeat(_anchor_matrix([anchor for anchor, _ in requests], self.n_features),
+                              [n for _, n in requests], axis=0)
         held = self.sampler.predict(masks, backgrounds) == self.label
         return self.store.add(masks, drawn_for, held, backgrounds)
 
     def run(self) -> SearchResult:
         s = self.settings
-        self.sample([()], s.min_samples_start)
-        positives, n_samples = self.store.counts([()])
-        mean = positives / n_samples
-        level = np.log(1.0 / s.delta)
-        lower = kl_lower_bound(mean, level / n_samples)
-        while mean[0] > s.threshold and lower[0] < s.threshold - s.tau:
-            self.sample([()], s.batch_size)
-            positives, n_samples = self.store.counts([()])
-            mean = positives / n_samples
-            lower = kl_lower_bound(mean, level / n_samples)
-        if lower[0] > s.threshold:
-            return self._result((), success=True, all_precision=float(mean[0]))
+        self.sample([((), s.min_samples_start)])
+        empty_mean, empty_passes = self._check_empty_anchor()
+        if empty_passes:
+            return self._result((), success=True, all_precision=empty_mean)
 
-        max_size = self.n_features if s.max_anchor_size is None else min(s.max_anchor_size, self.n_features)
         best_of_size: dict[int, list[Anchor]] = {0: [()]}
         best_anchor: Anchor = ()
         best_coverage = -1.0
         size = 1
-        while size <= max_size:
+        while size <= self.max_size:
             candidates = self._propose(best_of_size[size - 1])
             coverages = self.coverage(candidates)
             keep = coverages > best_coverage
@@ -157,16 +199,13 @@ class AnchorSearch:
             coverages = coverages[keep]
             if not candidates:
                 break
-            positives, n_samples = self._counts_with_one_sample_each(candidates)
-            chosen = kl_lucb(positives, n_samples, self._arm_sampler(candidates),
-                             min(s.beam_size, len(candidates)), s.tau, s.delta, s.log, s.log_every)
+            chosen = self._select(candidates, min(s.beam_size, len(candidates)))
             best_of_size[size] = [candidates[index] for index in chosen]
-            means, lowers = self._settle_precision(best_of_size[size])
-            valid = (means >= s.threshold) & (lowers > s.threshold - s.epsilon_stop)
-            better = np.flatnonzero(valid & (coverages[chosen] > best_coverage))
+            means, lowers, passes = self._check_precision(best_of_size[size], len(candidates))
+            better = np.flatnonzero(passes & (coverages[chosen] > best_coverage))
             if s.log is not None:
-                for anchor, mean_, lower_, coverage_ in zip(best_of_size[size], means, lowers, coverages[chosen]):
-                    s.log(f"size {size}: {anchor} precision {mean_:.3f} lb {lower_:.3f} coverage {coverage_:.3f}")
+                for anchor, mean, lower, coverage in zip(best_of_size[size], means, lowers, coverages[chosen]):
+                    s.log(f"size {size}: {anchor} precision {mean:.3f} lb {lower:.3f} coverage {coverage:.3f}")
             if better.size:
                 winner = better[np.argmax(coverages[chosen][better])]
                 best_coverage = float(coverages[chosen][winner])
@@ -179,10 +218,98 @@ class AnchorSearch:
             return self._result(best_anchor, success=True)
         tried = [anchor for k in range(1, size) for anchor in best_of_size.get(k, [])]
         if not tried:
-            return self._result((), success=False, all_precision=float(mean[0]))
-        positives, n_samples = self._counts_with_one_sample_each(tried)
-        chosen = kl_lucb(positives, n_samples, self._arm_sampler(tried), 1, s.tau, s.delta, s.log, s.log_every)
-        return self._result(tried[chosen[0]], success=False)
+            return self._result((), success=False, all_precision=empty_mean)
+        return self._result(tried[self._select(tried, 1)[0]], success=False)
+
+    def _check_empty_anchor(self) -> tuple[float, bool]:
+        """The reference's test of the empty anchor, with a bound valid at every look: it passes when its lower
+        bound exceeds the threshold itself. It is sampled while its mean is above the threshold and, if the mean
+        held, EMPTY_ANCHOR_GROWTH times its samples would clear the threshold (the reference samples until the
+        lower bound reaches threshold - tau, which a bound valid at every look reaches too early to decide)."""
+        s = self.settings
+        while True:
+            positives, n_samples = self.store.counts([()])
+            mean = positives / n_samples
+            lower = kl_lower_bound(mean, self._check_level(n_samples, 1))[0]
+            reachable = kl_lower_bound(mean, self._check_level(EMPTY_ANCHOR_GROWTH * n_samples, 1))[0] > s.threshold
+            if lower > s.threshold or mean[0] <= s.threshold or not reachable:
+                return float(mean[0]), bool(lower > s.threshold)
+            self.sample([((), self._check_round(n_samples[0]))])
+
+    def _check_level(self, n_samples: np.ndarray, n_candidates: int) -> np.ndarray:
+        """Two-sided level of the precision check, valid at every look (``check_delta``: see ``__init__``)."""
+        return uniform_level(n_samples, self.check_delta / n_candidates / 2.0) / n_samples
+
+    def _check_round(self, n_samples: float) -> int:
+        if self.settings.rounds == "fixed":
+            return self.settings.batch_size
+        return int(np.clip(0.5 * n_samples, MIN_ROUND, self.settings.batch_size))
+
+    def _check_precision(self, anchors: list[Anchor], n_candidates: int):
+        """Sample the chosen anchors until each is clearly above or below the threshold; return their means,
+        lower bounds and whether each passes (mean >= threshold, lower bound > threshold - epsilon_stop)."""
+        s = self.settings
+        while True:
+            positives, n_samples = self.store.counts(anchors)
+            means = positives / n_samples
+            level = self._check_level(n_samples, n_candidates)
+            lowers, uppers = kl_lower_bound(means, level), kl_upper_bound(means, level)
+            above = means >= s.threshold
+            undecided = ((above & (lowers < s.threshold - s.epsilon_stop))
+                         | (~above & (uppers >= s.threshold + s.epsilon_stop)))
+            if not undecided.any():
+                return means, lowers, above & (lowers > s.threshold - s.epsilon_stop)
+            n_each = self._check_round(n_samples[undecided].max())
+            self.sample([(anchor, n_each) for anchor, todo in zip(anchors, undecided) if todo])
+
+    def _select(self, anchors: list[Anchor], top_n: int) -> np.ndarray:
+        """KL-LUCB over ``anchors`` with pooled counts, paired bounds and shared draws."""
+        s = self.settings
+        self._give_one_sample_each(anchors)
+
+        def counts():
+            return self.store.counts(anchors)
+
+        def pair_counts(first, second):
+            return self.store.pair_counts(anchors, first, second, self.sampler.p_sample)
+
+        def draw(i, j, per_arm, open_arms):
+            self._draw_for_pair(anchors[i], anchors[j], per_arm, [anchors[k] for k in open_arms])
+
+        return kl_lucb(counts, draw, top_n, s.tau, s.delta, pair_counts=pair_counts, batch_size=s.batch_size,
+                       adaptive_rounds=s.rounds == "adaptive", log=s.log, log_every=s.log_every)
+
+    def _give_one_sample_each(self, anchors: list[Anchor]) -> None:
+        _, n_samples = self.store.counts(anchors)
+        unsampled = [(anchor, 1) for anchor, n in zip(anchors, n_samples) if n == 0]
+        if unsampled:
+            self.sample(unsampled)
+
+    def _draw_for_pair(self, first: Anchor, second: Anchor, per_arm: int, open_anchors: list[Anchor]) -> None:
+        """Give both critical arms about ``per_arm`` valid samples, drawing each from the source that feeds
+        the most open arms per model evaluation: the arm itself, one of its parents (the arm less one
+        superpixel) or the part it shares with the other arm.
+
+        A sample drawn for a subset C of an open arm A is valid for A with probability
+        (1 - p_sample)^|A - C| (:meth:`SampleStore.valid_for`), so C feeds the open arms at the rate
+        sum over open A containing C of (1 - p_sample)^|A - C| per evaluation, and an arm needs
+        per_arm / (1 - p_sample)^|arm - C| draws from C. Arms choosing the same source share its draws.
+        """
+        keep = 1.0 - self.sampler.p_sample
+        open_sets = [set(anchor) for anchor in open_anchors]
+        common = tuple(sorted(set(first) & set(second)))
+
+        def rate(source):
+            return sum(keep ** len(arm - set(source)) for arm in open_sets if arm.issuperset(source))
+
+        requests: dict[Anchor, int] = {}
+        for arm in (first, second):
+            options = sorted({arm, common} | {tuple(f for f in arm if f != left_out) for left_out in arm})
+            options = [source for source in options if keep ** (len(arm) - len(source)) > 0]
+            source = max(options, key=lambda option: (rate(option), len(option)))
+            need = int(np.ceil(per_arm / keep ** (len(arm) - len(source))))
+            requests[source] = max(requests.get(source, 0), need)
+        self.sample(list(requests.items()))
 
     def _propose(self, previous_best: list[Anchor]) -> list[Anchor]:
         """Every anchor made by adding one superpixel to one of ``previous_best``, in a fixed order."""
@@ -197,60 +324,6 @@ class AnchorSearch:
                 if child not in proposals:
                     proposals.append(child)
         return proposals
-
-    def _counts_with_one_sample_each(self, anchors: list[Anchor]) -> tuple[np.ndarray, np.ndarray]:
-        positives, n_samples = self.store.counts(anchors)
-        unsampled = [anchor for anchor, n in zip(anchors, n_samples) if n == 0]
-        if unsampled:
-            self.sample(unsampled, 1)
-            positives, n_samples = self.store.counts(anchors)
-        return positives, n_samples
-
-    def _arm_sampler(self, anchors: list[Anchor]):
-        positives, n_samples = self.store.counts(anchors)
-
-        def sample_arms(arms):
-            rows = self._sample_for([anchors[arm] for arm in arms])
-            new_positives, new_n = self.store.counts(anchors, rows)
-            positives[:] += new_positives
-            n_samples[:] += new_n
-            return positives.copy(), n_samples.copy()
-
-        return sample_arms
-
-    def _sample_for(self, arms: list[Anchor]) -> slice:
-        """Give each arm about ``batch_size`` new samples, as cheaply as the pooling allows.
-
-        Samples drawn for the arms' common part C are valid for an arm A when they keep A's other
-        superpixels, which happens with probability (1 - p_sample) ** |A - C|. When that makes drawing for C
-        no dearer than drawing for each arm apart, draw for C: every other candidate that contains C gets
-        samples too.
-        """
-        batch_size = self.settings.batch_size
-        common = tuple(sorted(set(arms[0]).intersection(*arms[1:])))
-        extra = max(len(arm) - len(common) for arm in arms)
-        kept_probability = (1.0 - self.sampler.p_sample) ** extra
-        if kept_probability * len(arms) >= 1.0:
-            return self.sample([common], int(np.ceil(batch_size / kept_probability)))
-        return self.sample(arms, batch_size)
-
-    def _settle_precision(self, anchors: list[Anchor]) -> tuple[np.ndarray, np.ndarray]:
-        """Sample the chosen anchors until each is clearly above or below the threshold."""
-        s = self.settings
-        level = np.log(1.0 / (s.delta / (1 + (s.beam_size - 1) * self.n_features)))
-        positives, n_samples = self.store.counts(anchors)
-        while True:
-            means = positives / n_samples
-            lowers = kl_lower_bound(means, level / n_samples)
-            uppers = kl_upper_bound(means, level / n_samples)
-            undecided = (((means >= s.threshold) & (lowers < s.threshold - s.epsilon_stop))
-                         | ((means < s.threshold) & (uppers >= s.threshold + s.epsilon_stop)))
-            if not undecided.any():
-                return means, lowers
-            rows = self.sample([anchor for anchor, todo in zip(anchors, undecided) if todo], s.batch_size)
-            new_positives, new_n = self.store.counts(anchors, rows)
-            positives += new_positives
-            n_samples += new_n
 
     def _result(self, anchor: Anchor, success: bool, all_precision: float = 0.0) -> SearchResult:
         result = SearchResult(feature=[], mean=[], precision=[], coverage=[],

@@ -1,0 +1,238 @@
+"""Anchors: imgexplain and alibi 0.9.6 side by side on generated problems and on the photos.
+
+    .venv/bin/python -m bench.anchors [--problems 120] [--photo-seeds 1] [--no-photos] [--output BENCHMARKS.md]
+
+Generated problems (bench/anchor_problems.py) have a known true precision for any anchor; the photos are
+EfficientNet-Lite0 on skimage's sample photos with seed 000's arguments. Both libraries run one after the
+other on the same inputs, alibi in its own virtual environment (bench/run.py's peer machinery). The result
+replaces the "Anchors vs alibi" section of BENCHMARKS.md; `make bench` writes the same section.
+"""
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench import anchor_problems
+from bench.run import (ANCHOR_ARGS, OUT, PHOTOS, ROOT, SLIC_KWARGS, as_explanation, log, machine, photos, problems,
+                       save, start_peer)
+
+N_PROBLEMS = 120
+EPSILON_STOP = 0.05  # the default of both libraries
+FRESH_PHOTO_SAMPLES = 300  # each costs an EfficientNet-Lite0 evaluation
+SECTION = "## Anchors vs alibi"
+
+
+def ours(predictor, image, segments, seed, explain_kwargs, backgrounds=None):
+    """imgexplain's anchor, counted by the same wrapper as alibi's."""
+    import imgexplain
+
+    counted = problems.Counted(predictor)
+    explainer = imgexplain.AnchorImage(counted, image.shape, segmentation_fn=problems.FixedSegmentation(segments),
+                                       images_background=backgrounds, seed=seed)
+    counted.reset()
+    began = time.perf_counter()
+    explanation = explainer.explain(image, **explain_kwargs)
+    return {"feature": [int(f) for f in explanation.raw["feature"]], "success": bool(explanation.success),
+            "precision": float(np.ravel(explanation.precision)[0]), "coverage": float(explanation.coverage),
+            "wall": time.perf_counter() - began, **counted.counts()}
+
+
+def generated_rows(alibi, n_problems, seeds, family=0):
+    rows = []
+    for problem in anchor_problems.generate(n_problems, family):
+        for seed in seeds:
+            pair = {"imgexplain": ours(problem.predictor(), problem.image(), problem.segments(), seed,
+                                       problem.explain_kwargs(), problem.backgrounds())}
+            if alibi is not None:
+                pair["alibi"] = alibi.ask("generated", index=problem.index, family=family, seed=seed)
+            for library, result in pair.items():
+                rows.append({"set": "generated", "problem": f"{problem.index} {problem.kind}", "kind": problem.kind,
+                             "library": library, "seed": seed, "threshold": problem.threshold,
+                             "true_precision": problem.true_precision(result["feature"]), **result})
+            log(f"anchors generated {problem.index} ({problem.kind}, K={problem.n_features}) seed {seed}: "
+                + ", ".join(f"{library} {r['images']} images" for library, r in pair.items()))
+    return rows
+
+
+def photo_rows(alibi, photo_images, predictor, seeds, n_fresh=FRESH_PHOTO_SAMPLES):
+    """Both libraries on each photo and seed; the anchor's precision on ``n_fresh`` fresh samples stands in
+    for the truth (none when 0)."""
+    from skimage.segmentation import slic
+
+    from imgexplain.evaluate import anchor_precision
+
+    rows, segments_of = [], {}
+    for name, image in zip(PHOTOS, photo_images):
+        segments = slic(image / 255.0, **SLIC_KWARGS)
+        segments_of[name] = segments
+        image_path, segments_path = save(f"photo-{name}-image", image), save(f"photo-{name}-segments", segments)
+        for seed in seeds:
+            pair = {"imgexplain": ours(predictor, image, segments, seed, dict(ANCHOR_ARGS))}
+            if alibi is not None:
+                pair["alibi"] = alibi.ask("photo", image_path=image_path, segments_path=segments_path,
+                                          explain_kwargs=dict(ANCHOR_ARGS), seed=seed)
+            for library, result in pair.items():
+                fresh = (anchor_precision(predictor, image, as_explanation(result, segments), n=n_fresh,
+                                          seed=1000 + seed)["precision"] if n_fresh else float("nan"))
+                rows.append({"set": "photos", "problem": f"photo:{name}", "kind": "photo", "library": library,
+                             "seed": seed, "threshold": ANCHOR_ARGS["threshold"], "true_precision": fresh, **result})
+            log(f"anchors photo {name} seed {seed}: "
+                + ", ".join(f"{library} {r['feature']} {r['images']} images" for library, r in pair.items()))
+    return rows, segments_of
+
+
+def _pairs(rows):
+    """{(problem, seed): {library: row}} for the instances both libraries ran."""
+    pairs = {}
+    for row in rows:
+        pairs.setdefault((row["problem"], row["seed"]), {})[row["library"]] = row
+    return {key: pair for key, pair in pairs.items() if len(pair) == 2}
+
+
+def summarize(rows):
+    """The figures of one set of rows (instances both libraries ran)."""
+    pairs = list(_pairs(rows).values())
+    if not pairs:
+        return None
+    ours_, theirs = [p["imgexplain"] for p in pairs], [p["alibi"] for p in pairs]
+    ratios = np.array([a["images"] / max(o["images"], 1) for o, a in zip(ours_, theirs)])
+
+    def false_success(side):
+        return np.mean([r["success"] and r["true_precision"] < r["threshold"] - EPSILON_STOP for r in side])
+
+    return {"instances": len(pairs),
+            "images": (sum(r["images"] for r in ours_), sum(r["images"] for r in theirs)),
+            "median_ratio": float(np.median(ratios)), "p10_ratio": float(np.percentile(ratios, 10)),
+            "same_anchor": float(np.mean([sorted(o["feature"]) == sorted(a["feature"])
+                                          for o, a in zip(ours_, theirs)])),
+            "size": (float(np.mean([len(r["feature"]) for r in ours_])),
+                     float(np.mean([len(r["feature"]) for r in theirs]))),
+            "false_success": (false_success(ours_), false_success(theirs)),
+            "success": (float(np.mean([r["success"] for r in ours_])), float(np.mean([r["success"] for r in theirs]))),
+            "calls": (sum(r["calls"] for r in ours_), sum(r["calls"] for r in theirs)),
+            "overhead": (sum(r["wall"] - r["model_seconds"] for r in ours_),
+                         sum(r["wall"] - r["model_seconds"] for r in theirs))}
+
+
+def section_lines(rows, n_problems, generated_seeds, photo_seeds, command):
+    groups = [("generated, all", [r for r in rows if r["set"] == "generated"])]
+    groups += [(f"generated, {kind}", [r for r in rows if r["kind"] == kind]) for kind in anchor_problems.KINDS]
+    groups += [("photos", [r for r in rows if r["set"] == "photos"])]
+    lines = [f"Command: `{command}`. Images are counted by the same wrapper around the predictor on both sides. "
+             "Ratio = alibi's images / imgexplain's, per instance (problem and seed). False success: success=True "
+             "with true precision below threshold - epsilon_stop (0.05)."]
+    if n_problems:
+        lines += ["", f"Generated problems: {n_problems} problems of `bench/anchor_problems.py` (family 0: AND rules of "
+                  "1-3 superpixels, linear-threshold rules, and both with label noise from 1% to 1% short of "
+                  "1 - threshold; 8-30 superpixels; thresholds 0.9 and 0.95; beam sizes 1 and 2; tau 0.15 and 0.25; "
+                  f"background images in about one problem in four), seeds {list(generated_seeds)}; the true "
+                  "precision of every anchor returned is exact (enumeration) or taken on 10,000 fresh samples."]
+    if list(photo_seeds):
+        lines += ["", f"Photos: EfficientNet-Lite0 (PyTorch, softmax) on {', '.join(PHOTOS)} at 224x224 with seed "
+                  f"000's arguments {ANCHOR_ARGS}, batch_size 100, superpixels from skimage slic {SLIC_KWARGS} (the "
+                  f"same on both sides), seeds {list(photo_seeds)}; their \"true\" precision is taken on fresh "
+                  "samples (nan: not measured)."]
+    lines.append("")
+    lines += targets(summarize(groups[0][1]), summarize(groups[-1][1]))
+    lines += ["", "| set | instances | images ours / alibi | total ratio | median ratio | 10th percentile ratio "
+              "| same anchor | mean size ours / alibi | success ours / alibi | false success ours / alibi "
+              "| model calls ours / alibi | overhead s ours / alibi |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, group in groups:
+        s = summarize(group)
+        if s is None:
+            continue
+        lines.append(
+            f"| {name} | {s['instances']} | {s['images'][0]} / {s['images'][1]} | {s['images'][1] / s['images'][0]:.2f}x "
+            f"| {s['median_ratio']:.2f}x | {s['p10_ratio']:.2f}x | {s['same_anchor']:.0%} "
+            f"| {s['size'][0]:.2f} / {s['size'][1]:.2f} | {s['success'][0]:.0%} / {s['success'][1]:.0%} "
+            f"| {s['false_success'][0]:.1%} / {s['false_success'][1]:.1%} | {s['calls'][0]} / {s['calls'][1]} "
+            f"| {s['overhead'][0]:.1f} / {s['overhead'][1]:.1f} |")
+    photo = [r for r in rows if r["set"] == "photos"]
+    if photo:
+        lines += ["", "| photo | seed | library | anchor | success | fresh precision | images | wall s |",
+                  "|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['problem']} | {r['seed']} | {r['library']} | {sorted(r['feature'])} | {r['success']} "
+                  f"| {r['true_precision']:.3f} | {r['images']} | {r['wall']:.1f} |" for r in photo]
+    return lines
+
+
+def targets(generated, photo):
+    """Issue 11's targets, met or not, from the summaries of the generated problems and of the photos."""
+    def verdict(ok):
+        return "met" if ok else "NOT met"
+
+    lines = []
+    if photo:
+        ratio = photo["images"][1] / photo["images"][0]
+        lines.append(f"- at least 5x fewer images than alibi on the photos: **{verdict(ratio >= 5)}** ({ratio:.2f}x)")
+    if generated:
+        ratio = generated["images"][1] / generated["images"][0]
+        size_ours, size_alibi = generated["size"]
+        false_ours, false_alibi = generated["false_success"]
+        lines += [f"- at least 4x fewer images in total on the generated problems: **{verdict(ratio >= 4)}** "
+                  f"({ratio:.2f}x)",
+                  f"- 10th percentile of the per-instance ratio at least 1.5x: "
+                  f"**{verdict(generated['p10_ratio'] >= 1.5)}** ({generated['p10_ratio']:.2f}x)",
+                  f"- mean anchor size within 10% of alibi's: **{verdict(abs(size_ours / size_alibi - 1) <= 0.1)}** "
+                  f"({size_ours:.2f} / {size_alibi:.2f})",
+                  f"- false-success share no higher than alibi's: **{verdict(false_ours <= false_alibi)}** "
+                  f"({false_ours:.1%} / {false_alibi:.1%})"]
+    return ["Targets (generated problems unless said):", *lines] if lines else []
+
+
+def replace_section(path, lines):
+    """Put ``lines`` under the anchors heading of ``path``, leaving every other section as it is."""
+    text = Path(path).read_text().split("\n") if Path(path).exists() else ["# Benchmarks", ""]
+    if SECTION in text:
+        start = text.index(SECTION) + 1
+        end = next((k for k in range(start, len(text)) if text[k].startswith("## ")), len(text))
+        text[start:end] = ["", *lines, ""]
+    else:
+        text += [SECTION, "", *lines, ""]
+    Path(path).write_text("\n".join(text))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--problems", type=int, default=N_PROBLEMS, help="generated problems (family 0)")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds per generated problem")
+    parser.add_argument("--photo-seeds", type=int, default=1, help="seeds per photo")
+    parser.add_argument("--no-photos", action="store_true")
+    parser.add_argument("--no-generated", action="store_true")
+    parser.add_argument("--photos-without-alibi", action="store_true",
+                        help="imgexplain alone on the photos (when the machine is too loaded for alibi's share)")
+    parser.add_argument("--fresh-photo-samples", type=int, default=FRESH_PHOTO_SAMPLES)
+    parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
+    args = parser.parse_args(argv)
+    logging.getLogger("imgexplain").setLevel(logging.ERROR)
+    (OUT / "inputs").mkdir(parents=True, exist_ok=True)
+    notes = []
+    alibi_needed = not args.no_generated or not (args.no_photos or args.photos_without_alibi)
+    alibi = start_peer("alibi", notes) if alibi_needed else None
+    seeds, photo_seeds = range(args.seeds), range(args.photo_seeds)
+    rows = [] if args.no_generated else generated_rows(alibi, args.problems, seeds)
+    if not args.no_photos:
+        rows += photo_rows(None if args.photos_without_alibi else alibi, photos(), problems.EfficientNetPredictor(),
+                           photo_seeds, args.fresh_photo_samples)[0]
+    if alibi is not None:
+        alibi.close()
+    command = "python -m bench.anchors " + " ".join(argv if argv is not None else sys.argv[1:])
+    lines = section_lines(rows, 0 if args.no_generated else args.problems, [] if args.no_generated else seeds,
+                          [] if args.no_photos else photo_seeds, command.strip())
+    lines += [f"- {note}" for note in notes]
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    lines += ["", f"Machine: {machine()}; load average at the end: "
+              f"{load} (other work was running; image counts do not depend on it)."]
+    (OUT / "anchors.json").write_text(json.dumps({"command": command.strip(), "rows": rows}, indent=1, default=str))
+    replace_section(args.output, lines)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
