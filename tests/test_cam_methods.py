@@ -128,7 +128,8 @@ def test_methods_keep_float32_and_dispatch_by_name():
         assert out.dtype == np.float32 and out.shape == activations.shape[:3]
         assert 0 <= out.min() and out.max() <= 1
     assert methods.eigencam(activations).dtype == np.float32
-    assert set(methods.METHODS) == {"gradcam", "gradcam++", "hirescam", "layercam", "scorecam", "eigencam"}
+    assert set(methods.METHODS) == {"gradcam", "gradcam++", "xgradcam", "hirescam", "gradcam-elementwise",
+                                    "layercam", "scorecam", "ablationcam", "eigencam"}
 
 
 def test_importing_cam_and_render_loads_no_framework():
