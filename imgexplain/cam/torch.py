@@ -30,8 +30,15 @@ def _shape(value):
     return tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
 
 
+# The grid of a 4-D output that a Linear or LayerNorm made: channels last, as Swin's stages.
+CHANNELS_LAST = "channels last"
+
+
 def _tokens_to_map(tensor, grid):
-    """``(N, extra + side**2, C)`` tokens -> ``(N, C, side, side)``, the extra tokens dropped."""
+    """``(N, extra + side**2, C)`` tokens -> ``(N, C, side, side)``, the extra tokens dropped; a
+    channels-last ``(N, h, w, C)`` output -> ``(N, C, h, w)``."""
+    if grid == CHANNELS_LAST:
+        return tensor.permute(0, 3, 1, 2)
     extra, side = grid
     patches = tensor[:, extra:, :]
     return patches.reshape(patches.shape[0], side, side, patches.shape[2]).permute(0, 3, 1, 2)
@@ -166,11 +173,21 @@ class TorchBackend:
                                  "feature map (N, C, h, w) larger than 1x1 or transformer tokens; pass "
                                  "layer= explicitly, with reshape_transform= for other outputs")
             if candidates[-1].ndim == 4 or self.reshape_transform is not None:
-                chosen[key] = (self._innermost(finished, candidates[-1]), None)
+                name = self._innermost(finished, candidates[-1])
+                chosen[key] = (name, self._layout(self._find_module(name)[1], candidates[-1]))
             else:
                 chosen[key] = self._choose_tokens(images)
         name, grid = chosen[key]
         self.layer_names, self.layers, self.grids = [name], [self._find_module(name)[1]], [grid]
+
+    def _layout(self, module, value):
+        """CHANNELS_LAST for a 4-D output of a Linear or a LayerNorm over the last axis (as in
+        Swin's stages), else None."""
+        last_axis = isinstance(module, torch.nn.Linear) or (
+            isinstance(module, torch.nn.LayerNorm) and len(module.normalized_shape) == 1)
+        if self.reshape_transform is None and value.ndim == 4 and last_axis:
+            return CHANNELS_LAST
+        return None
 
     def _choose_tokens(self, images):
         if torch.is_inference_mode_enabled():
@@ -266,8 +283,8 @@ class TorchBackend:
             tensor = self.reshape_transform(tensor)
         elif self.grids[index] is not None:
             tensor = _tokens_to_map(tensor, self.grids[index])
-        elif tensor.ndim == 3 and token_grid(tuple(tensor.shape)):
-            self.grids[index] = token_grid(tuple(tensor.shape))
+        elif self._layout(self.layers[index], tensor) or (tensor.ndim == 3 and token_grid(tuple(tensor.shape))):
+            self.grids[index] = self._layout(self.layers[index], tensor) or token_grid(tuple(tensor.shape))
             tensor = _tokens_to_map(tensor, self.grids[index])
         if not isinstance(tensor, torch.Tensor) or not is_feature_map(tuple(tensor.shape)):
             through = " after reshape_transform" if self.reshape_transform is not None else ""
