@@ -125,6 +125,7 @@ class KerasBackend:
                              "(keras.config.image_data_format() == 'channels_last')")
         self.model = model
         self.output = output
+        self.output_layer = self._output_layer(output)
         self.reshape_transform = reshape_transform
         self.layers, self.grids = None, None
         if layers is not None:
@@ -138,6 +139,32 @@ class KerasBackend:
         self.layers = layers
         self.grids = grids or [None if self.reshape_transform is not None else token_grid(_static_shape(layer))
                                for layer in layers]
+
+    def _output_layer(self, output):
+        """The layer whose output is explained when ``output`` names a layer rather than one of the
+        model's outputs (``output='logits'`` on a model ending in a softmax)."""
+        if not isinstance(output, str) or output in (getattr(self.model, "output_names", None) or ()):
+            return None
+        return next((layer for layer in _all_layers(self.model) if layer.name == output), None)
+
+    def _call(self, images, layers=(), record=None):
+        """Run the model with each of ``layers``' outputs going through ``record(layer, value)``;
+        return the explained output (a layer's when ``output`` names one)."""
+        explained = []
+
+        def through(layer, value):
+            if layer is self.output_layer:
+                explained.append(value)
+            return record(layer, value) if any(layer is other for other in layers) else value
+
+        extra = [] if self.output_layer is None else [self.output_layer]
+        with _recording(list(layers) + extra, through):
+            outputs = self.model(images, training=False)
+        if self.output_layer is None:
+            return select_output(outputs, self.output)
+        if len(explained) != 1:
+            raise ValueError(f"output layer {self.output!r} ran {len(explained)} times in one forward pass")
+        return explained[0]
 
     @property
     def layer_names(self):
@@ -210,8 +237,7 @@ class KerasBackend:
                         finished.append((layer, value))
                     return value
 
-                with _recording(_leaf_layers(self.model), note):
-                    outputs = select_output(self.model(images[:1], training=False), self.output)
+                outputs = self._call(images[:1], _leaf_layers(self.model), note)
                 score = tf.reduce_max(outputs) if len(outputs.shape) == 2 else tf.reduce_sum(outputs)
             runs = {}
             for layer, _ in finished:
@@ -293,6 +319,9 @@ class KerasBackend:
             return None
         if not outputs:
             return None
+        if self.output_layer is not None:
+            shape = _static_shape(self.output_layer)
+            return shape[-1] if shape is not None and len(shape) == 2 else None
         try:
             selected = select_output(list(outputs), self.output)
         except ValueError:
@@ -336,7 +365,7 @@ class KerasBackend:
                     tape.watch(value)
                 return value
 
-            outputs, activations = _run_and_record(self.model, self.layers, self.output, images, watch)
+            outputs, activations = self._run_and_record(images, watch)
             if isinstance(targets, list):
                 chosen, scores = _callable_scores(outputs, targets)
             else:
@@ -388,10 +417,9 @@ class KerasBackend:
     def predict(self, batch):
         """The explained output of a numpy batch, as numpy."""
         images = tf.convert_to_tensor(batch)
-        model, output = weakref.ref(self.model), self.output
+        backend = weakref.ref(self)
         function = self._traced("predict", images, lambda spec: tf.function(
-            lambda x: select_output(model()(x, training=False), output), autograph=False,
-            input_signature=[spec]))
+            lambda x: backend()._call(x), autograph=False, input_signature=[spec]))
         return function(images).numpy()
 
     def ablated_outputs(self, image, index, channels):
@@ -405,26 +433,22 @@ class KerasBackend:
             shape = [len(channels)] + [1] * (len(value.shape) - 2) + [value.shape[-1]]
             return value * tf.cast(keep.reshape(shape), value.dtype)
 
-        with _recording([self.layers[index]], ablate):
-            outputs = select_output(self.model(tf.repeat(image, len(channels), axis=0), training=False),
-                                    self.output)
-        return np.asarray(outputs)
+        return np.asarray(self._call(tf.repeat(image, len(channels), axis=0), [self.layers[index]], ablate))
 
+    def _run_and_record(self, images, record):
+        """Run the model with each chosen layer's output going through ``record``; return the
+        explained output and the recorded values, one per layer."""
+        recorded = {id(layer): [] for layer in self.layers}
 
-def _run_and_record(model, layers, output, images, record):
-    """Run the model with each layer's output going through ``record``; return the output and
-    the recorded values, one per layer."""
-    recorded = {id(layer): [] for layer in layers}
+        def keep(layer, value):
+            value = record(value)
+            recorded[id(layer)].append(value)
+            return value
 
-    def keep(layer, value):
-        value = record(value)
-        recorded[id(layer)].append(value)
-        return value
+        outputs = self._call(images, self.layers, keep)
+        for layer in self.layers:
+            if len(recorded[id(layer)]) != 1:
+                raise ValueError(f"layer {layer.name!r} ran {len(recorded[id(layer)])} times in one forward "
+                                 f"pass; choose a layer that runs exactly once")
+        return outputs, [recorded[id(layer)][0] for layer in self.layers]
 
-    with _recording(layers, keep):
-        outputs = select_output(model(images, training=False), output)
-    for layer in layers:
-        if len(recorded[id(layer)]) != 1:
-            raise ValueError(f"layer {layer.name!r} ran {len(recorded[id(layer)])} times in one forward "
-                             f"pass; choose a layer that runs exactly once")
-    return outputs, [recorded[id(layer)][0] for layer in layers]
