@@ -177,3 +177,42 @@ def test_scorecam_chunks_and_a_given_forward_give_the_same_maps(model, images, c
         CAM(model, layer="1", method="scorecam", forward=lambda batch: np.zeros((1, 3)))(images)
     with pytest.raises(TypeError, match="forward"):
         CAM(model, forward=3)
+
+
+def test_fullgrad_follows_its_definition(images):
+    model = _seeded(lambda: nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(inplace=True), nn.Conv2d(4, 5, 3, stride=2), nn.ReLU(),
+        nn.Flatten(), nn.Linear(5 * 6 * 6, 3)), 6)
+    with torch.no_grad():
+        model[1].running_mean.uniform_(-0.5, 0.5)
+        model[1].running_var.uniform_(0.5, 2.0)
+        model[1].bias.uniform_(-0.3, 0.3)
+    model.eval()
+    cam = CAM(model, method="fullgrad")
+    maps = cam(images, targets=[1, 0, 2])
+    assert cam.layer == ["0", "1", "3"] and maps.shape == (3, 16, 16)
+
+    def rescaled(term):
+        term = term.abs()
+        term = term - term.min()
+        return term / term.max()
+
+    bn = model[1]
+    bn_bias = bn.bias - bn.running_mean * bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    for n, target in enumerate([1, 0, 2]):
+        x = torch.as_tensor(images[n:n + 1]).requires_grad_(True)
+        z1 = model[0](x)
+        z2 = bn(z1)
+        z3 = model[3](torch.relu(z2))
+        score = model[5:](torch.relu(z3))[0, target]
+        gx, g1, g2, g3 = torch.autograd.grad(score, [x, z1, z2, z3])
+        total = rescaled(gx * x).sum(dim=1)
+        for grad, bias in ((g1, model[0].bias), (g2, bn_bias), (g3, model[3].bias)):
+            term = rescaled(grad * bias[None, :, None, None]).sum(dim=1, keepdim=True)
+            total = total + F.interpolate(term, size=(16, 16), mode="bilinear", align_corners=False)[:, 0]
+        expected = total[0].detach().numpy()
+        np.testing.assert_allclose(maps[n], expected / expected.max(), atol=1e-5)
+    with pytest.raises(ValueError, match="layer=None"):
+        CAM(model, layer="0", method="fullgrad")
+    with pytest.raises(ValueError, match="eigen_smooth"):
+        cam(images, eigen_smooth=True)

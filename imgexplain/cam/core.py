@@ -151,6 +151,8 @@ class CAM:
                 raise TypeError(f"{name} must be None or a callable; got {type(value).__name__}")
         if isinstance(layer, (list, tuple)) and not layer:
             raise ValueError("layer must not be an empty list")
+        if method.lower() == "fullgrad" and layer is not None:
+            raise ValueError("method 'fullgrad' uses every layer with a bias; leave layer=None")
         self.model = model
         self.method = method.lower()
         self.batch_size = int(batch_size)
@@ -158,7 +160,7 @@ class CAM:
         self.forward = forward
         self.max_chunk_bytes = int(max_chunk_bytes)
         self.verbose = bool(verbose)
-        self._several = isinstance(layer, (list, tuple))
+        self._several = isinstance(layer, (list, tuple)) or self.method == "fullgrad"
         layers = None if layer is None else (list(layer) if self._several else [layer])
         self._backend = _backend(model, layers, output, reshape_transform)
 
@@ -177,7 +179,9 @@ class CAM:
     def compute(self, images, targets=None, aug_smooth=False, eigen_smooth=False) -> CAMResult:
         """Maps for ``images``. ``aug_smooth`` averages the maps of horizontally flipped and
         scaled (x0.9, x1.1) inputs, as pytorch-grad-cam; ``eigen_smooth`` takes the first
-        principal component of the weighted activations instead of their sum."""
+        principal component of the weighted activations instead of their sum (not for ``fullgrad``)."""
+        if eigen_smooth and self.method == "fullgrad":
+            raise ValueError("eigen_smooth does not apply to method 'fullgrad'")
         images = self._backend.prepare(images)
         classes, callables = _check_targets(targets, images.shape[0], self._backend.n_classes)
         maps, chosen, scores = self._maps(images, classes, callables, eigen_smooth)
@@ -195,6 +199,8 @@ class CAM:
     # --- one pass --------------------------------------------------------------------
 
     def _maps(self, images, classes, callables, eigen_smooth):
+        if self.method == "fullgrad":
+            return self._fullgrad(images, classes if callables is None else callables)
         gradients = self.method in methods.GRADIENT_METHODS
         activations, grads, chosen, scores = self._backend.forward(
             images, classes if callables is None else callables, gradients=gradients)
@@ -211,6 +217,15 @@ class CAM:
                 scores=scores, channel_scores=channel_scores)
             per_layer.append(methods.combine(weighted, eigen_smooth or self.method == "eigencam"))
         return self._merge(per_layer, images), chosen, scores
+
+    def _fullgrad(self, images, targets):
+        if not hasattr(self._backend, "fullgrad_terms"):
+            raise ValueError("method 'fullgrad' is available for PyTorch models only")
+        input_term, bias_terms, chosen, scores = self._backend.fullgrad_terms(images, targets)
+        maps = methods.fullgrad(input_term, bias_terms)
+        if self.size not in (None, "input") and maps.shape[1:] != self.size:
+            maps = methods.normalize_maps(methods.resize_maps(maps, self.size))
+        return maps, chosen, scores
 
     def _merge(self, per_layer, images):
         if self.size == "input":

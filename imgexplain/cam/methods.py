@@ -19,6 +19,9 @@ zero. Gradients ``G`` are those of each image's target score with respect to ``A
   is set to zero, ``(y - y_k) / y`` (Desai and Ramaswamy, 2020).
 - ``eigencam``: the projection of ``A`` on its first principal direction
   (Muhammad and Yeasin, 2020); it needs neither gradients nor a target.
+- ``fullgrad``: not a weighting of one layer but the sum of the input-gradient term
+  ``|dy/dx * x|`` and of the bias-gradients ``|dy/dz * b|`` of every layer with a bias
+  (Srinivas and Fleuret, 2019); see :func:`fullgrad`.
 
 The framework code computes the masked and ablated scores; see :func:`scorecam` and
 :func:`ablationcam`.
@@ -28,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 GRADIENT_METHODS = ("gradcam", "gradcam++", "xgradcam", "hirescam", "gradcam-elementwise", "layercam")
-METHODS = GRADIENT_METHODS + ("scorecam", "ablationcam", "eigencam")
+METHODS = GRADIENT_METHODS + ("scorecam", "ablationcam", "eigencam", "fullgrad")
 
 __all__ = [
     "METHODS",
@@ -47,6 +50,7 @@ __all__ = [
     "scorecam",
     "ablationcam",
     "eigencam",
+    "fullgrad",
     "from_gradients",
 ]
 
@@ -210,6 +214,28 @@ def ablationcam(activations: np.ndarray, scores: np.ndarray, ablated_scores: np.
 def eigencam(activations: np.ndarray) -> np.ndarray:
     """Eigen-CAM: the activations projected on their first principal direction."""
     return combine(activations, eigen_smooth=True)
+
+
+def _rescaled(term: np.ndarray) -> np.ndarray:
+    """``|term|`` shifted and scaled to [0, 1] per image, over all its positions and channels."""
+    term = np.abs(term)
+    low = term.min(axis=(1, 2, 3), keepdims=True)
+    span = term.max(axis=(1, 2, 3), keepdims=True) - low
+    return np.divide(term - low, span, out=np.zeros_like(term), where=span > 0)
+
+
+def fullgrad(input_term: np.ndarray, bias_terms) -> np.ndarray:
+    """FullGrad from ``input_term`` = ``dy/dx * x`` of shape ``(N, H, W, C)`` and ``bias_terms``,
+    one ``dy/dz * b`` of shape ``(N, h, w, K)`` per layer with a bias: each term's absolute value,
+    rescaled to [0, 1] per image, upsampled bilinearly to ``(H, W)`` and summed over its channels;
+    the terms added up and normalised, as the paper's implementation does."""
+    size = input_term.shape[1:3]
+    total = _rescaled(input_term).sum(axis=-1)
+    for term in bias_terms:
+        # Upsampling is linear: summing the channels first gives the same map.
+        summed = _rescaled(term).sum(axis=-1)
+        total = total + (summed if summed.shape[1:] == size else resize_maps(summed, size))
+    return normalize_maps(total)
 
 
 def from_gradients(method: str, activations: np.ndarray, gradients: np.ndarray) -> np.ndarray:

@@ -352,6 +352,51 @@ class TorchBackend:
         maps = [self._as_map(index, value) for index, value in enumerate(activations)]
         return maps, grads, chosen, scores.detach().float().cpu().numpy()
 
+    def fullgrad_terms(self, images, targets):
+        """FullGrad's terms: ``dy/dx * x`` (N, H, W, C), and ``dy/dz * b`` (N, h, w, K) for the output
+        z of every Conv2d with a bias and every BatchNorm2d in eval mode (bias ``beta - mean * gamma /
+        sqrt(var + eps)``) that runs once (their names become ``layer_names``); the classes and the scores."""
+        if torch.is_inference_mode_enabled():
+            raise RuntimeError(_INFERENCE_MODE)
+        biased = []
+        for name, module in self.model.named_modules():
+            if isinstance(module, torch.nn.Conv2d) and module.bias is not None:
+                biased.append((name, module, module.bias.detach()))
+            elif isinstance(module, torch.nn.BatchNorm2d) and not module.training and module.track_running_stats:
+                scale = module.weight.detach() if module.affine else torch.ones_like(module.running_var)
+                shift = module.bias.detach() if module.affine else torch.zeros_like(module.running_mean)
+                biased.append((name, module, shift - module.running_mean * scale
+                               / torch.sqrt(module.running_var + module.eps)))
+        recorded = {name: [] for name, _, _ in biased}
+
+        def record_for(name):
+            def hook(module, args, value):
+                recorded[name].append(value)
+                # A copy goes on, so an in-place operation downstream leaves the recorded one intact.
+                return value.clone()
+            return hook
+
+        handles = []
+        inputs = images.detach().clone().requires_grad_(True)
+        try:
+            for name, module, _ in biased:
+                handles.append(module.register_forward_hook(record_for(name)))
+            with torch.enable_grad(), self._checked_channels():
+                outputs = select_output(self.model(inputs), self.output)
+        finally:
+            for handle in handles:
+                handle.remove()
+        used = [(name, bias) for name, _, bias in biased if len(recorded[name]) == 1]
+        with torch.enable_grad():
+            scores, chosen = target_scores(outputs, targets)
+            grads = torch.autograd.grad(scores.sum(), [inputs] + [recorded[name][0] for name, _ in used],
+                                        allow_unused=True)
+        input_term = np.moveaxis((grads[0] * inputs).detach().float().cpu().numpy(), 1, -1)
+        bias_terms = [np.moveaxis((grad * bias[None, :, None, None]).detach().float().cpu().numpy(), 1, -1)
+                      for grad, (_, bias) in zip(grads[1:], used) if grad is not None]
+        self.layer_names = [name for grad, (name, _) in zip(grads[1:], used) if grad is not None]
+        return input_term, bias_terms, chosen, scores.detach().float().cpu().numpy()
+
     def predict(self, batch):
         """The explained output of a numpy batch, as numpy."""
         with torch.no_grad(), self._checked_channels():
