@@ -44,11 +44,17 @@ class ParityPeer(run.Peer):
 
 
 def spearman(ours, theirs):
-    """Each image's Spearman correlation; 1 where both maps are the same constant (all zero)."""
+    """Each image's Spearman correlation; 1 where both maps are the same constant (all zero), 0 where
+    only one of them is constant."""
     from scipy.stats import spearmanr
 
-    return np.array([1.0 if np.ptp(a) == np.ptp(b) == 0 and np.allclose(a, b) else spearmanr(a.ravel(), b.ravel()).statistic
-                     for a, b in zip(ours, theirs)])
+    rho = []
+    for a, b in zip(ours, theirs):
+        if np.ptp(a) == 0 or np.ptp(b) == 0:
+            rho.append(1.0 if np.allclose(a, b) else 0.0)
+        else:
+            rho.append(spearmanr(a.ravel(), b.ravel()).statistic)
+    return np.array(rho)
 
 
 def ours_vit(images, weights_path, repeats):
@@ -140,10 +146,11 @@ the two libraries one after the other in the same run. `layer=None` on the ViT p
 
 {table(rows)}
 
-Spearman is taken per image over the 224x224 pixels of the two maps. With aug_smooth, pytorch-grad-cam takes the
-top class of each augmented image, imgexplain the top class of the image itself for all six (flips x scalings
-0.9, 1, 1.1); the maps are otherwise computed the same way (per layer: weighted sum, rectified, scaled to [0, 1],
-bilinear to 224x224; then averaged).
+Spearman is taken per image over the 224x224 pixels of the two maps (1 where both are all zero, as the random
+ViT gives for some images). With aug_smooth, both explain the top class of the image itself in all six
+augmentations (flips x scalings 0.9, 1, 1.1): pytorch-grad-cam is given it as a `ClassifierOutputTarget`, found
+by one more forward pass inside its timing. The maps are otherwise computed the same way (per layer: weighted
+sum, rectified, scaled to [0, 1], bilinear to 224x224; then averaged).
 """
     write_section(text)
     print(text)

@@ -216,3 +216,21 @@ def test_fullgrad_follows_its_definition(images):
         CAM(model, layer="0", method="fullgrad")
     with pytest.raises(ValueError, match="eigen_smooth"):
         cam(images, eigen_smooth=True)
+
+
+def test_scorecam_on_a_large_image_builds_its_masked_images_in_bounded_chunks():
+    import tracemalloc
+
+    model = _seeded(lambda: nn.Sequential(nn.Conv2d(3, 8, 8, stride=8), nn.ReLU(), nn.AdaptiveMaxPool2d(1),
+                                          nn.Flatten(), nn.Linear(8, 2)), 3).eval()
+    image = np.random.default_rng(1).random((1, 3, 1024, 1024), dtype=np.float32)
+    cam = CAM(model, method="scorecam", max_chunk_bytes=40 * 2**20)
+    tracemalloc.start()
+    try:
+        maps = cam(image)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert maps.shape == (1, 128, 128)
+    # One masked image with its mask is 16 MiB: two per chunk. All 8 at once would be 128 MiB.
+    assert peak < 100 * 2**20

@@ -30,14 +30,19 @@ def vit(images_path, weights_path, maps_path, repeats):
 
 
 def efficientnet(images_path, maps_path, repeats):
+    import torch
     from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     model = problems.efficientnet_softmax()
     images = problems.efficientnet_input(np.load(images_path))
     layers = [model[0]._blocks[10], model[0]._head_activation]
     with GradCAM(model=model, target_layers=layers) as cam:
         def explain(batch):
-            return cam(input_tensor=batch, targets=None, aug_smooth=True)
+            # The image's own top class in every augmentation, as imgexplain explains it.
+            with torch.no_grad():
+                top = model(batch).argmax(dim=1).tolist()
+            return cam(input_tensor=batch, targets=[ClassifierOutputTarget(c) for c in top], aug_smooth=True)
 
         timing = problems.seconds_per_image(explain, images, 1, repeats)
         np.save(maps_path, np.concatenate([explain(images[i:i + 1]) for i in range(len(images))]))
