@@ -60,15 +60,14 @@ def _check_targets(targets, n_images, n_classes):
     items = list(targets)
     if any(callable(item) and not _is_index(item) for item in items):
         return None, [ClassScore(item) if _is_index(item) else item for item in items]
+    too_large = [int(item) for item in items if _is_index(item) and item >= _INT32_LIMIT]
+    if too_large:
+        raise ValueError(f"targets must be class indices below 2**31; got {too_large}")
     values = np.asarray(items)
-    if values.dtype == object and all(_is_index(item) for item in items):
-        values = np.asarray([min(int(item), _INT32_LIMIT) for item in items])
     if values.dtype == bool or not np.issubdtype(values.dtype, np.integer):
         raise TypeError(f"targets must be class indices (ints) or callables; got {targets!r}")
     if np.any(values < 0):
         raise ValueError(f"targets must be class indices >= 0; got {values.tolist()}")
-    if np.any(values >= _INT32_LIMIT):
-        raise ValueError(f"targets must be class indices below 2**31; got {values.tolist()}")
     if n_classes is not None:
         check_target_range(values, n_classes)
     return values.astype(np.int64), None
