@@ -79,7 +79,7 @@ def resize_maps(maps: np.ndarray, size) -> np.ndarray:
     """Bilinear resize of ``(N, h, w)`` maps to ``size = (height, width)`` (no antialiasing)."""
     rows = _interpolation_matrix(size[0], maps.shape[1]).astype(maps.dtype)
     cols = _interpolation_matrix(size[1], maps.shape[2]).astype(maps.dtype)
-    return np.einsum("ih,nhw,jw->nij", rows, maps, cols)
+    return rows @ maps @ cols.T
 
 
 def project_on_first_component(weighted: np.ndarray) -> np.ndarray:
