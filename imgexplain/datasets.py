@@ -4,13 +4,21 @@ Nothing is downloaded: the photographs come inside scikit-image's wheel (``skima
 Every image is resized the same way, by `resize_image` (PIL's bilinear filter, which
 antialiases when shrinking); ``imgexplain.zoo``'s reference outputs assume it.
 """
+import logging
 import os
+import threading
 from collections.abc import Iterable
+from numbers import Integral
 
 import numpy as np
 from PIL import Image, ImageOps
 
 RESAMPLING = Image.Resampling.BILINEAR
+# Largest image `load_image` accepts by default: 50 megapixels, 150 MB as RGB.
+MAX_PIXELS = 50_000_000
+_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+_PILLOW_LIMIT_LOCK = threading.Lock()
+logger = logging.getLogger(__name__)
 # Chelsea is a ginger tabby: ImageNet class 281, "tabby" (EfficientNet-Lite0 says 285, Egyptian cat).
 _CATS = (("chelsea", 281, "tabby"),)
 _SAMPLES = ("astronaut", "camera", "chelsea", "coffee", "coins", "horse", "hubble_deep_field",
@@ -30,6 +38,10 @@ class Bunch(dict):
         return [*super().__dir__(), *self.keys()]
 
 
+class ImageTooLargeError(ValueError):
+    """The image has more pixels than ``max_pixels`` (``--max-pixels`` on the command line) allows."""
+
+
 def _check_target_size(target_size, allow_none):
     if target_size is None and allow_none:
         return None
@@ -43,8 +55,22 @@ def _check_target_size(target_size, allow_none):
     return int(target_size[0]), int(target_size[1])
 
 
+def _check_max_pixels(max_pixels):
+    if max_pixels is None or (isinstance(max_pixels, Integral) and not isinstance(max_pixels, bool)
+                              and max_pixels > 0):
+        return max_pixels
+    raise ValueError(f"max_pixels must be None or a positive int; got {max_pixels!r}")
+
+
+def _check_pixel_count(width, height, max_pixels, name):
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"{name} is {width}x{height} = {width * height:,} pixels, more than max_pixels = {max_pixels:,}; "
+            "raise the limit (--max-pixels on the command line, max_pixels in Python; None for no limit)")
+
+
 def _as_rgb_uint8(array):
-    """A grey, RGB or RGBA array of pixels in 0..255 (or bool) -> (H, W, 3) uint8; alpha is dropped."""
+    """A grey, RGB or RGBA array of pixels in 0..255 (or bool) -> (H, W, 3) uint8; alpha composited on white."""
     if array.dtype == bool:
         array = array.astype(np.uint8) * 255
     if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
@@ -66,7 +92,61 @@ def _as_rgb_uint8(array):
         array = np.round(array).astype(np.uint8)
     if array.ndim == 2:
         return np.repeat(array[:, :, None], 3, axis=2)
-    return np.ascontiguousarray(array[:, :, :3])
+    if array.shape[2] == 4:
+        return _rgb_from_pil(Image.fromarray(array), "image")
+    return np.ascontiguousarray(array)
+
+
+def _rgb_from_pil(picture, name):
+    """An (H, W, 3) uint8 array of a PIL image of any mode, saying (by logging) what was changed.
+
+    16-bit grey is divided by 257; 32-bit integer grey within 0..65535 is taken as 16-bit; floating-point
+    grey in [0, 1] is multiplied by 255, and any other range is stretched from its minimum and maximum to
+    0..255. Transparent pixels are composited on white.
+    """
+    if picture.mode in _SIXTEEN_BIT_MODES + ("I", "F"):
+        return _as_rgb_uint8(_grey_to_uint8(np.array(picture), name))
+    if "A" in picture.mode or "a" in picture.mode or "transparency" in picture.info:
+        rgba = picture.convert("RGBA")
+        if rgba.getextrema()[3][0] < 255:
+            logger.warning("%s: transparent pixels composited on white", name)
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            rgba = Image.alpha_composite(white, rgba)
+        picture = rgba
+    return np.array(picture.convert("RGB"))
+
+
+def _grey_to_uint8(values, name):
+    """Grey pixels of a 16-bit, 32-bit integer or floating-point image -> uint8, by the file's own range."""
+    if not np.isfinite(values).all():
+        raise ValueError(f"{name} contains NaN or infinite pixel values")
+    low, high = values.min(), values.max()
+    if values.dtype.kind in "iu" and low >= 0 and high <= 65535:
+        logger.info("%s: 16-bit pixels scaled to 0..255 (divided by 257)", name)
+        return ((values.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    if values.dtype.kind == "f" and low >= 0 and high <= 1:
+        logger.info("%s: floating-point pixels in [0, 1] scaled to 0..255", name)
+        return np.round(values * np.float32(255)).astype(np.uint8)
+    logger.warning("%s: pixel values from %g to %g stretched to 0..255", name, low, high)
+    if high == low:
+        return np.zeros(values.shape, dtype=np.uint8)
+    scale = 255 / (float(high) - float(low))
+    return np.round((values - low) * scale).astype(np.uint8)
+
+
+def _read_file(path, max_pixels):
+    """Decode an image file once, after checking its size from the header; the EXIF orientation is applied."""
+    name = os.fspath(path)
+    # Pillow's decompression-bomb limit is replaced by max_pixels, checked before any pixel is decoded.
+    with _PILLOW_LIMIT_LOCK:
+        pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            opened = Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = pillow_limit
+    with opened:
+        _check_pixel_count(*opened.size, max_pixels, name)
+        return _rgb_from_pil(ImageOps.exif_transpose(opened, in_place=True) or opened, name)
 
 
 def resize_image(image, size):
@@ -78,27 +158,39 @@ def resize_image(image, size):
     return np.asarray(Image.fromarray(image).resize((width, height), RESAMPLING))
 
 
-def load_image(image, target_size=(224, 224)):
+def load_image(image, target_size=(224, 224), *, max_pixels=MAX_PIXELS):
     """Load an image as a (height, width, 3) uint8 RGB array, resized to `target_size`.
 
     Parameters
     ----------
     image : str, os.PathLike, PIL.Image.Image or array-like
-        A file (any format PIL reads; the EXIF orientation is applied), a PIL image, or an array
-        of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) with pixels in 0..255 (bool arrays
-        count as 0 and 255). Grey images become RGB; an alpha channel is dropped.
+        A file (any format PIL reads, decoded once; the EXIF orientation is applied), a PIL image,
+        or an array of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) with pixels in 0..255 (bool
+        arrays count as 0 and 255). Pixels are scaled by the file's own range: 16-bit grey is
+        divided by 257, floating-point grey in [0, 1] is multiplied by 255 and any other
+        floating-point range is stretched to 0..255. Grey images become RGB; transparent pixels
+        are composited on white. What was scaled or composited is logged on the
+        ``imgexplain.datasets`` logger (composited alpha and stretched ranges as warnings).
     target_size : (int, int) or None
         (height, width) to resize to, aspect ratio not kept; None keeps the image's size.
+    max_pixels : int or None
+        Largest number of pixels accepted (default `MAX_PIXELS`); a file's size is read from its
+        header before any pixel is decoded. Larger images raise `ImageTooLargeError` (a ValueError).
+        None accepts any size, also above Pillow's decompression-bomb limit.
     """
     size = _check_target_size(target_size, allow_none=True)
+    max_pixels = _check_max_pixels(max_pixels)
     if isinstance(image, (str, os.PathLike)):
-        with Image.open(image) as opened:
-            array = np.asarray(ImageOps.exif_transpose(opened).convert("RGB"))
+        array = _read_file(image, max_pixels)
     elif isinstance(image, Image.Image):
-        array = np.asarray(image.convert("RGB"))
+        _check_pixel_count(*image.size, max_pixels, "image")
+        array = _rgb_from_pil(image, "image")
     else:
-        array = _as_rgb_uint8(np.asarray(image))
-    return array.copy() if size is None else resize_image(array, size)
+        array = np.asarray(image)
+        if array.ndim >= 2:
+            _check_pixel_count(array.shape[1], array.shape[0], max_pixels, "image")
+        array = _as_rgb_uint8(array).copy()
+    return array if size is None else resize_image(array, size)
 
 
 def _skimage_photo(name):

@@ -23,7 +23,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from .predictor import LabelPredictor, check_predictor
+from .predictor import LabelPredictor, call_predictor, check_predictor, rows_per_batch
 from .segmentation import superpixel_means
 
 BASELINES = ("zeros", "blur", "mean")
@@ -88,7 +88,8 @@ def deletion_curve(predictor, image, saliency, target=None, steps=50, baseline="
         map is averaged over each superpixel; a 1-D saliency gives one score per label,
         in sorted label order). The x axis stays the fraction of pixels.
     batch_size : int
-        Images per model call.
+        Images per model call; fewer when that many would take more than
+        ``imgexplain.predictor.MAX_BATCH_BYTES``. The predictor may modify its input.
     seed : int, optional
         Breaks ties between equally salient units at random, reproducibly.
     """
@@ -145,6 +146,11 @@ def anchor_precision(predictor, image, explanation, n=1000, seed=None, p_sample=
         Makes the samples reproducible.
     p_sample : float, optional
         Defaults to the ``p_sample`` the explanation was made with.
+    images_background : ndarray, optional
+        ``(M, *image.shape)`` images whose pixels replace perturbed superpixels.
+    batch_size : int
+        Samples drawn at a time; they go to the model in calls of at most
+        ``imgexplain.predictor.MAX_BATCH_BYTES``. The predictor may modify its input.
 
     Returns
     -------
@@ -179,23 +185,26 @@ def anchor_precision(predictor, image, explanation, n=1000, seed=None, p_sample=
             raise ValueError(f"images_background must have shape (M, *{image.shape}); "
                              f"got {replacement.shape}")
 
+    replacement = replacement.astype(image.dtype, copy=False)
     predict_labels = LabelPredictor(check_predictor(predictor), image.shape, image.dtype)
     rng = np.random.default_rng(seed)
     original = predict_labels(image[None])[0]
+    # A perturbed image, its pixel mask and, with backgrounds, the background drawn for it.
+    per_call = rows_per_batch(image.nbytes * (1 if images_background is None else 2) + segments.size)
     agree = 0
     for start in range(0, n, batch_size):
         size = min(batch_size, n - start)
         kept = rng.random((size, len(labels))) >= p_sample
         kept[:, anchor_columns] = True
-        perturbed = ~kept[:, inverse]
-        if image.ndim == 3:
-            perturbed = perturbed[..., None]
-        if images_background is None:
-            fill = replacement[None]
-        else:
-            fill = replacement[rng.integers(len(replacement), size=size)]
-        batch = np.where(perturbed, fill, image[None]).astype(image.dtype, copy=False)
-        agree += int(np.sum(predict_labels(batch) == original))
+        chosen = None if images_background is None else rng.integers(len(replacement), size=size)
+        for part in range(0, size, per_call):
+            rows = slice(part, part + per_call)
+            kept_pixels = kept[rows][:, inverse]
+            if image.ndim == 3:
+                kept_pixels = kept_pixels[..., None]
+            fill = replacement[None] if chosen is None else replacement[chosen[rows]]
+            batch = np.where(kept_pixels, image[None], fill)
+            agree += int(np.sum(predict_labels(batch, fresh=True) == original))
 
     result = binomtest(agree, n)
     interval = result.proportion_ci(confidence_level=0.95, method="wilson")
@@ -317,9 +326,11 @@ def _curve(kind, predictor, image, saliency, target, steps, baseline, segments, 
 
     if target is None:
         target = int(np.argmax(_scores(_call(predictor, image[None]), 1)[0]))
+    fill = fill.astype(image.dtype, copy=False)
+    per_call = min(batch_size, rows_per_batch(image.nbytes + pixel_rank.size))
     scores = []
-    for start in range(0, len(counts), batch_size):
-        chunk = counts[start:start + batch_size]
+    for start in range(0, len(counts), per_call):
+        chunk = counts[start:start + per_call]
         changed = pixel_rank[None] < chunk[:, None, None]
         if image.ndim == 3:
             changed = changed[..., None]
@@ -327,7 +338,7 @@ def _curve(kind, predictor, image, saliency, target, steps, baseline, segments, 
             batch = np.where(changed, fill[None], image[None])
         else:
             batch = np.where(changed, image[None], fill[None])
-        output = _scores(_call(predictor, batch.astype(image.dtype, copy=False)), len(chunk))
+        output = _scores(_call(predictor, batch, fresh=True), len(chunk))
         if target >= output.shape[1]:
             raise ValueError(f"target {target} is out of range for a predictor with "
                              f"{output.shape[1]} outputs")
@@ -443,8 +454,8 @@ def _anchor_parts(explanation):
 # --- predictors and input checks --------------------------------------------------------
 
 
-def _call(predictor, batch):
-    return np.asarray(check_predictor(predictor)(batch))
+def _call(predictor, batch, fresh=False):
+    return np.asarray(call_predictor(check_predictor(predictor), batch, fresh=fresh))
 
 
 def _scores(output, n):

@@ -1,9 +1,13 @@
-"""Calling a user's predictor safely: validation of its outputs, labels from scores, call counting."""
+"""Calling a user's predictor safely: private input arrays, validation of its outputs, labels from scores,
+call counting, and batches bounded in bytes."""
 from __future__ import annotations
 
 from typing import Any, Callable
 
 import numpy as np
+
+# The images built for one model call take at most this many bytes (with their temporaries).
+MAX_BATCH_BYTES = 256 * 2**20
 
 
 class PredictorError(RuntimeError):
@@ -15,6 +19,30 @@ def check_predictor(predictor: Any) -> Callable:
     if not callable(predictor):
         raise TypeError(f"predictor must be callable; got {type(predictor).__name__}")
     return predictor
+
+
+def rows_per_batch(bytes_per_row: int) -> int:
+    """How many rows of ``bytes_per_row`` bytes fit in :data:`MAX_BATCH_BYTES` (at least one)."""
+    return max(1, MAX_BATCH_BYTES // max(1, int(bytes_per_row)))
+
+
+def predictor_name(predictor: Callable) -> str:
+    """The name error messages give the predictor: its qualified name, or its type's name."""
+    return getattr(predictor, "__qualname__", None) or type(predictor).__name__
+
+
+def call_predictor(predictor: Callable, images: np.ndarray, *, fresh: bool = False):
+    """``predictor(images)`` on an array the predictor may modify in place, its exceptions as PredictorError.
+
+    The predictor gets a copy of ``images`` unless ``fresh`` says that ``images`` is a new array nobody else
+    holds, so a predictor that writes to its input (``x /= 255``) cannot change the caller's data.
+    """
+    batch = np.asarray(images) if fresh else np.array(images)
+    try:
+        return predictor(batch)
+    except Exception as error:
+        raise PredictorError(f"predictor {predictor_name(predictor)!r} raised {type(error).__name__} on a batch "
+                             f"of shape {batch.shape} and dtype {batch.dtype}: {error}") from error
 
 
 class LabelPredictor:
@@ -33,18 +61,16 @@ class LabelPredictor:
 
     @property
     def name(self) -> str:
-        return getattr(self.predictor, "__qualname__", None) or type(self.predictor).__name__
+        return predictor_name(self.predictor)
 
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        images = np.asarray(images, dtype=self.dtype).reshape((len(images),) + self.input_shape)
-        try:
-            output = self.predictor(images)
-        except Exception as error:
-            raise PredictorError(f"predictor {self.name!r} raised {type(error).__name__} on a batch of shape "
-                                 f"{images.shape} and dtype {images.dtype}: {error}") from error
+    def __call__(self, images: np.ndarray, *, fresh: bool = False) -> np.ndarray:
+        """Labels of ``images``; the predictor gets a private copy unless ``fresh`` (see :func:`call_predictor`)."""
+        batch = np.asarray(images, dtype=self.dtype).reshape((len(images),) + self.input_shape)
+        fresh = fresh or not np.may_share_memory(batch, images)  # a cast to dtype already copied
+        output = call_predictor(self.predictor, batch, fresh=fresh)
         self.n_calls += 1
-        self.n_images += len(images)
-        return labels_from_output(output, len(images), self.name)
+        self.n_images += len(batch)
+        return labels_from_output(output, len(batch), self.name)
 
 
 def labels_from_output(output, n_images: int, name: str = "predictor") -> np.ndarray:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import skimage.data
-from PIL import Image
+from PIL import Image, ImageFile
 
 from imgexplain import datasets
 
@@ -134,3 +134,109 @@ def test_load_samples_keep_their_pixels_without_resizing():
 def test_load_samples_rejects_bad_names(names, error, match):
     with pytest.raises(error, match=match):
         datasets.load_samples(names=names)
+
+
+def test_a_16_bit_grey_png_is_scaled_by_its_own_range(tmp_path, caplog):
+    grey = np.array([[0, 257, 32896], [65535, 1000, 60000]], dtype=np.uint16)
+    path = tmp_path / "grey16.png"
+    Image.fromarray(grey).save(path)
+    assert Image.open(path).mode == "I;16"
+    with caplog.at_level("INFO", logger="imgexplain.datasets"):
+        rgb = datasets.load_image(path, None)
+    expected = np.array([[0, 1, 128], [255, 4, 233]], dtype=np.uint8)
+    assert rgb.dtype == np.uint8 and rgb.shape == (2, 3, 3)
+    for channel in range(3):
+        np.testing.assert_array_equal(rgb[:, :, channel], expected)
+    assert "16-bit" in caplog.text
+
+
+@pytest.mark.parametrize("values, expected, stretched", [
+    ([[0.0, 0.5], [0.25, 1.0]], [[0, 128], [64, 255]], False),
+    ([[-1.0, 3.0], [1.0, 0.0]], [[0, 255], [128, 64]], True),
+])
+def test_a_float_tiff_is_scaled_by_its_own_range(tmp_path, caplog, values, expected, stretched):
+    path = tmp_path / "float.tif"
+    Image.fromarray(np.array(values, dtype=np.float32)).save(path)
+    assert Image.open(path).mode == "F"
+    with caplog.at_level("INFO", logger="imgexplain.datasets"):
+        rgb = datasets.load_image(path, None)
+    np.testing.assert_array_equal(rgb[:, :, 1], expected)
+    assert ("stretched" in caplog.text) == stretched
+    assert any(record.levelname == "WARNING" for record in caplog.records) == stretched
+
+
+def test_a_float_tiff_with_nan_is_refused(tmp_path):
+    path = tmp_path / "nan.tif"
+    Image.fromarray(np.array([[0.0, np.nan]], dtype=np.float32)).save(path)
+    with pytest.raises(ValueError, match="NaN"):
+        datasets.load_image(path, None)
+
+
+def test_transparent_pixels_are_composited_on_white_and_said(tmp_path, caplog):
+    rgba = np.array([[[200, 0, 0, 255], [200, 0, 0, 0], [0, 100, 0, 128]]], dtype=np.uint8)
+    path = tmp_path / "rgba.png"
+    Image.fromarray(rgba).save(path)
+    with caplog.at_level("WARNING", logger="imgexplain.datasets"):
+        rgb = datasets.load_image(path, None)
+    np.testing.assert_array_equal(rgb, [[[200, 0, 0], [255, 255, 255], [127, 177, 127]]])
+    assert "composited on white" in caplog.text and "rgba.png" in caplog.text
+    caplog.clear()
+    opaque = rgba.copy()
+    opaque[..., 3] = 255
+    Image.fromarray(opaque).save(path)
+    with caplog.at_level("WARNING", logger="imgexplain.datasets"):
+        np.testing.assert_array_equal(datasets.load_image(path, None), opaque[..., :3])
+    assert caplog.text == ""
+
+
+def test_a_palette_png_with_a_transparent_entry(tmp_path):
+    palette = Image.new("P", (3, 1))
+    palette.putpalette([10, 20, 30, 0, 0, 255, 90, 80, 70] + [0] * (256 * 3 - 9))
+    palette.putdata([0, 1, 2])
+    plain, transparent = tmp_path / "plain.png", tmp_path / "transparent.png"
+    palette.save(plain)
+    palette.save(transparent, transparency=1)
+    assert Image.open(transparent).mode == "P"
+    np.testing.assert_array_equal(datasets.load_image(plain, None), [[[10, 20, 30], [0, 0, 255], [90, 80, 70]]])
+    np.testing.assert_array_equal(datasets.load_image(transparent, None),
+                                  [[[10, 20, 30], [255, 255, 255], [90, 80, 70]]])
+
+
+def test_images_above_max_pixels_are_refused_before_decoding(tmp_path, monkeypatch):
+    path = tmp_path / "wide.png"
+    Image.fromarray(np.zeros((20, 30), dtype=np.uint8)).save(path)
+    decoded = []
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: decoded.append(self))
+    with pytest.raises(datasets.ImageTooLargeError, match=r"30x20 = 600 pixels.*max_pixels = 599.*--max-pixels"):
+        datasets.load_image(path, None, max_pixels=599)
+    assert decoded == []
+    monkeypatch.undo()
+    assert datasets.load_image(path, None, max_pixels=600).shape == (20, 30, 3)
+    assert issubclass(datasets.ImageTooLargeError, ValueError)
+    with pytest.raises(ValueError, match="max_pixels"):
+        datasets.load_image(np.zeros((20, 30)), None, max_pixels=100)
+
+
+def test_max_pixels_none_lifts_pillows_own_limit_too(tmp_path, monkeypatch):
+    path = tmp_path / "big.png"
+    Image.fromarray(np.zeros((20, 30), dtype=np.uint8)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    assert datasets.load_image(path, None, max_pixels=None).shape == (20, 30, 3)
+    assert Image.MAX_IMAGE_PIXELS == 100
+    assert datasets.MAX_PIXELS >= 4000 * 3000
+
+
+@pytest.mark.parametrize("max_pixels", [0, -5, 1.5, True, "1000"])
+def test_bad_max_pixels(max_pixels):
+    with pytest.raises(ValueError, match="max_pixels must be None or a positive int"):
+        datasets.load_image(np.zeros((2, 2)), None, max_pixels=max_pixels)
+
+
+def test_each_file_is_opened_and_decoded_once(tmp_path, monkeypatch):
+    path = tmp_path / "once.png"
+    Image.fromarray(skimage.data.astronaut()[:40, :60]).save(path)
+    opened = []
+    original_open = Image.open
+    monkeypatch.setattr(Image, "open", lambda *args, **kwargs: opened.append(args) or original_open(*args, **kwargs))
+    datasets.load_image(path, (20, 30))
+    assert len(opened) == 1

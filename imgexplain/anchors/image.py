@@ -158,15 +158,25 @@ class AnchorImage:
             Print the search's progress every ``verbose_every`` bandit steps.
         **kwargs
             ``epsilon_stop`` (0.05): tolerance around the threshold when deciding whether an anchor passes;
-            ``seed``: overrides the constructor's seed for this call.
+            ``seed``: overrides the constructor's seed for this call;
+            ``deterministic`` (None): whether the predictor gives the same answer for the same image. Repeated
+            samples are served from a memo only for a deterministic model. None checks: a few images of each
+            model call are evaluated again, and one changed label turns the memo off for the rest of the
+            explanation (with a warning). True memoises without checking; False never memoises (every sample
+            is a new model evaluation, as the statistics of a random model require). ``raw['memo_used']``
+            says whether the memo served samples to the end, ``raw['nondeterministic']`` whether the model
+            was declared or found non-deterministic.
         """
         params = {key: value for key, value in locals().items() if key not in ("self", "image", "kwargs")}
         epsilon_stop = kwargs.pop("epsilon_stop", 0.05)
         seed = _check_seed(kwargs.pop("seed", self.seed), "seed")
+        deterministic = kwargs.pop("deterministic", None)
         if kwargs:
             raise TypeError(f"explain() got unexpected keyword arguments {sorted(kwargs)}; "
-                            "accepted extras are 'epsilon_stop' and 'seed'")
-        params.update(epsilon_stop=epsilon_stop, seed=seed)
+                            "accepted extras are 'epsilon_stop', 'seed' and 'deterministic'")
+        if deterministic is not None and not isinstance(deterministic, (bool, np.bool_)):
+            raise TypeError(f"deterministic must be None, True or False; got {deterministic!r}")
+        params.update(epsilon_stop=epsilon_stop, seed=seed, deterministic=deterministic)
         _check_explain_arguments(params)
 
         user_image = self._check_image(image)
@@ -177,7 +187,8 @@ class AnchorImage:
         instance_label = int(predictor(hwc_image[np.newaxis])[0])
 
         rng = np.random.default_rng(seed)
-        sampler = PerturbationSampler(hwc_image, segments, predictor, backgrounds, p_sample, rng)
+        sampler = PerturbationSampler(hwc_image, segments, predictor, backgrounds, p_sample, rng,
+                                      None if deterministic is None else bool(deterministic))
         sampler.remember_instance(instance_label)
         settings = SearchSettings(
             threshold=threshold, delta=delta, tau=tau, batch_size=batch_size, coverage_samples=coverage_samples,
@@ -231,6 +242,9 @@ class AnchorImage:
             "model_calls": predictor.n_calls,
             "n_samples": sampler.n_requested,
             "samples_from_memo": sampler.n_from_memo,
+            "memo_used": sampler.memoise,
+            "nondeterministic": sampler.nondeterministic,
+            "determinism_checks": sampler.n_checks,
             "instance": image,
             "instances": image[np.newaxis],
             "prediction": np.array([instance_label]),
