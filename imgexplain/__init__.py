@@ -8,7 +8,7 @@ from imgexplain import datasets, evaluate, targets, zoo
 from imgexplain._version import __version__
 from imgexplain.anchors.image import AnchorImage, scale_image
 from imgexplain.cam.api import CAM, METHODS, explain_prediction, image_from_path, show_prediction
-from imgexplain.distributed import explain_many
+from imgexplain.pipeline import explain_dataset, explain_many
 from imgexplain.explanation import Explanation
 from imgexplain.predictor import PredictorError
 from imgexplain.render import format_as_image, show_cam_on_image
@@ -24,6 +24,7 @@ __all__ = [
     "format_as_image",
     "show_cam_on_image",
     "image_from_path",
+    "explain_dataset",
     "explain_many",
     "Explanation",
     "PredictorError",

@@ -1,54 +1,39 @@
-"""The ``imgexplain`` command: explain image files with anchors and class activation maps.
+"""The ``imgexplain`` command: argument parsing and the commands.
 
-``imgexplain explain IMAGE...`` writes, for each image, the pictures (input, anchor,
-superpixels, one heatmap overlay per CAM method) as PNG files and a ``report.html``
-that shows them side by side with the top-5 predictions, the anchor's precision and
-coverage, the arguments used and the timings. ``imgexplain demo`` does the same for
-sample photographs with the built-in model.
+``imgexplain explain PATH... --out OUT`` explains every image file (folders are read recursively)
+and appends a row per image to ``OUT/results.parquet`` as each one finishes; ``OUT/report.html`` is
+written from that table at the end. Running the same command again resumes. ``imgexplain demo`` does
+the same for sample photographs with the built-in model.
 
-Exit status: 0 on success, 2 for bad input (one line on stderr, nothing written).
+Exit status: 0 on success (images that cannot be explained are error rows), 2 for bad input (one line
+on stderr, before any model loads and before anything is written), 1 when the run fails (one line:
+a full disk, for example), 130 when interrupted (the rows written so far are kept).
 """
 from __future__ import annotations
 
 import argparse
 import os
 import re
+import signal
 import sys
 import time
-import zipfile
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
+from imgexplain import models
 from imgexplain._version import __version__
 from imgexplain.cam.methods import METHODS as CAM_METHODS
+from imgexplain.datasets import MAX_PIXELS
+from imgexplain.models import BUILTIN_MODEL, PREPROCESSING
 
 METHODS = ("anchor",) + CAM_METHODS
-BUILTIN_MODEL = "efficientnet-lite0"
 DEFAULT_OUT = "imgexplain-out"
 DEMO_SAMPLES = ("chelsea", "coffee", "camera")
-HEATMAP_COLORMAP = "viridis"
-
-# Seed 000's settings: slic superpixels, and the anchor search arguments.
-SEGMENTATION_KWARGS = {"n_segments": 15, "compactness": 20, "sigma": 0.5, "start_label": 0}
-P_SAMPLE = 0.5
-TAU = 0.25
-
-_IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-_IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-
-# How a user's model wants its (N, H, W, 3) input, given images in 0..255.
-PREPROCESSING: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "none": lambda images: images,
-    "unit": lambda images: images / 255.0,
-    "tf": lambda images: images / 127.5 - 1.0,
-    "torch": lambda images: (images / 255.0 - _IMAGENET_MEAN) / _IMAGENET_STD,
-    "imagenet": lambda images: (images / 255.0 - _IMAGENET_MEAN) / _IMAGENET_STD,
-    "lite": lambda images: (images - 127.0) / 128.0,
-}
+DEVICE_HELP = ("where the model runs: cpu, cuda or cuda:N (default: cuda when ONNX Runtime or torch can use a GPU, "
+               "else cpu)")
+MAX_SEED = 2**32 - 1
 
 
 class InputError(ValueError):
@@ -60,20 +45,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"imgexplain: error: {message} (see '{self.prog} --help')\n")
 
 
-@dataclass
-class Classifier:
-    """A model as the command uses it; images are (N, H, W, 3) floats in 0..255."""
-
-    name: str
-    framework: str
-    model: object
-    input_size: tuple[int, int]
-    preprocess: Callable  # images -> the model's input (what CAM takes)
-    predictor: Callable  # images -> (N, K) probabilities (what AnchorImage takes)
-    top_classes: Callable  # (K,) probabilities, top -> [(class index, name, p), ...] best first
-    cam_layer: str | None = None  # None: CAM picks the last feature map
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="imgexplain",
@@ -83,75 +54,70 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     explain = commands.add_parser(
-        "explain",
-        help="explain image files and write an HTML report",
+        "explain", help="explain image files and folders; write a results table and an HTML report",
         description=(
-            "Explain the model's prediction for each IMAGE (PNG, JPEG or any format Pillow reads; "
-            "resized to the model's input) and write the pictures and report.html into --out."
-        ),
+            "Explain the model's prediction for each image file (PNG, JPEG or any format Pillow reads; resized "
+            "to the model's input; folders are read recursively) and append one row per image to "
+            "OUT/results.parquet as it finishes. The same command run again explains only what is missing."),
     )
-    explain.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
-    explain.add_argument(
-        "--method", default="anchor,gradcam",
-        help=f"comma-separated methods among {', '.join(METHODS)} (default: anchor,gradcam)",
-    )
+    explain.add_argument("images", nargs="+", metavar="PATH", help="image files or folders")
+    explain.add_argument("--method", default="anchor,gradcam",
+                         help=f"comma-separated methods among {', '.join(METHODS)} (default: anchor,gradcam)")
     explain.add_argument(
         "--model", default=BUILTIN_MODEL,
-        help=(
-            f"'{BUILTIN_MODEL}' (built in, ImageNet), or your own saved model: a .keras file, a "
-            "torch.export file (.pt2, from torch.export.save) or a TorchScript file (anchors only) "
-            "(default: %(default)s)"
-        ),
-    )
-    explain.add_argument(
-        "--framework", choices=("torch", "keras"), default=None,
-        help="framework of the built-in model (default: torch); a saved model's is read from its file",
-    )
-    explain.add_argument(
-        "--input-size", default=None, metavar="H,W",
-        help="input height and width of your own model (needed for TorchScript; by default the size "
-             "that a .keras or .pt2 model fixes)",
-    )
+        help=(f"'{BUILTIN_MODEL}' (built in, ImageNet), or your own saved model: a .keras file, a torch.export "
+              "file (.pt2, from torch.export.save), a TorchScript file or an .onnx file (these two: anchors "
+              "only) (default: %(default)s)"))
+    explain.add_argument("--framework", choices=("torch", "keras"), default=None,
+                         help="framework of the built-in model (default: torch); a saved model's is read from its file")
+    explain.add_argument("--device", default=None, help=DEVICE_HELP)
+    explain.add_argument("--input-size", default=None, metavar="H,W",
+                         help="input height and width of your own model (needed for TorchScript; by default the "
+                              "size that a .keras or .pt2 model fixes)")
     explain.add_argument(
         "--preprocess", choices=sorted(PREPROCESSING), default=None,
-        help=(
-            "how your own model wants pixels: none (0..255), unit (/255), tf ([-1, 1]), torch or imagenet "
-            "(ImageNet mean and std), lite ((x - 127) / 128) (default: none). Outputs that are not "
-            "probabilities (rows not summing to 1) go through a softmax; one column must be a sigmoid "
-            "probability"
-        ),
-    )
-    explain.add_argument(
-        "--target", type=int, default=None, metavar="N",
-        help="class the heatmaps explain (default: the predicted class); anchors always explain the prediction",
-    )
-    explain.add_argument(
-        "--threshold", type=float, default=0.95,
-        help="precision an anchor must reach, in (0, 1] (default: %(default)s)",
-    )
+        help=("how your own model wants pixels: none (0..255), unit (/255), tf ([-1, 1]), torch or imagenet "
+              "(ImageNet mean and std), lite ((x - 127) / 128) (default: none). Outputs that are not "
+              "probabilities (rows not summing to 1) go through a softmax; one column must be a sigmoid "
+              "probability, explained as class 1 (and its complement as class 0)"))
+    explain.add_argument("--labels", default=None, metavar="FILE",
+                         help="text file of your model's class names, one a line (class 0 first)")
+    explain.add_argument("--target", type=int, default=None, metavar="N",
+                         help="class the heatmaps explain (default: the predicted class); anchors always explain "
+                              "the prediction")
+    explain.add_argument("--threshold", type=float, default=0.95,
+                         help="precision an anchor must reach, in (0, 1] (default: %(default)s)")
     explain.add_argument("--seed", type=int, default=0, help="random seed of the anchor search (default: 0)")
     explain.add_argument(
         "--workers", type=int, default=0, metavar="N",
-        help="search the anchors of N images at a time on Ray workers, each with its own copy of the model "
-             "(default: 0, one after the other in this process). Worth it with more cores than one model "
-             "call keeps busy",
-    )
+        help="explain N images at a time on Ray workers, each with its own copy of the model (default: 0, "
+             "one after the other in this process; the same results either way)")
+    explain.add_argument("--address", default=None,
+                         help="Ray cluster to run the workers on (default: RAY_ADDRESS, or a Ray started for "
+                              "the run)")
+    explain.add_argument("--timeout", type=float, default=None, metavar="S",
+                         help="seconds an image may take on a worker before it is recorded as an error "
+                              "(needs --workers)")
+    explain.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N",
+                         help="refuse images of more than N pixels (default: %(default)s)")
     explain.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help="output folder (default: %(default)s)")
     explain.set_defaults(run=_explain_command)
 
     demo = commands.add_parser(
-        "demo",
-        help="explain sample photographs with the built-in model",
-        description=(
-            f"Explain the sample photographs {', '.join(DEMO_SAMPLES)} with the built-in {BUILTIN_MODEL} "
-            "model, by anchor and gradcam, and print where the report is."
-        ),
+        "demo", help="explain sample photographs with the built-in model",
+        description=(f"Explain the sample photographs {', '.join(DEMO_SAMPLES)} with the built-in {BUILTIN_MODEL} "
+                     "model, by anchor and gradcam, and print where the report is."),
     )
     demo.add_argument("--framework", choices=("torch", "keras"), default="torch",
                       help="framework of the built-in model (default: %(default)s)")
+    demo.add_argument("--device", default=None, help=DEVICE_HELP)
     demo.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help="output folder (default: %(default)s)")
     demo.set_defaults(run=_demo_command)
     return parser
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
 
 
 def main(argv=None) -> int:
@@ -163,14 +129,21 @@ def main(argv=None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else 0
+    previous = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM cleans up as Ctrl-C does
     try:
         return args.run(args)
     except InputError as error:
         print(f"imgexplain: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        print(f"imgexplain: error: the run failed: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        print("imgexplain: interrupted; nothing was written", file=sys.stderr)
+        print(f"imgexplain: interrupted; the rows written so far are kept in {args.out}/results.parquet "
+              "and the same command resumes", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # --- checking the arguments (before any model is loaded) -------------------------------------------------
@@ -192,67 +165,57 @@ def parse_input_size(text: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
-def read_image(path) -> np.ndarray:
-    """Decode an image file to a (H, W, 3) uint8 array, or raise InputError saying what is wrong."""
-    from PIL import UnidentifiedImageError
-    from PIL.Image import DecompressionBombError
-
-    from imgexplain.datasets import load_image
+def check_image_path(path, max_pixels=MAX_PIXELS) -> None:
+    """InputError unless ``path`` is a folder or a readable image file (its header only is read)."""
+    from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     if not path.exists():
-        raise InputError(f"no such image file: {str(path)!r}")
-    if not path.is_file():
-        raise InputError(f"not a file: {str(path)!r}")
+        raise InputError(f"no such image file or folder: {str(path)!r}")
+    if path.is_dir():
+        return
+    bomb_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # --max-pixels is the limit here
     try:
-        return load_image(path, target_size=None)
+        with Image.open(path) as opened:
+            width, height = opened.size
     except UnidentifiedImageError:
         raise InputError(f"not an image (Pillow cannot read it): {str(path)!r}") from None
     except PermissionError:
         raise InputError(f"cannot read image file (permission denied): {str(path)!r}") from None
-    except DecompressionBombError as error:
-        raise InputError(f"image file too large {str(path)!r}: {error}") from None
     except (OSError, ValueError, SyntaxError) as error:
         raise InputError(f"damaged image file {str(path)!r}: {error}") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = bomb_limit
+    if max_pixels is not None and width * height > max_pixels:
+        raise InputError(f"{str(path)!r} has {width}x{height} = {width * height} pixels, more than --max-pixels "
+                         f"{max_pixels}")
 
 
-def model_kind(model: str) -> str:
-    """'builtin', 'keras', 'exported' or 'torchscript', from the --model argument; InputError otherwise."""
-    if model == BUILTIN_MODEL:
-        return "builtin"
-    path = Path(model)
-    expected = (f"expected '{BUILTIN_MODEL}', a .keras file, a torch.export file (.pt2) or a TorchScript "
-                "file")
-    if not path.exists():
-        raise InputError(f"--model: unknown model {model!r}; {expected}")
-    if not path.is_file():
-        raise InputError(f"--model: not a file: {model!r}")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-    except (zipfile.BadZipFile, OSError):
-        names = []
-    if path.suffix == ".keras" and "config.json" in names:
-        return "keras"
-    if any(name.endswith("/archive_format") for name in names) and any("/models/" in name for name in names):
-        return "exported"
-    if any(name.endswith("/constants.pkl") for name in names) and any("/code/" in name for name in names):
-        return "torchscript"
-    raise InputError(f"--model: {model!r} is not a model file; {expected}")
-
-
-def check_explain_arguments(args) -> dict:
-    """Check every argument and every file; return the settings the run uses."""
-    from imgexplain import report
-
-    methods = parse_methods(args.method)
+def _check_numbers(args) -> None:
     if not 0.0 < args.threshold <= 1.0:
         raise InputError(f"--threshold: expected a number in (0, 1]; got {args.threshold}")
     if args.target is not None and args.target < 0:
         raise InputError(f"--target: expected a class index >= 0; got {args.target}")
+    if not 0 <= args.seed <= MAX_SEED:
+        raise InputError(f"--seed: expected an integer in [0, 2**32 - 1]; got {args.seed}")
     if args.workers < 0:
         raise InputError(f"--workers: expected a number of workers >= 0; got {args.workers}")
-    kind = model_kind(args.model)
+    if args.timeout is not None and not args.timeout > 0:
+        raise InputError(f"--timeout: expected a number of seconds > 0; got {args.timeout}")
+    if args.timeout is not None and args.workers == 0:
+        raise InputError("--timeout needs --workers 1 or more: an image explained in this process cannot be stopped")
+    if args.max_pixels < 1:
+        raise InputError(f"--max-pixels: expected a number of pixels >= 1; got {args.max_pixels}")
+
+
+def check_explain_arguments(args) -> dict:
+    """Check every argument, file and folder; return the settings the run uses."""
+    methods = parse_methods(args.method)
+    _check_numbers(args)
+    try:
+        kind = models.model_kind(args.model)
+    except models.ModelError as error:
+        raise InputError(f"--model: {error}") from None
     if kind == "builtin":
         for option, value in (("--input-size", args.input_size), ("--preprocess", args.preprocess)):
             if value is not None:
@@ -265,390 +228,130 @@ def check_explain_arguments(args) -> dict:
     input_size = parse_input_size(args.input_size) if args.input_size is not None else None
     if kind == "torchscript" and input_size is None:
         raise InputError("--input-size H,W is needed for a TorchScript model")
-    if kind == "torchscript":
-        cam_methods = [method for method in methods if method != "anchor"]
-        if cam_methods:
-            raise InputError(f"--method {','.join(cam_methods)}: class activation maps need the model's layers, "
-                             "which a TorchScript file does not expose; use --method anchor, or save the "
-                             "model with torch.export.save")
+    cam_methods = [method for method in methods if method != "anchor"]
+    if kind in ("torchscript", "onnx") and cam_methods:
+        raise InputError(f"--method {','.join(cam_methods)}: class activation maps need the model's layers, "
+                         f"which {'a TorchScript' if kind == 'torchscript' else 'an ONNX'} file does not expose; "
+                         "use --method anchor, or save the model with torch.export.save")
+    labels = None
+    if args.labels is not None:
+        try:
+            labels = models.read_labels(args.labels)
+        except ValueError as error:
+            raise InputError(f"--labels: {error}") from None
     for path in args.images:
-        read_image(path)
+        check_image_path(path, args.max_pixels)
+    return {"methods": methods, "kind": kind, "framework": framework, "input_size": input_size,
+            "preprocess": args.preprocess or "none", "labels": labels, "device": check_device(args.device)}
+
+
+def check_device(device):
+    """The --device argument, checked before any model loads (the GPU's presence is checked when it does)."""
+    from imgexplain import runtimes
+
     try:
-        out = report.check_output_folder(args.out)
+        return runtimes.check_device(device)
+    except ValueError as error:
+        raise InputError(f"--device: {error}") from None
+
+
+def _load_classifier(model, kind, framework, input_size, preprocess, labels, device=None):
+    classifier = (models.load_builtin(framework, device) if kind == "builtin"
+                  else models.load_saved_model(model, kind, input_size, preprocess, device))
+    return classifier if labels is None else classifier.with_labels(labels)
+
+
+def _run_arguments(args, settings) -> dict:
+    """What decides the rows: a changed value is a different run (see :class:`~imgexplain.results.OutputFolder`)."""
+    from imgexplain import explainers
+    from imgexplain.results import content_hash, file_hash
+
+    model = args.model if settings["kind"] == "builtin" else f"{Path(args.model).absolute()} " \
+        f"(sha256 {file_hash(args.model)[:16]})"
+    return {"method": ",".join(settings["methods"]), "model": model, "framework": settings["framework"],
+            "input size": None if settings["input_size"] is None else "x".join(map(str, settings["input_size"])), "preprocess": settings["preprocess"],
+            "labels": None if settings["labels"] is None else content_hash("\n".join(settings["labels"]).encode()),
+            "target": args.target, "threshold": args.threshold, "seed": args.seed, "max pixels": args.max_pixels,
+            "segmentation": f"slic {explainers.SEGMENTATION_KWARGS}", "p_sample": explainers.P_SAMPLE,
+            "tau": explainers.TAU}
+
+
+def _output_folder(out, arguments):
+    from imgexplain import report
+    from imgexplain.explainers import PICTURES
+    from imgexplain.results import OutputFolder
+
+    entries = (PICTURES, report.REPORT_NAME, report.PAGES, report.SUMMARY_NAME)
+    try:
+        return OutputFolder(out, entries, arguments)
     except ValueError as error:
         raise InputError(str(error)) from None
-    return {
-        "methods": methods, "kind": kind, "framework": framework, "input_size": input_size,
-        "preprocess": args.preprocess or "none", "out": out,
-    }
-
-
-# --- models ----------------------------------------------------------------------------------------------
-
-
-def probabilities(scores) -> np.ndarray:
-    """(N, K) class probabilities from a model's (N, K) output.
-
-    Rows of non-negative numbers that sum to 1 are kept; other outputs of two or more
-    columns go through a softmax, which changes no prediction. One column must be a
-    sigmoid probability p in [0, 1] and becomes two columns, (1 - p, p).
-    """
-    from scipy.special import softmax
-
-    scores = np.asarray(scores, dtype=np.float64)
-    if scores.ndim != 2:
-        raise ValueError(f"the model returned shape {scores.shape}; expected (N, n_classes)")
-    if scores.shape[1] == 1:
-        if scores.min() < 0 or scores.max() > 1:
-            raise ValueError(f"the model returned one column with values from {scores.min():g} to "
-                             f"{scores.max():g}; one column must be a sigmoid probability in [0, 1]")
-        return np.concatenate([1 - scores, scores], axis=1)
-    if scores.min() >= 0 and np.allclose(scores.sum(axis=1), 1.0, atol=1e-3):
-        return scores
-    return softmax(scores, axis=1)
-
-
-def _best(probs, top: int) -> np.ndarray:
-    return np.argsort(-np.asarray(probs), kind="stable")[:top]
-
-
-def numbered_classes(probs, top: int = 5) -> list[tuple[int, str, float]]:
-    """The ``top`` classes of one row of probabilities, for models without class names."""
-    return [(int(k), f"class {k}", float(probs[k])) for k in _best(probs, top)]
-
-
-def imagenet_classes(probs, top: int = 5) -> list[tuple[int, str, float]]:
-    """The ``top`` ImageNet classes of one row of probabilities, named by ``zoo.decode_predictions``."""
-    from imgexplain import zoo
-
-    decoded = zoo.decode_predictions(np.asarray(probs)[np.newaxis], top=top)[0]
-    return [(int(k), name, float(p)) for k, (_, name, p) in zip(_best(probs, top), decoded)]
-
-
-def load_builtin(framework: str) -> Classifier:
-    from imgexplain import zoo
-
-    loaded = zoo.efficientnet_lite0(framework=framework)
-    return Classifier(
-        name=BUILTIN_MODEL, framework=framework, model=loaded.model, input_size=tuple(loaded.input_size),
-        preprocess=loaded.preprocess, predictor=loaded.predictor, top_classes=imagenet_classes,
-        cam_layer=loaded.feature_layer,
-    )
-
-
-def _load_keras(path: str):
-    """The model, its own (H, W) input size or None, and None: Keras takes any batch."""
-    import keras
-
-    model = keras.saving.load_model(path)
-    shape = tuple(model.inputs[0].shape) if getattr(model, "inputs", None) else ()
-    own_size = (int(shape[1]), int(shape[2])) if len(shape) == 4 and None not in shape[1:3] else None
-    return model, own_size, None
-
-
-def _load_exported(path: str):
-    """The program as a module with its layers (so CAM can hook them), its (H, W) and its fixed batch or None."""
-    import torch
-
-    program = torch.export.load(path)
-    first_input = program.graph_signature.user_inputs[0]
-    (node,) = [node for node in program.graph.nodes if node.op == "placeholder" and node.name == first_input]
-    shape = tuple(node.meta["val"].shape)
-    if len(shape) != 4 or not all(isinstance(size, int) for size in shape[1:]):
-        raise InputError(f"--model: {path!r} takes input of shape {shape}; expected images (N, C, H, W) "
-                         "of a fixed size")
-    batch = shape[0] if isinstance(shape[0], int) else None
-    if batch not in (None, 1):
-        raise InputError(f"--model: {path!r} was exported for batches of exactly {batch} images; export it "
-                         "with a batch of 1 or a dynamic batch (dynamic_shapes)")
-    # An exported graph is fixed in the mode it was exported in; eval() only sets the flags that CAM checks.
-    return torch.export.unflatten(program).eval(), (shape[2], shape[3]), batch
-
-
-def _load_torchscript(path: str):
-    import torch
-
-    return torch.jit.load(path, map_location="cpu").eval(), None, None
-
-
-_LOADERS = {"keras": _load_keras, "exported": _load_exported, "torchscript": _load_torchscript}
-
-
-def load_saved_model(path: str, kind: str, input_size, preprocess: str) -> Classifier:
-    """Load a user's .keras, torch.export or TorchScript model; InputError if it cannot be loaded.
-
-    ``input_size`` None takes the size the model file fixes.
-    """
-    to_input = PREPROCESSING[preprocess]
-    try:
-        model, own_size, batch = _LOADERS[kind](path)
-    except InputError:
-        raise
-    except Exception as error:  # the loaders raise many types for a damaged file
-        raise InputError(f"--model: cannot load {path!r}: {_one_line(error)}") from None
-    input_size = input_size or own_size
-    if input_size is None:
-        raise InputError(f"--input-size H,W is needed: {path!r} does not fix its input size")
-
-    if kind == "keras":
-        def model_input(images):
-            return np.asarray(to_input(np.asarray(images, dtype=np.float32)), dtype=np.float32)
-
-        def predictor(images):
-            return probabilities(model.predict(model_input(images), verbose=0))
-
-    else:
-        import torch
-
-        def model_input(images):
-            pixels = np.asarray(to_input(np.asarray(images, dtype=np.float32)), dtype=np.float32)
-            return torch.from_numpy(np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)))
-
-        def predictor(images):
-            pixels = model_input(images)
-            with torch.no_grad():
-                outputs = [model(part) for part in (pixels.split(batch) if batch else [pixels])]
-            return probabilities(torch.cat(outputs).cpu().numpy())
-
-    return Classifier(
-        name=Path(path).name, framework="keras" if kind == "keras" else "torch", model=model,
-        input_size=tuple(input_size), preprocess=model_input, predictor=predictor, top_classes=numbered_classes,
-    )
-
-
-def _one_line(error: Exception) -> str:
-    """The error's type and the last line of its message (TorchScript puts its traceback first)."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return f"{type(error).__name__}: {lines[-1]}" if lines else type(error).__name__
-
-
-def probe(classifier: Classifier, image: np.ndarray, preprocess: str) -> np.ndarray:
-    """The model's probabilities for one image; InputError when the model cannot take it."""
-    try:
-        probs = np.asarray(classifier.predictor(image[None]))
-    except Exception as error:
-        raise InputError(
-            f"--model: {classifier.name} failed on an input of {classifier.input_size[0]}x"
-            f"{classifier.input_size[1]} pixels (--preprocess {preprocess}): {_one_line(error)}"
-        ) from None
-    if probs.ndim != 2 or probs.shape[0] != 1:
-        raise InputError(f"--model: {classifier.name} returned shape {probs.shape} for one image; "
-                         "expected (1, n_classes) scores")
-    if not np.all(np.isfinite(probs)):
-        raise InputError(f"--model: {classifier.name} returned NaN or infinite values for an input of "
-                         f"{classifier.input_size[0]}x{classifier.input_size[1]} pixels")
-    return probs[0]
-
-
-# --- explaining ------------------------------------------------------------------------------------------
-
-
-def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(H, W, 3) uint8 image -> (h, w, 3) float32 in 0..255 at the model's input size."""
-    from imgexplain.datasets import resize_image
-
-    return resize_image(image, size).astype(np.float32)
-
-
-def _file_stems(names) -> list[str]:
-    """Distinct, file-name-safe stems for the pictures of each image."""
-    stems, seen = [], set()
-    for name in names:
-        stem = re.sub(r"[^\w.-]+", "_", Path(name).stem) or "image"
-        unique, k = stem, 2
-        while unique in seen:
-            unique, k = f"{stem}-{k}", k + 1
-        seen.add(unique)
-        stems.append(unique)
-    return stems
-
-
-def _save_png(array: np.ndarray, path: Path) -> None:
-    from PIL import Image
-
-    Image.fromarray(np.asarray(array, dtype=np.uint8)).save(path)
-
-
-def _describe_anchor(explanation, threshold: float) -> tuple[dict, str]:
-    """The anchor's facts for the report, and a caption for its picture."""
-    features = [int(k) for k in explanation.data["raw"]["feature"]]
-    precision, coverage = float(explanation.precision), float(explanation.coverage)
-    facts = {"precision": f"{precision:.3f}", "coverage": f"{coverage:.3f}",
-             "superpixels in the anchor": ", ".join(map(str, features)) if features else "none",
-             "superpixels in the image": int(np.max(explanation.segments)) + 1}
-    if explanation.data["empty_anchor"]:
-        caption = "empty anchor: the prediction holds whatever is perturbed"
-    else:
-        caption = f"precision {precision:.2f}, coverage {coverage:.2f}"
-    if not explanation.data["success"]:
-        facts["note"] = f"no anchor reached the threshold {threshold}; this is the best one found"
-        caption += f" (below the threshold {threshold})"
-    return facts, caption
-
-
-def explain_images(classifier: Classifier, images, methods, folder: Path, *, target=None,
-                   threshold=0.95, seed=0, arguments: dict | None = None, title="imgexplain report",
-                   workers=0, load_classifier: Callable[[], Classifier] | None = None) -> Path:
-    """Explain each image with each method; write the PNGs and the report into ``folder``.
-
-    ``images`` is a sequence of ``(name, source)``: a (H, W, 3) uint8 array or an image file,
-    read when its turn comes. With ``workers`` > 0, the anchors of all images are searched first
-    on that many Ray workers, each loading the model with ``load_classifier``. Returns the report's path.
-    """
-    from tqdm import tqdm
-
-    from imgexplain import render, report
-
-    arguments = dict(arguments or {})
-    explainer = None
-    if "anchor" in methods:
-        if not workers:
-            explainer = _anchor_explainer(classifier, seed)
-        arguments.update({"segmentation": f"slic {SEGMENTATION_KWARGS}", "p_sample": P_SAMPLE, "tau": TAU})
-    cams = {}
-    if any(method in CAM_METHODS for method in methods):
-        from imgexplain.cam.api import CAM
-
-        cams = {method: CAM(classifier.model, layer=classifier.cam_layer, method=method)
-                for method in methods if method in CAM_METHODS}
-
-    sections = []
-    started = time.perf_counter()
-    stems = _file_stems(name for name, _ in images)
-    anchors_found = inputs = None
-    if workers and "anchor" in methods:
-        from imgexplain.distributed import explain_many
-
-        make_explainer = partial(_TimedAnchorSearch, load_classifier, seed)
-        inputs = [resize(_pixels(source), classifier.input_size) for _, source in images]
-        anchors_found = explain_many(make_explainer, inputs, n_workers=workers, threshold=threshold,
-                                     p_sample=P_SAMPLE, tau=TAU)
-        arguments["anchor workers"] = workers
-    with tqdm(total=len(images) * len(methods), desc="explaining", unit="explanation", file=sys.stderr) as progress:
-        for index, ((name, source), stem) in enumerate(zip(images, stems)):
-            image = inputs[index] if inputs is not None else resize(_pixels(source), classifier.input_size)
-            probs = np.asarray(classifier.predictor(image[np.newaxis]))[0]
-            ranked = classifier.top_classes(probs, probs.shape[0])
-            names = {k: label for k, label, _ in ranked}
-            predicted = ranked[0][0]
-            explained = predicted if target is None else target
-            # Every picture is named STEM-KIND with no '-' in KIND, so two images' pictures never collide.
-            pictures = [report.Picture(f"{stem}-input.png", "input", f"{image.shape[1]}x{image.shape[0]} pixels")]
-            _save_png(image, folder / pictures[0].path)
-            section = report.ImageSection(
-                name=str(name), pictures=pictures, target=f"{explained} {names[explained]}",
-                predictions=[(f"{k} {label}", p) for k, label, p in ranked[:5]],
-            )
-            for method in methods:
-                progress.set_postfix_str(f"{stem}: {method}")
-                tick = time.perf_counter()
-                if method == "anchor":
-                    if anchors_found is not None:
-                        explanation, section.timings[method] = anchors_found[index]
-                    else:
-                        explanation = explainer.explain(image, threshold=threshold, p_sample=P_SAMPLE, tau=TAU)
-                        section.timings[method] = time.perf_counter() - tick
-                    section.anchor, caption = _describe_anchor(explanation, threshold)
-                    segments, features = explanation.segments, explanation.data["raw"]["feature"]
-                    _save_png(render.anchor_picture(image, segments, features), folder / f"{stem}-anchor.png")
-                    _save_png(render.boundaries_picture(image, segments), folder / f"{stem}-superpixels.png")
-                    pictures.append(report.Picture(f"{stem}-anchor.png", f"anchor of {predicted} {names[predicted]}",
-                                                   caption))
-                    pictures.append(report.Picture(f"{stem}-superpixels.png", "superpixels",
-                                                   f"{section.anchor['superpixels in the image']} slic superpixels"))
-                    if explained != predicted:
-                        section.notes.append(f"The anchor explains the predicted class {predicted}, "
-                                             f"not the --target {explained}.")
-                else:
-                    result = cams[method].compute(classifier.preprocess(image[np.newaxis]), targets=[explained])
-                    section.timings[method] = time.perf_counter() - tick
-                    heatmap = result.maps[0]
-                    path = f"{stem}-{method.replace('+', 'p')}.png"
-                    overlay = render.overlay_heatmap(image.astype(np.uint8), heatmap, colormap=HEATMAP_COLORMAP)
-                    overlay.convert("RGB").save(folder / path)
-                    pictures.append(report.Picture(
-                        path, method, f"layer {result.layer}, {heatmap.shape[0]}x{heatmap.shape[1]} map",
-                        colormap=HEATMAP_COLORMAP))
-                progress.update()
-            sections.append(section)
-    arguments["total time"] = f"{time.perf_counter() - started:.1f} s"
-    return report.write_report(folder, sections, arguments, title=title)
-
-
-def _pixels(source) -> np.ndarray:
-    return read_image(source) if isinstance(source, (str, Path)) else np.asarray(source)
-
-
-def _anchor_explainer(classifier: Classifier, seed):
-    from imgexplain import AnchorImage
-
-    return AnchorImage(classifier.predictor, classifier.input_size + (3,), segmentation_fn="slic",
-                       segmentation_kwargs=dict(SEGMENTATION_KWARGS), seed=seed)
-
-
-class _TimedAnchorSearch:
-    """The command's anchor explainer on a Ray worker: loads the model there, returns (explanation, seconds)."""
-
-    def __init__(self, load_classifier: Callable[[], Classifier], seed):
-        self.explainer = _anchor_explainer(load_classifier(), seed)
-
-    def explain(self, image, **kwargs):
-        tick = time.perf_counter()
-        explanation = self.explainer.explain(image, **kwargs)
-        return explanation, time.perf_counter() - tick
 
 
 def _explain_command(args) -> int:
-    from imgexplain import report
-
     settings = check_explain_arguments(args)
-    first = read_image(args.images[0])
+    arguments = _run_arguments(args, settings)
+    folder = _output_folder(args.out, arguments)
+    load = partial(_load_classifier, str(Path(args.model).absolute()) if settings["kind"] != "builtin" else args.model,
+                   settings["kind"], settings["framework"], settings["input_size"], settings["preprocess"],
+                   settings["labels"], settings["device"])
     tick = time.perf_counter()
-    if settings["kind"] == "builtin":
-        classifier = load_builtin(settings["framework"])
-    else:
-        classifier = load_saved_model(args.model, settings["kind"], settings["input_size"], settings["preprocess"])
-    load_seconds = time.perf_counter() - tick
-    n_classes = probe(classifier, resize(first, classifier.input_size), settings["preprocess"]).shape[0]
+    try:
+        classifier = load()
+        n_classes = models.probe(classifier, np.full((*classifier.input_size, 3), 128.0, np.float32),
+                                 settings["preprocess"]).shape[0]
+    except models.ModelError as error:
+        raise InputError(f"--model: {error}") from None
     if args.target is not None and args.target >= n_classes:
         raise InputError(f"--target: {args.target} is not a class of {classifier.name}, "
                          f"which has {n_classes} classes (0..{n_classes - 1})")
+    if settings["labels"] is not None and len(settings["labels"]) != n_classes:
+        raise InputError(f"--labels: {len(settings['labels'])} labels for {classifier.name}, which has "
+                         f"{n_classes} classes")
+    shown = dict(arguments, images=" ".join(args.images), workers=args.workers,
+                 **{"model loading time": f"{time.perf_counter() - tick:.1f} s"})
+    if args.workers:
+        classifier = None  # each worker loads its own: the copy loaded for the checks is freed
+    return _run(args.images, load, settings["methods"], folder, shown, classifier=classifier,
+                options=dict(target=args.target, threshold=args.threshold, seed=args.seed, max_pixels=args.max_pixels),
+                workers=args.workers, timeout=args.timeout, address=args.address)
 
-    arguments = {
-        "images": " ".join(args.images), "method": ",".join(settings["methods"]), "model": args.model,
-        "framework": classifier.framework, "input size": "x".join(map(str, classifier.input_size)),
-        "target": "predicted class" if args.target is None else args.target,
-        "threshold": args.threshold, "seed": args.seed, "model loading time": f"{load_seconds:.1f} s",
-    }
-    if settings["kind"] == "builtin":
-        load_classifier = partial(load_builtin, settings["framework"])
-    else:
-        arguments["preprocess"] = settings["preprocess"]
-        load_classifier = partial(load_saved_model, str(Path(args.model).absolute()), settings["kind"],
-                                  settings["input_size"], settings["preprocess"])
-    with report.staged_output(settings["out"]) as folder:
-        explain_images(classifier, [(path, path) for path in args.images], settings["methods"], folder,
-                       target=args.target, threshold=args.threshold, seed=args.seed, arguments=arguments,
-                       workers=args.workers, load_classifier=load_classifier)
-    print(settings["out"] / report.REPORT_NAME)
+
+def _run(images, load, methods, folder, shown, *, classifier=None, options=None, workers=0, timeout=None,
+         address=None, title="imgexplain report") -> int:
+    """Explain ``images`` into ``folder``; write the report from the table; print its path."""
+    from imgexplain import explainers, pipeline, report
+
+    options = options or {}
+    if classifier is not None:
+        load = partial(lambda loaded: loaded, classifier)  # the model loaded for the checks serves in-process
+    make_explainer = partial(explainers.ImageExplainer, load, methods, **options)
+    started = time.perf_counter()
+    paths = [image for image in images if not isinstance(image, tuple)]
+    results = pipeline.explain_dataset(
+        images, make_explainer, out=folder, schema=explainers.row_schema(methods), arguments=folder.arguments,
+        n_workers=workers, timeout=timeout, address=address, progress=True)
+    counts = {"ok": 0, "error": 0}
+    for result in results:
+        counts[result.status] += 1
+    names = {str(path.absolute()) for path in pipeline.list_images(paths, skip=folder.owns)}
+    names |= {image[0] for image in images if isinstance(image, tuple)}
+    table = pipeline.results_table(folder, explainers.row_schema(methods))
+    shown["total time"] = f"{time.perf_counter() - started:.1f} s"
+    path = report.write_report(folder.path, table, shown, names=names, title=title)
+    print(f"imgexplain: {counts['ok']} explained, {counts['error']} errors now; {len(names)} images in the report",
+          file=sys.stderr)
+    print(path)
     return 0
 
 
 def _demo_command(args) -> int:
-    from imgexplain import datasets, report
+    from imgexplain import datasets
 
-    try:
-        out = report.check_output_folder(args.out)
-    except ValueError as error:
-        raise InputError(str(error)) from None
+    arguments = {"method": "anchor,gradcam", "model": BUILTIN_MODEL, "framework": args.framework,
+                 "threshold": 0.95, "seed": 0, "images": ", ".join(DEMO_SAMPLES) + " (scikit-image samples)"}
+    folder = _output_folder(args.out, arguments)
     images = list(datasets.load_samples(target_size=None, names=DEMO_SAMPLES).items())
-    tick = time.perf_counter()
-    classifier = load_builtin(args.framework)
-    methods = ["anchor", "gradcam"]
-    arguments = {"images": ", ".join(DEMO_SAMPLES) + " (scikit-image sample photographs)",
-                 "method": ",".join(methods), "model": BUILTIN_MODEL, "framework": args.framework,
-                 "threshold": 0.95, "seed": 0, "model loading time": f"{time.perf_counter() - tick:.1f} s"}
-    with report.staged_output(out) as folder:
-        explain_images(classifier, images, methods, folder, arguments=arguments, title="imgexplain demo")
-    print(f"report written to {out / report.REPORT_NAME}")
-    return 0
+    load = partial(models.load_builtin, args.framework, check_device(args.device))
+    return _run(images, load, ["anchor", "gradcam"], folder, dict(arguments), classifier=load(),
+                title="imgexplain demo")

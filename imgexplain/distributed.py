@@ -1,142 +1,246 @@
-"""Explain many images at once, one image per worker, on the cores of one machine or a Ray cluster.
+"""Run an explainer over a stream of tasks, in this process or on Ray workers, one outcome per task.
 
-Each worker builds its own explainer (and so loads its own model) once, with ``make_explainer()``, then
-explains the images it is given. Explanations come back in the order of the images. An explainer that
-is reproducible per image, as :class:`~imgexplain.AnchorImage` with a ``seed`` is, gives the same
-explanations whatever the number of workers.
+Each worker (a Ray actor) builds its own explainer once, with ``make_explainer()``, so the model is
+loaded once per worker and never sent between processes. A worker holds one task at a time, and a new
+task is taken from the stream only when a worker is free: memory stays flat however long the stream.
+Outcomes are yielded as tasks finish, in finishing order.
 
-Ray is imported only when ``n_workers`` is not 0.
+Faults become outcomes, never lost results: an exception in ``explain`` is that task's error (its type
+and message, and the exception itself when it can be pickled); a worker that dies is replaced and its
+task retried once on the new worker, then recorded as an error; a task that runs past ``timeout``
+seconds has its worker killed and replaced and is recorded as a ``TimeoutError``.
+
+Plain Ray actors rather than Ray Data: a per-task deadline, a retry that knows which task a dead
+worker held, and results handed back the moment each task ends (so that the caller can append them
+to the results table) are all direct with actors and the task loop here.
 """
 from __future__ import annotations
 
-import sys
-from numbers import Integral
-from typing import Callable, Sequence
-
-import numpy as np
-
-__all__ = ["explain_many"]
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
 
 
-def explain_many(make_explainer: Callable, images: Sequence[np.ndarray] | np.ndarray, *, n_workers: int | None = None,
-                 cpus_per_worker: float = 1, progress: bool = True, **explain_kwargs) -> list:
-    """Explain every image with ``make_explainer().explain(image, **explain_kwargs)``, in parallel.
-
-    Parameters
-    ----------
-    make_explainer : callable
-        Takes no argument and returns an object with an ``explain(image, **kwargs)`` method, for example
-        ``functools.partial(AnchorImage, predictor, image_shape, seed=0)``. It is called once in each worker,
-        so the model is loaded once per worker and never sent between processes. Ray pickles it with
-        cloudpickle: functions, partials and lambdas of a script travel by value, those of your own modules
-        by name, so those modules must be importable on the workers (an installed package, or
-        ``ray.init(runtime_env={"working_dir": ...})``).
-    images : sequence of arrays, or one (N, ...) array
-        The images, each as the explainer's ``explain`` takes it.
-    n_workers : int, optional
-        Number of Ray workers (actors). None: as many as Ray has CPUs for, at ``cpus_per_worker`` each,
-        and no more than there are images. 0: explain in this process, one image after the other, without Ray.
-    cpus_per_worker : float
-        CPUs Ray reserves for each worker; Ray also limits each worker's math library threads to it.
-    progress : bool
-        Show a tqdm progress bar on standard error (only when it is a terminal).
-    **explain_kwargs
-        Passed to every ``explain`` call.
-
-    Returns
-    -------
-    list
-        The explanations, in the order of ``images``.
-
-    Notes
-    -----
-    Ray is started on this machine if it is not running yet, and stopped at the end. To keep it running
-    between calls, or to use a cluster, call ``ray.init(...)`` first.
-    """
-    if not callable(make_explainer):
-        raise TypeError(f"make_explainer must be a callable that returns an explainer; "
-                        f"got {type(make_explainer).__name__}")
-    images = _check_images(images)
-    if n_workers is not None and (isinstance(n_workers, bool) or not isinstance(n_workers, Integral)
-                                  or n_workers < 0):
-        raise ValueError(f"n_workers must be None or an int >= 0; got {n_workers!r}")
-    if isinstance(cpus_per_worker, bool) or not isinstance(cpus_per_worker, (int, float)) or not cpus_per_worker > 0:
-        raise ValueError(f"cpus_per_worker must be a positive number; got {cpus_per_worker!r}")
-    if n_workers == 0:
-        return _explain_here(make_explainer, images, progress, explain_kwargs)
-    return _explain_with_ray(make_explainer, images, n_workers, float(cpus_per_worker), progress, explain_kwargs)
+@dataclass
+class Task:
+    index: int
+    image: Any  # what the explainer's explain() takes
+    extra: dict = field(default_factory=dict)  # carried to the outcome untouched
 
 
-def _check_images(images) -> list[np.ndarray]:
-    if isinstance(images, np.ndarray):
-        if images.ndim < 3:
-            raise ValueError(f"images must be a sequence of images or an (N, H, W[, C]) array; "
-                             f"got an array of shape {images.shape}")
-        images = list(images)
-    elif isinstance(images, (str, bytes)) or not isinstance(images, Sequence):
-        raise TypeError(f"images must be a sequence of images or an (N, H, W[, C]) array; "
-                        f"got {type(images).__name__}")
-    if len(images) == 0:
-        raise ValueError("images is empty: there is nothing to explain")
-    return [np.asarray(image) for image in images]
+@dataclass
+class Outcome:
+    task: Task
+    value: Any = None
+    error_type: str | None = None
+    error: str | None = None
+    exception: BaseException | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error_type is None
 
 
-def _progress_bar(total: int, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc="explaining", unit="image", file=sys.stderr, disable=None if enabled else True)
+class WorkerError(RuntimeError):
+    """A task's error that could not be sent back as itself (it cannot be pickled)."""
 
 
-def _explain_here(make_explainer, images, progress, explain_kwargs) -> list:
+def _failed(task: Task, error: BaseException, seconds: float = 0.0) -> Outcome:
+    return Outcome(task, error_type=type(error).__name__, error=str(error), exception=error, seconds=seconds)
+
+
+def _explain(explainer, task: Task, explain_kwargs: dict) -> Outcome:
+    tick = time.perf_counter()
+    try:
+        value = explainer.explain(task.image, **explain_kwargs)
+    except Exception as error:
+        return _failed(task, error, time.perf_counter() - tick)
+    return Outcome(task, value=value, seconds=time.perf_counter() - tick)
+
+
+def run_here(make_explainer: Callable, tasks: Iterable[Task], explain_kwargs: dict) -> Iterator[Outcome]:
+    """The outcomes of ``tasks``, one after the other in this process."""
     explainer = make_explainer()
-    explanations = []
-    with _progress_bar(len(images), progress) as bar:
-        for image in images:
-            explanations.append(explainer.explain(image, **explain_kwargs))
-            bar.update()
-    return explanations
+    for task in tasks:
+        yield _explain(explainer, task, explain_kwargs)
+
+
+def _portable(outcome: Outcome) -> Outcome:
+    """The outcome with its exception only if it survives pickling (the message and type always do)."""
+    if outcome.exception is not None:
+        from ray import cloudpickle
+
+        try:
+            cloudpickle.loads(cloudpickle.dumps(outcome.exception))
+        except Exception:
+            outcome.exception = None
+    return outcome
 
 
 class _Worker:
-    """Holds one explainer for the lifetime of a Ray actor.
-
-    The explainer is built by the first task rather than by the constructor, so that an error in
-    ``make_explainer`` reaches the caller as itself, not as a dead actor.
-    """
+    """One explainer for the lifetime of a Ray actor."""
 
     def __init__(self, make_explainer):
         self.make_explainer = make_explainer
         self.explainer = None
 
-    def explain(self, index, image, explain_kwargs):
-        if self.explainer is None:
+    def ready(self):
+        """Build the explainer; its error comes back as a value, so that it reaches the caller as itself."""
+        try:
             self.explainer = self.make_explainer()
-        return index, self.explainer.explain(image, **explain_kwargs)
+        except Exception as error:
+            return _portable(_failed(Task(-1, None), error))
+        return None
+
+    def explain(self, task, explain_kwargs):
+        return _portable(_explain(self.explainer, task, explain_kwargs))
 
 
-def _explain_with_ray(make_explainer, images, n_workers, cpus_per_worker, progress, explain_kwargs) -> list:
+@dataclass
+class _Running:
+    actor: Any
+    task: Task
+    attempt: int
+    started: float
+
+
+class _Pool:
+    """Ray actors, each with its explainer built, replaced when one dies or is killed."""
+
+    def __init__(self, make_explainer, n_workers: int, cpus_per_worker: float):
+        import ray
+
+        self.actor_class = ray.remote(num_cpus=cpus_per_worker, max_restarts=0)(_Worker)
+        self.make_explainer = make_explainer
+        self.idle = [self._start() for _ in range(n_workers)]
+        self._wait_ready(self.idle)
+
+    def _start(self):
+        return self.actor_class.remote(self.make_explainer)
+
+    def _wait_ready(self, actors):
+        import ray
+
+        for failure in ray.get([actor.ready.remote() for actor in actors]):
+            if failure is not None:
+                self.close()
+                error = failure.exception or WorkerError(f"{failure.error_type}: {failure.error}")
+                error.add_note("raised while building the explainer on a Ray worker")
+                raise error
+
+    def replace(self, actor):
+        import ray
+
+        ray.kill(actor, no_restart=True)
+        fresh = self._start()
+        self._wait_ready([fresh])
+        self.idle.append(fresh)
+
+    def close(self):
+        import ray
+
+        for actor in self.idle:
+            ray.kill(actor, no_restart=True)
+        self.idle = []
+
+
+def run_on_ray(make_explainer: Callable, tasks: Iterable[Task], explain_kwargs: dict, *, n_workers: int,
+               timeout: float | None = None, cpus_per_worker: float = 1, address: str | None = None
+               ) -> Iterator[Outcome]:
+    """The outcomes of ``tasks`` on ``n_workers`` Ray actors, as they finish.
+
+    Ray is started on this machine (or joins ``address``, or the ``RAY_ADDRESS`` cluster) unless it
+    runs already, and is stopped at the end if it was started here.
+    """
     import ray
-    from ray.util import ActorPool
 
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(include_dashboard=False, logging_level="ERROR", configure_logging=True)
+        ray.init(address=address, include_dashboard=False, logging_level="ERROR", configure_logging=True,
+                 log_to_driver=False)
+    pool = None
+    running: dict = {}
     try:
-        if n_workers is None:
-            available = ray.available_resources().get("CPU", 1.0)
-            n_workers = max(1, int(available // cpus_per_worker))
-        n_workers = min(n_workers, len(images))
-        worker_class = ray.remote(num_cpus=cpus_per_worker)(_Worker)
-        pool = ActorPool([worker_class.remote(make_explainer) for _ in range(n_workers)])
+        pool = _Pool(make_explainer, n_workers, cpus_per_worker)
         kwargs_ref = ray.put(explain_kwargs)
-        explanations = [None] * len(images)
-        tasks = ((index, image) for index, image in enumerate(images))
-        with _progress_bar(len(images), progress) as bar:
-            for index, explanation in pool.map_unordered(
-                    lambda actor, task: actor.explain.remote(task[0], task[1], kwargs_ref), tasks):
-                explanations[index] = explanation
-                bar.update()
-        return explanations
+        pending, stream = deque(), iter(tasks)
+        exhausted = False
+        while True:
+            while pool.idle and (pending or not exhausted):
+                if pending:
+                    task, attempt = pending.popleft()
+                else:
+                    task, attempt = next(stream, None), 0
+                    if task is None:
+                        exhausted = True
+                        break
+                actor = pool.idle.pop()
+                running[actor.explain.remote(task, kwargs_ref)] = _Running(actor, task, attempt, time.monotonic())
+            if not running:
+                return
+            wait = None
+            if timeout is not None:
+                wait = max(0.0, min(job.started for job in running.values()) + timeout - time.monotonic())
+            ray.wait(list(running), num_returns=1, timeout=wait)
+            done, _ = ray.wait(list(running), num_returns=len(running), timeout=0)
+            for ref in done:
+                job = running.pop(ref)
+                try:
+                    outcome = ray.get(ref)
+                except ray.exceptions.RayActorError as error:
+                    pool.replace(job.actor)
+                    if job.attempt == 0:
+                        pending.append((job.task, 1))
+                    else:
+                        yield Outcome(job.task, error_type="WorkerDiedError",
+                                      error=f"the worker died twice while explaining this image ({error})")
+                    continue
+                except ray.exceptions.RayError as error:  # the outcome could not be sent back
+                    pool.replace(job.actor)
+                    yield Outcome(job.task, error_type=type(error).__name__, error=str(error).splitlines()[0])
+                    continue
+                pool.idle.append(job.actor)
+                yield outcome
+            now = time.monotonic()
+            for ref, job in list(running.items()):
+                # A task that finished while a worker was being replaced is not late: it is collected next turn.
+                if timeout is not None and now - job.started >= timeout and not ray.wait([ref], timeout=0)[0]:
+                    del running[ref]
+                    pool.replace(job.actor)
+                    yield Outcome(job.task, error_type="TimeoutError", seconds=now - job.started,
+                                  error=f"no result after {timeout:g} s (--timeout); the worker was stopped")
     finally:
+        for job in running.values():
+            ray.kill(job.actor, no_restart=True)
+        if pool is not None:
+            pool.close()
         if started_here:
             ray.shutdown()
+
+
+def check_workers(n_workers, timeout) -> None:
+    """ValueError for a number of workers or a timeout that cannot be used."""
+    from numbers import Integral, Real
+
+    if n_workers is not None and (isinstance(n_workers, bool) or not isinstance(n_workers, Integral)
+                                  or n_workers < 0):
+        raise ValueError(f"n_workers must be None or an int >= 0; got {n_workers!r}")
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, Real) or not timeout > 0:
+            raise ValueError(f"timeout must be None or a number of seconds > 0; got {timeout!r}")
+        if n_workers == 0:
+            raise ValueError("timeout needs Ray workers (n_workers >= 1): an image explained in this "
+                             "process cannot be stopped")
+
+
+def default_workers(cpus_per_worker: float) -> int:
+    """As many workers as the Ray cluster (started if need be) has CPUs for."""
+    import ray
+
+    if not ray.is_initialized():
+        return max(1, int((os.cpu_count() or 1) // cpus_per_worker))
+    return max(1, int(ray.available_resources().get("CPU", 1.0) // cpus_per_worker))
+

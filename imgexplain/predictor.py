@@ -97,3 +97,12 @@ def labels_from_output(output, n_images: int, name: str = "predictor") -> np.nda
                                  "a single column must be a sigmoid probability")
         return (output[:, 0] > 0.5).astype(np.int64)
     return np.argmax(output, axis=1).astype(np.int64)
+
+
+def __getattr__(name):
+    """``from_onnx`` and ``from_torch``, fast predictors for users' models, from `imgexplain.runtimes`."""
+    if name in ("from_onnx", "from_torch"):
+        from imgexplain import runtimes
+
+        return getattr(runtimes, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,117 +1,31 @@
-"""The HTML report of the command line: pictures side by side, predictions, anchor quality, timings.
+"""The HTML report of a dataset run, written from the results table.
 
-Pictures are PNG files next to ``report.html``, referenced by relative path, so the
-folder can be moved or zipped as a whole. Everything is written into a hidden
-staging folder first and renamed into place at the end (:func:`staged_output`):
-an interrupted run leaves no folder that looks complete.
+``report.html`` starts with a summary (counts, errors, timings, classes, arguments). Up to
+``page_size`` images follow on the same page; more go to ``report/page-0001.html`` and on, linked from
+the summary, so that 10,000 images never make one huge page. Pictures are the PNG files in
+``pictures/``, referenced by relative path. Every page is written to a temporary file renamed into
+place: a reader sees the previous report or the new one, never half of one.
 """
 from __future__ import annotations
 
-import contextlib
 import html
 import json
-import os
-import shutil
-import tempfile
-from dataclasses import asdict, dataclass, field
+from collections import Counter
 from pathlib import Path
 from urllib.parse import quote
 
 import numpy as np
 
 from imgexplain._version import __version__
+from imgexplain.results import atomic_write
 
 REPORT_NAME = "report.html"
 SUMMARY_NAME = "summary.json"
-_GENERATOR = "imgexplain"
-
-
-@dataclass
-class Picture:
-    """One picture of the report: a PNG file relative to the report, its title and caption."""
-
-    path: str
-    title: str
-    caption: str = ""
-    colormap: str | None = None  # set for heatmaps: the report draws the colour bar
-
-
-@dataclass
-class ImageSection:
-    """What the report shows for one input image."""
-
-    name: str
-    pictures: list[Picture]
-    predictions: list[tuple[str, float]]
-    target: str
-    timings: dict[str, float] = field(default_factory=dict)
-    anchor: dict | None = None  # precision, coverage, superpixels, note
-    notes: list[str] = field(default_factory=list)
-
-
-def is_previous_output(folder) -> bool:
-    """Whether ``folder`` is a report folder written by imgexplain (safe to replace)."""
-    summary = Path(folder) / SUMMARY_NAME
-    try:
-        return json.loads(summary.read_text()).get("generator") == _GENERATOR
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-def check_output_folder(folder) -> Path:
-    """Return ``folder`` as a path if a report may be written there, else raise ValueError.
-
-    The folder may be missing, empty, or an earlier imgexplain report (it is replaced
-    as a whole); anything else is the user's and is left alone.
-    """
-    folder = Path(folder)
-    if not folder.exists():
-        _check_can_create(folder)
-        return folder
-    if not folder.is_dir():
-        raise ValueError(f"--out: expected a folder, got the file {str(folder)!r}")
-    if any(folder.iterdir()) and not is_previous_output(folder):
-        raise ValueError(
-            f"--out: {str(folder)!r} holds files that imgexplain did not write; "
-            "choose an empty or new folder"
-        )
-    return folder
-
-
-def _check_can_create(folder: Path) -> None:
-    """Raise ValueError unless the nearest existing ancestor of ``folder`` is a folder we may write in."""
-    ancestor = folder.absolute().parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise ValueError(f"--out: cannot create {str(folder)!r}: {str(ancestor)!r} is a file, not a folder")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ValueError(f"--out: cannot create {str(folder)!r}: no permission to write in {str(ancestor)!r}")
-
-
-@contextlib.contextmanager
-def staged_output(folder):
-    """Yield a staging folder next to ``folder``; on success it becomes ``folder``.
-
-    If the body raises (or is interrupted), the staging folder is deleted and
-    ``folder`` is left as it was.
-    """
-    folder = check_output_folder(folder).absolute()
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
-    try:
-        yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if folder.exists():
-        # Rename the old report away first so the new one takes its place in one step.
-        retired = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
-        os.replace(folder, retired / folder.name)
-        os.replace(staging, folder)
-        shutil.rmtree(retired, ignore_errors=True)
-    else:
-        os.replace(staging, folder)
+PAGES = "report"
+PAGE_SIZE = 100
+# Columns the report reads (the maps stay in the table).
+COLUMNS = ("image", "index", "status", "error_type", "error", "target", "label", "predicted", "top5", "anchor",
+           "precision", "coverage", "num_preds", "anchor_found", "layer", "pictures", "seconds")
 
 
 def colorbar_css(colormap: str, steps: int = 11) -> str:
@@ -134,13 +48,13 @@ td, th { padding: .2em .8em; text-align: left; border-bottom: 1px solid #eee; ve
 td.number { text-align: right; font-variant-numeric: tabular-nums; }
 .pictures { display: flex; flex-wrap: wrap; gap: 1em; }
 figure { margin: 0; width: 240px; }
-figure img { width: 240px; image-rendering: auto; border: 1px solid #ddd; }
+figure img { width: 240px; border: 1px solid #ddd; }
 figcaption { font-size: .85em; margin-top: .3em; }
 figcaption b { display: block; }
 .colorbar { height: 10px; margin-top: .3em; }
 .colorbar-labels { display: flex; justify-content: space-between; font-size: .75em; color: #555; }
 .bar { display: inline-block; height: .8em; background: #4a7bd0; vertical-align: middle; }
-.note { color: #8a4b00; }
+.note, .error { color: #8a4b00; }
 .details { display: flex; flex-wrap: wrap; gap: 3em; align-items: flex-start; }
 """
 
@@ -149,91 +63,129 @@ def _escape(value) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _picture_html(picture: Picture) -> str:
-    source = quote(picture.path)
-    parts = [
-        "<figure>",
-        f'<a href="{source}"><img src="{source}" alt="{_escape(picture.title)}"></a>',
-    ]
-    if picture.colormap:
-        parts.append(
-            f'<div class="colorbar" style="background: {colorbar_css(picture.colormap)}"></div>'
-            '<div class="colorbar-labels"><span>0</span><span>importance</span><span>1</span></div>'
-        )
-    parts.append(f"<figcaption><b>{_escape(picture.title)}</b>{_escape(picture.caption)}</figcaption>")
-    parts.append("</figure>")
+def _table(header, rows) -> str:
+    head = "".join(f"<th>{_escape(cell)}</th>" for cell in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _picture_html(picture: dict, root: str) -> str:
+    source = root + quote(picture["path"])
+    parts = [f'<figure><a href="{source}"><img src="{source}" alt="{_escape(picture["title"])}"></a>']
+    if picture.get("colormap"):
+        parts.append(f'<div class="colorbar" style="background: {colorbar_css(picture["colormap"])}"></div>'
+                     '<div class="colorbar-labels"><span>0</span><span>importance</span><span>1</span></div>')
+    parts.append(f"<figcaption><b>{_escape(picture['title'])}</b>{_escape(picture['caption'])}</figcaption>"
+                 "</figure>")
     return "".join(parts)
 
 
-def _predictions_html(predictions) -> str:
-    rows = "".join(
-        f"<tr><td>{_escape(label)}</td><td class=\"number\">{probability:.3f}</td>"
-        f'<td><span class="bar" style="width: {100 * probability:.0f}px"></span></td></tr>'
-        for label, probability in predictions
-    )
-    return f"<table><tr><th>top predictions</th><th>p</th><th></th></tr>{rows}</table>"
+def _section_html(row: dict, root: str, threshold=None) -> str:
+    name = f"<h2>{_escape(row['image'])}</h2>"
+    if row["status"] != "ok":
+        return f'<section>{name}<p class="error">{_escape(row["error_type"])}: {_escape(row["error"])}</p></section>'
+    notes = []
+    if row["anchor"] is not None and row["predicted"] != row["target"]:
+        notes.append(f"The anchor explains the predicted class {row['predicted']}, not the --target {row['target']}.")
+    predictions = _table(["top predictions", "p", ""], [
+        (_escape(f"{top['index']} {top['label']}"), f"{top['p']:.3f}",
+         f'<span class="bar" style="width: {100 * top["p"]:.0f}px"></span>') for top in row["top5"]])
+    details = [predictions]
+    if row["anchor"] is not None:
+        ids = ", ".join(f"#{k}" for k in row["anchor"]) or "none (empty anchor)"
+        facts = [("precision", f"{row['precision']:.3f}"), ("coverage", f"{row['coverage']:.3f}"),
+                 ("superpixel ids in the anchor", ids), ("images the model saw", row["num_preds"])]
+        if not row["anchor_found"]:
+            facts.append(("note", "no anchor reached the threshold; this is the best one found"))
+        details.append(_table(["anchor", ""], [(_escape(k), _escape(v)) for k, v in facts]))
+    timings = [(_escape(key[len("seconds_"):]), f"{value:.2f} s") for key, value in row.items()
+               if key.startswith("seconds_") and value is not None]
+    details.append(_table(["method", "time"], timings))
+    return (f"<section>{name}<p>Explained class: <b>{_escape(row['target'])} {_escape(row['label'])}</b></p>"
+            + "".join(f'<p class="note">{_escape(note)}</p>' for note in notes)
+            + f'<div class="pictures">{"".join(_picture_html(p, root) for p in row["pictures"])}</div>'
+            + f'<div class="details">{"".join(details)}</div></section>')
 
 
-def _anchor_html(anchor: dict) -> str:
-    rows = "".join(
-        f"<tr><td>{_escape(key)}</td><td>{_escape(value)}</td></tr>" for key, value in anchor.items()
-    )
-    return f"<table><tr><th>anchor</th><th></th></tr>{rows}</table>"
-
-
-def _timings_html(timings: dict) -> str:
-    rows = "".join(
-        f'<tr><td>{_escape(method)}</td><td class="number">{seconds:.2f} s</td></tr>'
-        for method, seconds in timings.items()
-    )
-    return f"<table><tr><th>method</th><th>time</th></tr>{rows}</table>"
-
-
-def _section_html(section: ImageSection) -> str:
-    notes = "".join(f'<p class="note">{_escape(note)}</p>' for note in section.notes)
-    details = [_predictions_html(section.predictions)]
-    if section.anchor is not None:
-        details.append(_anchor_html(section.anchor))
-    details.append(_timings_html(section.timings))
-    return (
-        f"<section><h2>{_escape(section.name)}</h2>"
-        f"<p>Explained class: <b>{_escape(section.target)}</b></p>{notes}"
-        f'<div class="pictures">{"".join(_picture_html(p) for p in section.pictures)}</div>'
-        f'<div class="details">{"".join(details)}</div></section>'
-    )
-
-
-def render_report(sections, arguments: dict, title: str = "imgexplain report") -> str:
-    """The report as an HTML string: the arguments used, then one section per image."""
-    argument_rows = "".join(
-        f"<tr><td>{_escape(name)}</td><td>{_escape(value)}</td></tr>" for name, value in arguments.items()
-    )
-    body = "".join(_section_html(section) for section in sections)
-    return (
-        "<!DOCTYPE html>\n"
-        f'<html lang="en"><head><meta charset="utf-8"><title>{_escape(title)}</title>'
-        f"<style>{_STYLE}</style></head><body>"
-        f"<h1>{_escape(title)}</h1>"
-        f"<table><tr><th>argument</th><th>value</th></tr>{argument_rows}</table>"
-        f"{body}"
-        f"<p><small>written by imgexplain {_escape(__version__)}</small></p>"
-        "</body></html>\n"
-    )
-
-
-def write_report(folder, sections, arguments: dict, title: str = "imgexplain report") -> Path:
-    """Write ``report.html`` and ``summary.json`` (the same facts, for scripts) into ``folder``.
-
-    Returns the path of the report.
-    """
-    folder = Path(folder)
-    summary = {
-        "generator": _GENERATOR,
-        "version": __version__,
-        "arguments": arguments,
-        "images": [asdict(section) for section in sections],
+def summarize(rows: list[dict], arguments: dict) -> dict:
+    """Counts, errors, timings and classes of the rows, as numbers (what ``summary.json`` holds)."""
+    ok = [row for row in rows if row["status"] == "ok"]
+    timings = {}
+    for key in sorted({key for row in ok for key in row if key.startswith("seconds")}):
+        values = np.array([row[key] for row in ok if row.get(key) is not None], dtype=float)
+        if values.size:
+            timings[key] = {"total": float(values.sum()), "median": float(np.median(values)),
+                            "max": float(values.max())}
+    anchored = [row for row in ok if row.get("precision") is not None]
+    return {
+        "generator": "imgexplain", "version": __version__, "arguments": arguments,
+        "images": len(rows), "ok": len(ok), "errors": len(rows) - len(ok),
+        "error_types": dict(Counter(row["error_type"] for row in rows if row["status"] != "ok")),
+        "seconds": timings,
+        "classes": dict(Counter(f"{row['target']} {row['label']}" for row in ok).most_common()),
+        "precision": {"median": float(np.median([r["precision"] for r in anchored]))} if anchored else None,
+        "coverage": {"median": float(np.median([r["coverage"] for r in anchored]))} if anchored else None,
     }
-    (folder / SUMMARY_NAME).write_text(json.dumps(summary, indent=2, default=str))
-    report = folder / REPORT_NAME
-    report.write_text(render_report(sections, arguments, title), encoding="utf-8")
+
+
+def _summary_html(summary: dict, rows: list[dict], arguments: dict) -> str:
+    counts = _table(["images", "explained", "errors"], [(summary["images"], summary["ok"], summary["errors"])])
+    timings = _table(["time per image", "median", "max", "total"], [
+        (_escape(key.replace("seconds_", "").replace("seconds", "whole image")), f"{t['median']:.2f} s",
+         f"{t['max']:.2f} s", f"{t['total']:.1f} s") for key, t in summary["seconds"].items()])
+    classes = _table(["explained class", "images"], [
+        (_escape(name), count) for name, count in list(summary["classes"].items())[:20]])
+    errors = [row for row in rows if row["status"] != "ok"]
+    error_table = _table(["image", "error"], [
+        (_escape(row["image"]), _escape(f"{row['error_type']}: {row['error']}")) for row in errors[:100]])
+    if len(errors) > 100:
+        error_table += f"<p>and {len(errors) - 100} more errors (see the table)</p>"
+    argument_table = _table(["argument", "value"], [(_escape(k), _escape(v)) for k, v in arguments.items()])
+    return (f'<div class="details">{counts}{timings}{classes}</div>'
+            + (f"<h2>errors</h2>{error_table}" if errors else "") + argument_table)
+
+
+def _page(title: str, body: str) -> str:
+    return ("<!DOCTYPE html>\n"
+            f'<html lang="en"><head><meta charset="utf-8"><title>{_escape(title)}</title>'
+            f"<style>{_STYLE}</style></head><body><h1>{_escape(title)}</h1>{body}"
+            f"<p><small>written by imgexplain {_escape(__version__)}</small></p></body></html>\n")
+
+
+def write_report(out, table, arguments: dict, names=None, title: str = "imgexplain report",
+                 page_size: int = PAGE_SIZE) -> Path:
+    """Write ``report.html`` (and its pages) and ``summary.json`` into ``out`` from the results ``table``.
+
+    ``names``: the images to show (default: every row). Returns the report's path.
+    """
+    out = Path(out)
+    columns = [name for name in COLUMNS if name in table.schema.names]
+    columns += [name for name in table.schema.names if name.startswith("seconds_")]
+    rows = table.read(columns=columns).to_pylist()
+    if names is not None:
+        rows = [row for row in rows if row["image"] in names]
+    rows.sort(key=lambda row: (row["index"], row["image"]))
+    summary = summarize(rows, arguments)
+    atomic_write(out / SUMMARY_NAME, json.dumps(summary, indent=2, default=str))
+    body = _summary_html(summary, rows, arguments)
+    pages, written = out / PAGES, set()
+    if len(rows) <= page_size:
+        body += "".join(_section_html(row, "") for row in rows)
+    else:
+        pages.mkdir(exist_ok=True)
+        links = []
+        for number, start in enumerate(range(0, len(rows), page_size), start=1):
+            chunk = rows[start:start + page_size]
+            name = f"page-{number:04d}.html"
+            navigation = f'<p><a href="../{REPORT_NAME}">summary</a></p>'
+            atomic_write(pages / name, _page(f"{title}: images {start + 1} to {start + len(chunk)}",
+                                             navigation + "".join(_section_html(row, "../") for row in chunk)))
+            links.append(f'<li><a href="{PAGES}/{name}">images {start + 1} to {start + len(chunk)}</a></li>')
+            written.add(name)
+        body += f"<h2>images</h2><ul>{''.join(links)}</ul>"
+    report = out / REPORT_NAME
+    atomic_write(report, _page(title, body))
+    for stale in pages.glob("page-*.html") if pages.is_dir() else ():
+        if stale.name not in written:  # pages of an earlier, longer report (ours: the folder is in the manifest)
+            stale.unlink()
     return report

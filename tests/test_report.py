@@ -25,109 +25,84 @@ class _Links(HTMLParser):
             self.styles.append(attrs["style"])
 
 
-def _section(name="cat.png", path="cat.png"):
-    return report.ImageSection(
-        name=name,
-        pictures=[report.Picture(path, "input"),
-                  report.Picture("cat-gradcam.png", "gradcam", "7x7 map", colormap="viridis")],
-        predictions=[("285 Egyptian_cat", 0.8), ("281 tabby", 0.1)],
-        target="285 Egyptian_cat",
-        timings={"gradcam": 0.25},
-        anchor={"precision": "0.970", "coverage": "0.310"},
-    )
+def _table_with_rows(tmp_path, n):
+    from imgexplain import explainers, pipeline
+    from imgexplain.results import OutputFolder
+
+    folder = OutputFolder(tmp_path / "out", ["report.html", "report", "summary.json"], {"seed": 0})
+    folder.claim()
+    table = pipeline.results_table(folder, explainers.row_schema(["anchor", "gradcam"]))
+    rows = []
+    for k in range(n):
+        row = {"image": f"<cat {k}>.png", "content_hash": str(k), "index": k, "status": "ok", "seconds": 0.5 + k,
+               "target": 285, "label": "Egyptian_cat", "predicted": 285,
+               "top5": [{"index": 285, "label": "Egyptian_cat", "p": 0.8}], "anchor": [12, 3], "precision": 0.97,
+               "coverage": 0.31, "num_preds": 700, "anchor_found": True, "seconds_anchor": 0.25,
+               "seconds_gradcam": 0.125, "gradcam": [[0.0, 1.0]], "layer": "features",
+               "pictures": [{"path": f"pictures/my cat#{k}.png", "title": "gradcam", "caption": "7x7 map",
+                             "colormap": "viridis"}]}
+        if k == n - 1:
+            row = {"image": "broken.jpg", "content_hash": "x", "index": k, "status": "error",
+                   "error_type": "OSError", "error": "image file is truncated", "seconds": 0.0}
+        rows.append(row)
+    table.append(rows)
+    return folder.path, table
 
 
-# --- report ----------------------------------------------------------------------------------------------
-
-
-def test_report_escapes_text_and_quotes_picture_paths():
-    page = report.render_report([_section(name="<script>x</script>", path="my cat#1.png")],
-                                {"images": "a&b.png"})
-    assert "<script>x</script>" not in page
-    assert "&lt;script&gt;x&lt;/script&gt;" in page
-    assert "a&amp;b.png" in page
+def test_report_escapes_text_quotes_paths_and_shows_anchor_ids_and_colour_bars(tmp_path):
+    out, table = _table_with_rows(tmp_path, 3)
+    path = report.write_report(out, table, {"seed": 0}, title="my <title>")
+    page = path.read_text()
+    assert "<cat 0>" not in page and "&lt;cat 0&gt;.png" in page
     links = _Links()
     links.feed(page)
-    assert links.sources == ["my%20cat%231.png", "cat-gradcam.png"]
+    assert links.sources == ["pictures/my%20cat%230.png", "pictures/my%20cat%231.png"]
+    assert "superpixel ids in the anchor</td><td>#12, #3" in page
+    (bar,) = {style for style in links.styles if "linear-gradient" in style}
+    for fraction, stop in ((0.0, "0%"), (1.0, "100%")):
+        r, g, b, _ = matplotlib.colormaps["viridis"](fraction)
+        assert f"rgb({r * 255:.0f},{g * 255:.0f},{b * 255:.0f}) {stop}" in bar
+    assert "OSError: image file is truncated" in page
 
 
-def test_report_shows_predictions_anchor_and_timings():
-    page = report.render_report([_section()], {"seed": 0})
-    for text in ("285 Egyptian_cat", "0.800", "0.970", "0.310", "0.25 s", "seed"):
-        assert text in page
+def test_summary_json_holds_numbers(tmp_path):
+    out, table = _table_with_rows(tmp_path, 3)
+    report.write_report(out, table, {"seed": 0})
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["images"], summary["ok"], summary["errors"]) == (3, 2, 1)
+    assert summary["error_types"] == {"OSError": 1}
+    assert summary["precision"] == {"median": 0.97} and summary["coverage"] == {"median": 0.31}
+    assert summary["seconds"]["seconds_anchor"]["total"] == 0.5
+    assert summary["classes"] == {"285 Egyptian_cat": 2}
 
 
-def test_heatmap_pictures_get_a_colour_bar_of_their_colormap():
-    links = _Links()
-    links.feed(report.render_report([_section()], {}))
-    (bar,) = [style for style in links.styles if "linear-gradient" in style]
-    r, g, b, _ = matplotlib.colormaps["viridis"](0.0)
-    assert f"rgb({r * 255:.0f},{g * 255:.0f},{b * 255:.0f}) 0%" in bar
-    r, g, b, _ = matplotlib.colormaps["viridis"](1.0)
-    assert f"rgb({r * 255:.0f},{g * 255:.0f},{b * 255:.0f}) 100%" in bar
-
-
-def test_write_report_writes_html_and_summary(tmp_path):
-    path = report.write_report(tmp_path, [_section()], {"seed": 0}, title="my title")
-    assert path == tmp_path / "report.html"
-    assert "<title>my title</title>" in path.read_text()
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["arguments"] == {"seed": 0}
-    assert summary["images"][0]["predictions"][0] == ["285 Egyptian_cat", 0.8]
-    assert report.is_previous_output(tmp_path)
-
-
-# --- staged output ---------------------------------------------------------------------------------------
-
-
-def test_staged_output_appears_only_when_complete(tmp_path):
-    out = tmp_path / "new" / "out"
-    with report.staged_output(out) as staging:
-        (staging / "a.png").write_bytes(b"x")
-        assert not out.exists()
-    assert (out / "a.png").read_bytes() == b"x"
-    assert sorted(p.name for p in out.parent.iterdir()) == ["out"]
-
-
-def test_staged_output_leaves_nothing_when_interrupted(tmp_path):
-    out = tmp_path / "out"
-    with pytest.raises(KeyboardInterrupt):
-        with report.staged_output(out) as staging:
-            (staging / "a.png").write_bytes(b"x")
-            raise KeyboardInterrupt
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_staged_output_replaces_a_previous_report_and_keeps_it_on_failure(tmp_path):
-    out = tmp_path / "out"
-    with report.staged_output(out) as staging:
-        report.write_report(staging, [_section()], {"run": 1})
-        (staging / "old.png").write_bytes(b"old")
-    with pytest.raises(RuntimeError):
-        with report.staged_output(out) as staging:
-            raise RuntimeError("model failed")
-    assert (out / "old.png").exists()
-    with report.staged_output(out) as staging:
-        report.write_report(staging, [_section()], {"run": 2})
-    assert not (out / "old.png").exists()
-    assert json.loads((out / "summary.json").read_text())["arguments"] == {"run": 2}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+def test_many_images_go_to_linked_pages(tmp_path):
+    out, table = _table_with_rows(tmp_path, 5)
+    page = report.write_report(out, table, {}, page_size=2).read_text()
+    assert "<img" not in page
+    assert [p.name for p in sorted((out / "report").iterdir())] == ["page-0001.html", "page-0002.html",
+                                                                     "page-0003.html"]
+    assert 'href="report/page-0002.html"' in page
+    second = (out / "report" / "page-0002.html").read_text()
+    assert 'src="../pictures/my%20cat%232.png"' in second
+    assert "broken.jpg" in (out / "report" / "page-0003.html").read_text()
+    report.write_report(out, table, {}, page_size=3)
+    assert [p.name for p in sorted((out / "report").iterdir())] == ["page-0001.html", "page-0002.html"]
 
 
 def test_output_folder_of_someone_else_is_refused(tmp_path):
-    (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(ValueError, match="--out: .* holds files that imgexplain did not write"):
-        report.check_output_folder(tmp_path)
-    with pytest.raises(ValueError, match="--out: expected a folder"):
-        report.check_output_folder(tmp_path / "notes.txt")
-    assert report.check_output_folder(tmp_path / "new") == tmp_path / "new"
-    assert report.check_output_folder(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
+    from imgexplain.results import OutputFolder
 
-
-def test_output_folder_under_a_file_is_refused(tmp_path):
+    (tmp_path / "report.html").write_text("mine")
+    with pytest.raises(ValueError, match="report.html' was not written by imgexplain"):
+        OutputFolder(tmp_path, ["report.html"], {})
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(ValueError, match="--out: cannot create .*: .*notes.txt' is a file, not a folder"):
-        report.check_output_folder(tmp_path / "notes.txt" / "out")
+    with pytest.raises(ValueError, match="expected a folder, got the file"):
+        OutputFolder(tmp_path / "notes.txt", [], {})
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        OutputFolder(tmp_path / "notes.txt" / "out", [], {})
+    OutputFolder(tmp_path / "new" / "deeper", ["report.html"], {})
+    assert not (tmp_path / "new").exists()
 
 
 # --- pictures --------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from PIL import Image
 
 from imgexplain import zoo
 from imgexplain.datasets import load_samples
-from imgexplain.zoo import keras_port
+from imgexplain.zoo import keras_port, onnx_export
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -37,13 +37,9 @@ def reference_probabilities(images):
         return torch.softmax(model(x), dim=1).numpy()
 
 
-@pytest.fixture(scope="module")
-def torch_model():
-    return zoo.efficientnet_lite0(framework="torch")
-
-
-@pytest.fixture(scope="module")
-def keras_cache(tmp_path_factory):
+@pytest.fixture(scope="module", autouse=True)
+def cache(tmp_path_factory):
+    """The converted Keras weights and the ONNX export go to a directory of this module's own."""
     cache = tmp_path_factory.mktemp("cache")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("IMGEXPLAIN_CACHE_DIR", str(cache))
@@ -51,13 +47,25 @@ def keras_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def keras_model(keras_cache):
+def torch_model(cache):
+    return zoo.efficientnet_lite0(framework="torch")
+
+
+@pytest.fixture(scope="module")
+def keras_model(cache):
     return zoo.efficientnet_lite0(framework="keras")
+
+
+@pytest.fixture(scope="module")
+def onnx_bytes(torch_model, cache):
+    """The ONNX export that the module's models use (made by the first prediction)."""
+    torch_model.predictor(chelsea_224())
+    return onnx_export.cache_path().read_bytes()
 
 
 def test_importing_zoo_and_datasets_loads_no_framework():
     code = ("import sys, imgexplain.zoo, imgexplain.datasets; "
-            "print(sorted(m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules))")
+            "print(sorted(m for m in ('torch', 'tensorflow', 'keras', 'onnxruntime') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 
@@ -133,7 +141,7 @@ def test_torch_feature_layer_is_the_last_feature_map_and_runs_once(torch_model):
     shapes = []
     handle = layer.register_forward_hook(lambda module, args, output: shapes.append(tuple(output.shape)))
     try:
-        torch_model.predictor(chelsea_224())
+        torch_model.model(torch_model.preprocess(chelsea_224()))
     finally:
         handle.remove()
     assert shapes == [(1, 1280, 7, 7)]
@@ -146,7 +154,7 @@ def test_predictor_batches_give_the_same_probabilities(torch_model):
     try:
         split = torch_model.predictor(images)
     finally:
-        torch_model.batch_size = 32
+        torch_model.batch_size = None
     np.testing.assert_allclose(split, whole, atol=1e-5)
     assert list(whole.argmax(axis=1)) == [285, 967, 540]  # Egyptian cat, espresso, drilling platform
 
@@ -176,6 +184,88 @@ def test_efficientnet_lite0_rejects_unknown_frameworks():
         zoo.efficientnet_lite0(framework=None)
 
 
+# ONNX Runtime: predictor and forward
+
+def test_onnx_predictor_equals_pytorch(torch_model):
+    import torch
+
+    images = np.stack(list(load_samples().values()))
+    with torch.inference_mode():
+        expected = torch.softmax(torch_model.model(torch_model.preprocess(images)), dim=1).numpy()
+    probs = torch_model.predictor(images)
+    assert probs.dtype == np.float32
+    np.testing.assert_allclose(probs, expected, atol=1e-4)
+    np.testing.assert_allclose(probs, reference_probabilities(images), atol=1e-4)
+
+
+def test_torch_forward_gives_the_model_logits(torch_model):
+    import torch
+
+    x = torch_model.preprocess(np.stack(list(load_samples(names=["chelsea", "coffee"]).values())))
+    with torch.inference_mode():
+        expected = torch_model.model(x).numpy()
+    for inputs in (x, x.numpy()):
+        logits = torch_model.forward(inputs)
+        assert logits.shape == (2, 1000) and logits.dtype == np.float32
+        np.testing.assert_allclose(logits, expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("inputs", [np.zeros((1, 224, 224, 3)), np.zeros((3, 224, 224)), np.zeros((0, 3, 224, 224))])
+def test_torch_forward_rejects_inputs_of_another_shape(torch_model, inputs):
+    with pytest.raises(ValueError, match=r"shape \(N, 3, 224, 224\)"):
+        torch_model.forward(inputs)
+
+
+def test_onnx_export_is_cached_and_reused(torch_model, onnx_bytes, cache, monkeypatch):
+    assert [path.name for path in cache.glob("*.onnx")] == ["efficientnet-lite0-57934424-onnx-v1.onnx"]
+    assert not list(cache.glob("*.tmp"))
+
+    def no_export():
+        raise AssertionError("the cache was not used")
+
+    monkeypatch.setattr(onnx_export, "export_efficientnet_lite0", no_export)
+    reloaded = zoo.efficientnet_lite0(framework="torch")
+    np.testing.assert_array_equal(reloaded.predictor(chelsea_224()), torch_model.predictor(chelsea_224()))
+
+
+def _stale(model_bytes):
+    import onnx
+
+    model = onnx.load_from_string(model_bytes)
+    onnx.helper.set_model_props(model, {**onnx_export._fingerprint(), "imgexplain.cache_version": "0"})
+    return model.SerializeToString()
+
+
+@pytest.mark.parametrize("damage", [lambda good: b"not an onnx file", lambda good: good[:len(good) // 2], _stale])
+def test_onnx_corrupt_or_stale_cache_is_exported_again(onnx_bytes, tmp_path, monkeypatch, damage):
+    monkeypatch.setenv("IMGEXPLAIN_CACHE_DIR", str(tmp_path))
+    onnx_export.cache_path().write_bytes(damage(onnx_bytes))
+    exports = []
+    monkeypatch.setattr(onnx_export, "export_efficientnet_lite0", lambda: exports.append(1) or onnx_bytes)
+    probs = zoo.efficientnet_lite0(framework="torch").predictor(chelsea_224())
+    assert exports == [1] and probs.argmax() == 285
+    assert onnx_export.cache_path().read_bytes() == onnx_bytes
+
+
+def test_onnx_unwritable_cache_warns_and_still_predicts(onnx_bytes, tmp_path, monkeypatch):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    monkeypatch.setenv("IMGEXPLAIN_CACHE_DIR", str(blocker / "cache"))
+    monkeypatch.setattr(onnx_export, "export_efficientnet_lite0", lambda: onnx_bytes)
+    model = zoo.efficientnet_lite0(framework="torch")
+    with pytest.warns(RuntimeWarning, match="could not cache the ONNX export"):
+        assert model.predictor(chelsea_224()).argmax() == 285
+
+
+def test_device_is_checked_and_the_cpu_is_used_without_a_gpu(torch_model):
+    with pytest.raises(ValueError, match="device must be"):
+        zoo.efficientnet_lite0(framework="torch", device="gpu")
+    with pytest.raises(TypeError, match="device must be"):
+        zoo.efficientnet_lite0(framework="keras", device=1)
+    assert torch_model.runtime.device == "cpu"
+    assert zoo.efficientnet_lite0(device="cpu").runtime.device == "cpu"
+
+
 # Keras port
 
 @pytest.mark.parametrize("size, kernel, stride, expected", [
@@ -187,11 +277,15 @@ def test_same_padding_matches_tensorflow(size, kernel, stride, expected):
 
 @pytest.mark.slow
 def test_keras_model_matches_torch_on_real_images(keras_model, torch_model):
+    import torch
+
     images = np.stack(list(load_samples().values()))
-    keras_probs = keras_model.predictor(images)
-    torch_probs = torch_model.predictor(images)
+    keras_probs = np.asarray(keras_model.model(keras_model.preprocess(images), training=False))
+    with torch.inference_mode():
+        torch_probs = torch.softmax(torch_model.model(torch_model.preprocess(images)), dim=1).numpy()
     assert keras_probs.shape == (len(images), 1000) and keras_probs.dtype == np.float32
     np.testing.assert_allclose(keras_probs, torch_probs, atol=1e-4)
+    np.testing.assert_allclose(keras_model.predictor(images), torch_probs, atol=1e-4)
     chelsea = keras_model.predictor(chelsea_224())[0]
     assert chelsea.argmax() == 285
     assert chelsea[285] == pytest.approx(reference_probabilities(chelsea_224())[0, 285], abs=1e-3)
@@ -213,10 +307,19 @@ def test_keras_model_layers(keras_model):
 
 
 @pytest.mark.slow
-def test_keras_weights_are_cached_and_reused(keras_model, keras_cache, monkeypatch):
-    cached = list(keras_cache.glob("*.npz"))
+def test_keras_forward_gives_the_model_output(keras_model):
+    x = keras_model.preprocess(np.stack(list(load_samples(names=["chelsea", "rocket"]).values())))
+    outputs = keras_model.forward(x)
+    np.testing.assert_allclose(outputs, np.asarray(keras_model.model(x, training=False)), atol=1e-4)
+    with pytest.raises(ValueError, match=r"shape \(N, 224, 224, 3\)"):
+        keras_model.forward(x.transpose(0, 3, 1, 2))
+
+
+@pytest.mark.slow
+def test_keras_weights_are_cached_and_reused(keras_model, cache, monkeypatch):
+    cached = list(cache.glob("*.npz"))
     assert [p.name for p in cached] == ["efficientnet-lite0-57934424-keras-v1.npz"]
-    assert not list(keras_cache.glob("*.tmp"))
+    assert not list(cache.glob("*.tmp"))
 
     def no_conversion():
         raise AssertionError("the cache was not used")

@@ -1,12 +1,17 @@
-"""explain_many: the same explanations in the same order, in this process or on Ray workers; bad input."""
+"""explain_many and explain_dataset: the same explanations in this process or on Ray workers; faults; bad input."""
 import functools
+import os
+import signal
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
 
 from imgexplain import AnchorImage, PredictorError
-from imgexplain.distributed import explain_many
+from imgexplain.distributed import WorkerError
+from imgexplain.pipeline import explain_dataset, explain_many
 from imgexplain.segmentation import grid_segments
 
 SHAPE = (24, 24, 3)
@@ -81,8 +86,10 @@ def test_ray_workers_give_the_same_explanations_in_the_same_order():
 def test_a_failing_predictor_on_a_worker_raises_its_error_here():
     pytest.importorskip("ray")
     send_this_module_by_value()
-    with pytest.raises(PredictorError, match="raised OSError.*the model server is down"):
+    with pytest.raises(PredictorError, match="raised OSError.*the model server is down") as raised:
         explain_many(make_explainer(failing_predictor), IMAGES[:2], n_workers=1, progress=False)
+    assert "RayTaskError" not in str(raised.value) and "\x1b[" not in str(raised.value)
+    assert raised.value.__notes__ == ["raised while explaining image 0"]
 
 
 def broken_factory():
@@ -97,6 +104,75 @@ def test_an_explainer_that_cannot_be_built_on_a_worker_raises_its_error_here():
         explain_many(broken_factory, IMAGES[:1], n_workers=1, progress=False)
 
 
+class FaultyExplainer:
+    """Explains image k by its mean, except: SIGKILL of its own process, a sleep, an unpicklable error."""
+
+    def explain(self, image):
+        kind = int(image[0, 0, 0])
+        if kind == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if kind == 2:
+            time.sleep(600)
+        if kind == 3:
+            error = ValueError("bad pixel")
+            error.lock = threading.Lock()  # cannot be pickled
+            raise error
+        return float(image.mean())
+
+
+def _faulty_images():
+    images = [np.full((2, 2, 3), 10.0 + k) for k in range(6)]
+    for index, kind in ((1, 1), (3, 2), (4, 3)):
+        images[index][0, 0, 0] = kind
+    return images
+
+
+@pytest.mark.slow
+def test_a_killed_worker_and_a_stuck_image_are_that_image_s_errors_and_every_other_result_comes_back():
+    ray = pytest.importorskip("ray")
+    send_this_module_by_value()
+    images = _faulty_images()
+    results = explain_many(FaultyExplainer, images, n_workers=2, timeout=20, errors="return", progress=False)
+    for index in (0, 2, 5):
+        assert results[index] == pytest.approx(images[index].mean())
+    assert isinstance(results[1], WorkerError) and "WorkerDiedError" in str(results[1])
+    assert isinstance(results[3], TimeoutError) and "no result after 20 s" in str(results[3])
+    assert isinstance(results[4], WorkerError) and str(results[4]) == "ValueError: bad pixel"
+    assert not ray.is_initialized()
+
+
+class RowExplainer(FaultyExplainer):
+    def explain(self, image):
+        return {"mean": super().explain(image)}
+
+
+@pytest.mark.slow
+def test_a_dataset_run_records_a_killed_worker_and_a_stuck_image_as_error_rows(tmp_path):
+    import pandas as pd
+    import pyarrow as pa
+
+    pytest.importorskip("ray")
+    send_this_module_by_value()
+    images = [(f"image {k}", image) for k, image in enumerate(_faulty_images())]
+    results = list(explain_dataset(images, RowExplainer, out=tmp_path, schema=pa.schema([("mean", pa.float64())]),
+                                   n_workers=2, timeout=20, progress=False))
+    assert sorted(result.index for result in results) == list(range(6))
+    table = pd.read_parquet(tmp_path / "results.parquet").sort_values("index")
+    assert list(table.status) == ["ok", "error", "ok", "error", "error", "ok"]
+    assert list(table.error_type.fillna("-")) == ["-", "WorkerDiedError", "-", "TimeoutError", "ValueError", "-"]
+    np.testing.assert_allclose(table["mean"].iloc[[0, 2, 5]], [images[k][1].mean() for k in (0, 2, 5)])
+
+
+def test_in_this_process_errors_are_returned_in_place_or_raised_with_the_image_index():
+    images = [np.full((2, 2, 3), 10.0), np.full((2, 2, 3), 3.0)]
+    images[1][0, 0, 0] = 3
+    results = explain_many(FaultyExplainer, images, n_workers=0, errors="return", progress=False)
+    assert results[0] == 10.0 and type(results[1]) is ValueError and str(results[1]) == "bad pixel"
+    with pytest.raises(ValueError, match="bad pixel") as raised:
+        explain_many(FaultyExplainer, images, n_workers=0, progress=False)
+    assert raised.value.__notes__ == ["raised while explaining image 1"]
+
+
 @pytest.mark.parametrize("arguments, error, message", [
     (dict(make_explainer="AnchorImage"), TypeError, "make_explainer must be a callable"),
     (dict(images=[]), ValueError, "images is empty"),
@@ -106,6 +182,9 @@ def test_an_explainer_that_cannot_be_built_on_a_worker_raises_its_error_here():
     (dict(n_workers=1.5), ValueError, "n_workers must be None or an int >= 0"),
     (dict(n_workers=True), ValueError, "n_workers must be None or an int >= 0"),
     (dict(cpus_per_worker=0), ValueError, "cpus_per_worker must be a positive number"),
+    (dict(timeout=0), ValueError, "timeout must be None or a number of seconds > 0"),
+    (dict(timeout=5, n_workers=0), ValueError, "timeout needs Ray workers"),
+    (dict(errors="ignore"), ValueError, "errors must be 'raise' or 'return'"),
 ])
 def test_bad_input_is_rejected_before_any_worker_starts(arguments, error, message):
     built = []

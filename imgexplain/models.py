@@ -1,0 +1,359 @@
+"""Loading classifiers: the built-in model and the user's saved models, as the command line uses them.
+
+:func:`load_model` takes ``'efficientnet-lite0'`` (built in, ImageNet) or the path of a saved model
+and returns a :class:`Classifier`: the model with what the explainers need around it (input size,
+preprocessing, a predictor of probabilities, class names). The kind of a saved file is read from its
+content (:func:`model_kind`); each kind has one loader in :data:`LOADERS`, so a new format is one
+more entry there. TensorFlow and torch are imported only by the loader of their kind.
+"""
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+BUILTIN_MODEL = "efficientnet-lite0"
+
+_IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+_IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+# How a user's model wants its (N, H, W, 3) input, given images in 0..255.
+PREPROCESSING: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "none": lambda images: images,
+    "unit": lambda images: images / 255.0,
+    "tf": lambda images: images / 127.5 - 1.0,
+    "torch": lambda images: (images / 255.0 - _IMAGENET_MEAN) / _IMAGENET_STD,
+    "imagenet": lambda images: (images / 255.0 - _IMAGENET_MEAN) / _IMAGENET_STD,
+    "lite": lambda images: (images - 127.0) / 128.0,
+}
+
+
+class ModelError(ValueError):
+    """A model file that cannot be loaded, or a model that fails on an image of its input size."""
+
+
+@dataclass
+class Classifier:
+    """A model as the explainers use it; images are (N, H, W, 3) floats in 0..255."""
+
+    name: str
+    framework: str
+    model: object
+    input_size: tuple[int, int]
+    preprocess: Callable  # images -> the model's input (what CAM takes)
+    predictor: Callable  # images -> (N, K) probabilities (what AnchorImage takes)
+    top_classes: Callable  # (K,) probabilities, top -> [(class index, name, p), ...] best first
+    cam_layer: str | None = None  # None: CAM picks the last feature map
+    cam_model: object = None  # what CAM explains, when not ``model``: a one-output model as two outputs
+
+    def with_labels(self, labels) -> "Classifier":
+        """The same classifier, its classes named by ``labels`` (a list: class k is ``labels[k]``)."""
+        labels = [str(label) for label in labels]
+
+        def top_classes(probs, top=5):
+            if len(probs) != len(labels):
+                raise ModelError(f"{len(labels)} labels were given for a model of {len(probs)} classes")
+            return [(int(k), labels[k], float(probs[k])) for k in _best(probs, top)]
+
+        return replace(self, top_classes=top_classes)
+
+
+def probabilities(scores) -> np.ndarray:
+    """(N, K) class probabilities from a model's (N, K) output.
+
+    Rows of non-negative numbers that sum to 1 are kept; other outputs of two or more
+    columns go through a softmax, which changes no prediction. One column must be a
+    sigmoid probability p in [0, 1] and becomes two columns, (1 - p, p).
+    """
+    from scipy.special import softmax
+
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 2:
+        raise ValueError(f"the model returned shape {scores.shape}; expected (N, n_classes)")
+    if scores.shape[1] == 1:
+        if scores.min() < 0 or scores.max() > 1:
+            raise ValueError(f"the model returned one column with values from {scores.min():g} to "
+                             f"{scores.max():g}; one column must be a sigmoid probability in [0, 1]")
+        return np.concatenate([1 - scores, scores], axis=1)
+    if scores.min() >= 0 and np.allclose(scores.sum(axis=1), 1.0, atol=1e-3):
+        return scores
+    return softmax(scores, axis=1)
+
+
+def _best(probs, top: int) -> np.ndarray:
+    return np.argsort(-np.asarray(probs), kind="stable")[:top]
+
+
+def numbered_classes(probs, top: int = 5) -> list[tuple[int, str, float]]:
+    """The ``top`` classes of one row of probabilities, for models without class names."""
+    return [(int(k), f"class {k}", float(probs[k])) for k in _best(probs, top)]
+
+
+def imagenet_classes(probs, top: int = 5) -> list[tuple[int, str, float]]:
+    """The ``top`` ImageNet classes of one row of probabilities, named by ``zoo.decode_predictions``."""
+    from imgexplain import zoo
+
+    decoded = zoo.decode_predictions(np.asarray(probs)[np.newaxis], top=top)[0]
+    return [(int(k), name, float(p)) for k, (_, name, p) in zip(_best(probs, top), decoded)]
+
+
+def read_labels(path) -> list[str]:
+    """Class names from a text file, one a line (blank lines and surrounding spaces dropped)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"cannot read the labels file {str(path)!r}: {error}") from None
+    labels = [line.strip() for line in text.splitlines() if line.strip()]
+    if not labels:
+        raise ValueError(f"the labels file {str(path)!r} has no labels (expected one class name a line)")
+    return labels
+
+
+def load_builtin(framework: str = "torch", device=None) -> Classifier:
+    """The built-in EfficientNet-Lite0 (ImageNet, 224x224) of ``framework`` 'torch' or 'keras'; its predictor
+    runs on ONNX Runtime on ``device`` (None: the best available)."""
+    from imgexplain import zoo
+
+    try:
+        loaded = zoo.efficientnet_lite0(framework=framework, device=device)
+    except ValueError as error:  # a device this machine does not have
+        raise ModelError(str(error)) from None
+    return Classifier(
+        name=BUILTIN_MODEL, framework=framework, model=loaded.model, input_size=tuple(loaded.input_size),
+        preprocess=loaded.preprocess, predictor=loaded.predictor, top_classes=imagenet_classes,
+        cam_layer=loaded.feature_layer,
+    )
+
+
+def model_kind(model: str) -> str:
+    """'builtin', or the kind of a saved model file ('keras', 'exported', 'torchscript', 'onnx'), read from its
+    content ('onnx': from the .onnx suffix, ONNX having no signature of its own)."""
+    if model == BUILTIN_MODEL:
+        return "builtin"
+    path = Path(model)
+    expected = (f"expected '{BUILTIN_MODEL}', a .keras file, a torch.export file (.pt2), a TorchScript "
+                "file or an .onnx file")
+    if not path.exists():
+        raise ModelError(f"unknown model {model!r}; {expected}")
+    if not path.is_file():
+        raise ModelError(f"not a file: {model!r}")
+    if path.suffix.lower() == ".onnx":
+        return "onnx"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        names = []
+    if path.suffix == ".keras" and "config.json" in names:
+        return "keras"
+    if any(name.endswith("/archive_format") for name in names) and any("/models/" in name for name in names):
+        return "exported"
+    if any(name.endswith("/constants.pkl") for name in names) and any("/code/" in name for name in names):
+        return "torchscript"
+    raise ModelError(f"{model!r} is not a model file; {expected}")
+
+
+@dataclass
+class SavedModel:
+    """What a loader reads from a file: the model, the (H, W) and channels it fixes (or None), its fixed batch."""
+
+    model: object
+    framework: str
+    input_size: tuple[int, int] | None
+    channels: int = 3
+    batch: int | None = None
+
+
+def _load_keras(path: str) -> SavedModel:
+    import keras
+
+    model = keras.saving.load_model(path)
+    shape = tuple(model.inputs[0].shape) if getattr(model, "inputs", None) else ()
+    size = (int(shape[1]), int(shape[2])) if len(shape) == 4 and None not in shape[1:3] else None
+    channels = int(shape[3]) if len(shape) == 4 and shape[3] is not None else 3
+    return SavedModel(model, "keras", size, channels)
+
+
+def _load_exported(path: str) -> SavedModel:
+    """The program as a module with its layers (so CAM can hook them)."""
+    import torch
+
+    program = torch.export.load(path)
+    first_input = program.graph_signature.user_inputs[0]
+    (node,) = [node for node in program.graph.nodes if node.op == "placeholder" and node.name == first_input]
+    shape = tuple(node.meta["val"].shape)
+    if len(shape) != 4 or not all(isinstance(size, int) for size in shape[1:]):
+        raise ModelError(f"{path!r} takes input of shape {shape}; expected images (N, C, H, W) of a fixed size")
+    batch = shape[0] if isinstance(shape[0], int) else None
+    if batch not in (None, 1):
+        raise ModelError(f"{path!r} was exported for batches of exactly {batch} images; export it "
+                         "with a batch of 1 or a dynamic batch (dynamic_shapes)")
+    # An exported graph is fixed in the mode it was exported in; eval() only sets the flags that CAM checks.
+    return SavedModel(torch.export.unflatten(program).eval(), "torch", (shape[2], shape[3]), shape[1], batch)
+
+
+def _load_torchscript(path: str) -> SavedModel:
+    import torch
+
+    return SavedModel(torch.jit.load(path, map_location="cpu").eval(), "torch", None)
+
+
+def _channels_first(shape) -> bool:
+    return shape[1] in (1, 3)
+
+
+def _load_onnx(path: str, device=None) -> SavedModel:
+    """The model on ONNX Runtime (an `imgexplain.runtimes.OnnxPredictor`), taking images channels first or last."""
+    from imgexplain.runtimes import from_onnx
+
+    predictor = from_onnx(path, device=device)
+    shape = predictor.input_shape
+    if len(shape) != 4 or not (_channels_first(shape) or shape[3] in (1, 3)):
+        raise ModelError(f"{path!r} takes input of shape {shape}; expected images (N, C, H, W) or (N, H, W, C) "
+                         "of 1 or 3 channels")
+    height, width, channels = (*shape[2:], shape[1]) if _channels_first(shape) else shape[1:]
+    size = (height, width) if height is not None and width is not None else None
+    return SavedModel(predictor, "onnx", size, channels, predictor.batch_size)
+
+
+LOADERS: dict[str, Callable[..., SavedModel]] = {
+    "keras": _load_keras, "exported": _load_exported, "torchscript": _load_torchscript, "onnx": _load_onnx,
+}
+
+
+def _as_channels(images: np.ndarray, channels: int) -> np.ndarray:
+    """(N, H, W, 3) images for a model of ``channels`` input channels: one channel is their luminance."""
+    if channels == 1:
+        return images @ np.array([[0.299], [0.587], [0.114]], dtype=images.dtype)
+    return images
+
+
+def load_saved_model(path: str, kind: str, input_size=None, preprocess: str = "none", device=None) -> Classifier:
+    """Load a user's saved model of ``kind`` (see :func:`model_kind`); ModelError if it cannot be loaded.
+
+    ``input_size`` None takes the size the model file fixes. Models of one input channel get the
+    luminance of the RGB images. ONNX models run on ONNX Runtime, PyTorch models through
+    `imgexplain.runtimes.from_torch`, both on ``device`` (None: the best available).
+    """
+    to_input = PREPROCESSING[preprocess]
+    try:
+        saved = LOADERS[kind](path, device=device) if kind == "onnx" else LOADERS[kind](path)
+    except ModelError:
+        raise
+    except Exception as error:  # the loaders raise many types for a damaged file
+        raise ModelError(f"cannot load {path!r}: {one_line(error)}") from None
+    input_size = input_size or saved.input_size
+    if input_size is None:
+        raise ModelError(f"{path!r} does not fix its input size: give it (--input-size H,W)")
+    model, batch, channels = saved.model, saved.batch, saved.channels
+    if channels not in (1, 3):
+        raise ModelError(f"{path!r} takes images of {channels} channels; expected 1 (grey) or 3 (RGB)")
+
+    def pixels(images):
+        images = _as_channels(np.asarray(images, dtype=np.float32), channels)
+        return np.asarray(to_input(images), dtype=np.float32)
+
+    if saved.framework == "keras":
+        model_input = pixels
+
+        def scores(images):
+            return model.predict(model_input(images), verbose=0)
+
+    elif saved.framework == "onnx":
+        def model_input(images):
+            return pixels(images).transpose(0, 3, 1, 2) if _channels_first(model.input_shape) else pixels(images)
+
+        model.preprocess = model_input
+        scores = model
+
+    else:
+        import torch
+
+        from imgexplain.runtimes import from_torch
+
+        def model_input(images):
+            return torch.from_numpy(np.ascontiguousarray(pixels(images).transpose(0, 3, 1, 2)))
+
+        try:
+            scores = from_torch(model, preprocess=model_input, batch_size=batch, device=device)
+        except ValueError as error:  # a device this machine does not have
+            raise ModelError(str(error)) from None
+
+    def predictor(images):
+        return probabilities(scores(images))
+
+    return Classifier(
+        name=Path(path).name, framework=saved.framework, model=model, input_size=tuple(input_size),
+        preprocess=model_input, predictor=predictor, top_classes=numbered_classes,
+        cam_model=_two_outputs(model, saved.framework)
+        if saved.framework != "onnx" and _n_outputs(scores, input_size) == 1 else None,
+    )
+
+
+def _n_outputs(scores, input_size) -> int | None:
+    """The number of the model's outputs, from one grey image (None when it fails: :func:`probe` says why)."""
+    try:
+        return int(np.asarray(scores(np.full((1, *input_size, 3), 128.0, dtype=np.float32))).shape[-1])
+    except Exception:
+        return None
+
+
+def _two_outputs(model, framework: str):
+    """A one-output (sigmoid) model as two outputs (1 - p, p): CAM explains class 0 as the complement."""
+    if framework == "keras":
+        import keras
+
+        output = model.outputs[0]
+        return keras.Model(model.inputs, keras.ops.concatenate([1.0 - output, output], axis=-1))
+    import torch
+
+    class TwoOutputs(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x):
+            output = self.model(x)
+            return torch.cat([1.0 - output, output], dim=1)
+
+    return TwoOutputs().eval()
+
+
+def load_model(model: str = BUILTIN_MODEL, *, framework: str | None = None, input_size=None,
+               preprocess: str = "none", labels=None, device=None) -> Classifier:
+    """The built-in model (``framework`` 'torch' or 'keras') or a saved model file, ready to explain.
+
+    ``labels``: class names, a list or the path of a text file with one name a line. ``device``: where
+    predictions run, 'cpu', 'cuda' or 'cuda:N' (None: the best available).
+    """
+    kind = model_kind(model)
+    classifier = load_builtin(framework or "torch", device) if kind == "builtin" else load_saved_model(
+        model, kind, input_size, preprocess, device)
+    if labels is not None:
+        classifier = classifier.with_labels(read_labels(labels) if isinstance(labels, (str, Path)) else labels)
+    return classifier
+
+
+def one_line(error: Exception) -> str:
+    """The error's type and the last line of its message (TorchScript puts its traceback first)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[-1]}" if lines else type(error).__name__
+
+
+def probe(classifier: Classifier, image: np.ndarray, preprocess: str = "none") -> np.ndarray:
+    """The model's probabilities for one (H, W, 3) image at its input size; ModelError when it cannot take it."""
+    size = f"{classifier.input_size[0]}x{classifier.input_size[1]} pixels"
+    try:
+        probs = np.asarray(classifier.predictor(image[None]))
+    except Exception as error:
+        raise ModelError(f"{classifier.name} failed on an input of {size} (--preprocess {preprocess}): "
+                         f"{one_line(error)}") from None
+    if probs.ndim != 2 or probs.shape[0] != 1:
+        raise ModelError(f"{classifier.name} returned shape {probs.shape} for one image; "
+                         "expected (1, n_classes) scores")
+    if not np.all(np.isfinite(probs)):
+        raise ModelError(f"{classifier.name} returned NaN or infinite values for an input of {size}")
+    return probs[0]

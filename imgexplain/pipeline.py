@@ -1,0 +1,250 @@
+"""Explain a stream of images: files and folders or arrays in, results out as each image finishes.
+
+:func:`explain_dataset` is the one code path of the command line and of :func:`explain_many`. With
+``out`` it appends a row per image to the results table (``OUT/results.parquet``, see
+:mod:`imgexplain.results`) the moment the image is done, and skips the images that table already holds
+(same path, same content, same arguments): a run killed at any moment resumes where it stopped, losing
+at most the images in flight.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from dataclasses import dataclass
+from numbers import Real
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from imgexplain import distributed
+from imgexplain.distributed import Task
+from imgexplain.results import KEY_COLUMNS, TABLE_NAME, OutputFolder, ResultsTable, atomic_write, content_hash, file_hash
+
+__all__ = ["Result", "explain_dataset", "explain_many", "list_images"]
+
+
+@dataclass
+class Result:
+    """One image's result: ``value`` is what the explainer returned (None on error)."""
+
+    index: int
+    image: str
+    status: str  # 'ok' or 'error'
+    value: Any = None
+    error_type: str | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    exception: BaseException | None = None
+
+
+def image_extensions() -> set[str]:
+    from PIL import Image
+
+    return {extension.lower() for extension in Image.registered_extensions()}
+
+
+def list_images(paths, skip: Callable[[Path], bool] = lambda path: False) -> list[Path]:
+    """The image files of ``paths``: files as given, folders walked recursively in name order.
+
+    In folders, only files with an image extension that Pillow knows are taken (hidden ones are not);
+    whether they hold an image is found when they are read.
+    """
+    extensions = image_extensions()
+    found = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            for root, folders, files in os.walk(path):
+                folders[:] = sorted(name for name in folders if not name.startswith(".")
+                                    and not skip(Path(root, name)))
+                found.extend(Path(root, name) for name in sorted(files)
+                             if not name.startswith(".") and Path(name).suffix.lower() in extensions
+                             and not skip(Path(root, name)))
+        else:
+            found.append(path)
+    return found
+
+
+def _named_items(images, skip) -> list[tuple[str, Any]]:
+    """(name, source) pairs: a path, an array, or a (name, array) pair each."""
+    items = []
+    for index, image in enumerate(images):
+        if isinstance(image, (str, os.PathLike)):
+            items.extend((str(path.absolute()), path) for path in list_images([image], skip))
+        elif isinstance(image, tuple) and len(image) == 2 and isinstance(image[0], str):
+            items.append(image)
+        else:
+            items.append((f"image {index}", image))
+    return items
+
+
+def _tasks(items, done, on_skip) -> Iterator[Task]:
+    for index, (name, source) in enumerate(items):
+        if isinstance(source, Path):
+            try:
+                digest = file_hash(source)
+            except OSError:
+                digest = ""  # the explainer reports why it cannot be read
+        else:
+            array = np.ascontiguousarray(source)
+            digest = content_hash(f"{array.shape}{array.dtype}".encode() + array.tobytes())
+        if (name, digest) in done:
+            on_skip()
+        else:
+            yield Task(index, str(source) if isinstance(source, Path) else source,
+                       {"image": name, "content_hash": digest})
+
+
+def explain_dataset(images: Iterable, make_explainer: Callable, *, out=None, schema=None,
+                    arguments: dict | None = None, n_workers: int | None = 0, timeout: float | None = None,
+                    address: str | None = None, cpus_per_worker: float = 1, progress: bool = True,
+                    explain_kwargs: dict | None = None) -> Iterator[Result]:
+    """Explain every image with ``make_explainer().explain(image, **explain_kwargs)``; yield results as they finish.
+
+    Parameters
+    ----------
+    images : iterable
+        Image files and folders (read recursively), arrays, or ``(name, array)`` pairs. Files are
+        passed to ``explain`` as paths: the explainer decodes them, once.
+    make_explainer : callable
+        Takes no argument and returns an object with an ``explain(image, **kwargs)`` method. It is
+        called once per worker, so the model is loaded once per worker.
+    out : str, Path or OutputFolder, optional
+        Folder of the results table. ``explain`` must then return a dict of the columns of ``schema``
+        (a ``pyarrow.Schema``); its optional ``'files'`` entry, ``{relative path: bytes}``, is written
+        into ``out`` before the row. Images already in the table with the same ``arguments`` are
+        skipped; a table of other arguments is refused (ValueError).
+    n_workers : int or None
+        0: in this process. N: N Ray workers (actors). None: one per CPU.
+    timeout : float, optional
+        Seconds an image may take on a worker before it is recorded as a ``TimeoutError`` (needs workers).
+    address : str, optional
+        A Ray cluster to join (default: ``RAY_ADDRESS`` or a Ray started for the call and stopped after it).
+
+    Yields
+    ------
+    Result
+        One per image explained now, in finishing order. Errors are results, never exceptions; a worker
+        that dies is replaced and its image retried once before it becomes an error result.
+    """
+    if not callable(make_explainer):
+        raise TypeError(f"make_explainer must be a callable that returns an explainer; "
+                        f"got {type(make_explainer).__name__}")
+    distributed.check_workers(n_workers, timeout)
+    if isinstance(cpus_per_worker, bool) or not isinstance(cpus_per_worker, Real) or not cpus_per_worker > 0:
+        raise ValueError(f"cpus_per_worker must be a positive number; got {cpus_per_worker!r}")
+    folder = table = None
+    if out is not None:
+        if schema is None:
+            raise ValueError("schema (the pyarrow schema of the explainer's rows) is needed with out")
+        folder = out if isinstance(out, OutputFolder) else OutputFolder(out, (), arguments or {})
+    items = _named_items(images, skip=folder.owns if folder is not None else lambda path: False)
+    if folder is not None:
+        folder.claim()
+        table = results_table(folder, schema)
+    done = table.done() if table is not None else set()
+    return _stream(items, done, make_explainer, folder, table, n_workers, timeout, address,
+                   float(cpus_per_worker), progress, dict(explain_kwargs or {}))
+
+
+def results_table(folder: OutputFolder, schema) -> ResultsTable:
+    """The results table in ``folder`` for rows of the explainer's ``schema``."""
+    return ResultsTable(folder.subfolder(TABLE_NAME), table_schema(schema))
+
+
+def table_schema(schema):
+    """The explainer's columns after the columns every row has."""
+    import pyarrow as pa
+
+    fixed = [pa.field(name, pa.string()) for name in KEY_COLUMNS] + [
+        pa.field("index", pa.int64()), pa.field("status", pa.string()), pa.field("error_type", pa.string()),
+        pa.field("error", pa.string()), pa.field("seconds", pa.float64()), pa.field("fingerprint", pa.string()),
+    ]
+    return pa.schema(fixed + [field for field in schema if field.name not in {f.name for f in fixed}])
+
+
+def _stream(items, done, make_explainer, folder, table, n_workers, timeout, address, cpus_per_worker,
+            progress, explain_kwargs) -> Iterator[Result]:
+    from tqdm import tqdm
+
+    with tqdm(total=len(items), desc="explaining", unit="image", file=sys.stderr,
+              disable=None if progress else True) as bar:
+        tasks = _tasks(items, done, on_skip=bar.update)
+        if n_workers == 0:
+            outcomes = distributed.run_here(make_explainer, tasks, explain_kwargs)
+        else:
+            n_workers = n_workers or distributed.default_workers(cpus_per_worker)
+            outcomes = distributed.run_on_ray(make_explainer, tasks, explain_kwargs, n_workers=n_workers,
+                                              timeout=timeout, cpus_per_worker=cpus_per_worker, address=address)
+        for outcome in outcomes:
+            result = Result(index=outcome.task.index, image=outcome.task.extra["image"],
+                            status="ok" if outcome.ok else "error", value=outcome.value,
+                            error_type=outcome.error_type, error=outcome.error, seconds=outcome.seconds,
+                            exception=outcome.exception)
+            if table is not None:
+                _record(folder, table, outcome, result)
+            bar.update()
+            yield result
+
+
+def _record(folder: OutputFolder, table: ResultsTable, outcome, result: Result) -> None:
+    row = dict(result.value) if result.status == "ok" else {}
+    for path, data in row.pop("files", {}).items():
+        target = folder.path / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(target, data)
+    row.update(outcome.task.extra, index=result.index, status=result.status, error_type=result.error_type,
+               error=result.error, seconds=result.seconds, fingerprint=folder.fingerprint)
+    table.append([row])
+
+
+def explain_many(make_explainer: Callable, images: Sequence[np.ndarray] | np.ndarray, *, n_workers: int | None = None,
+                 cpus_per_worker: float = 1, timeout: float | None = None, errors: str = "raise",
+                 progress: bool = True, **explain_kwargs) -> list:
+    """Explain every image with ``make_explainer().explain(image, **explain_kwargs)``, in parallel.
+
+    A list-in, list-out wrapper of :func:`explain_dataset`: the explanations in the order of ``images``.
+    ``errors='raise'`` raises the first error as itself (its type and message, with a note naming the
+    image's index; a :class:`~imgexplain.distributed.WorkerError` when it could not be pickled), and
+    stops the workers. ``errors='return'`` puts the exception in that image's place and returns every
+    other explanation; a dead worker's image is retried once, an image past ``timeout`` seconds is a
+    ``TimeoutError``. ``n_workers`` 0 explains in this process, None uses one Ray worker per CPU.
+    """
+    if errors not in ("raise", "return"):
+        raise ValueError(f"errors must be 'raise' or 'return'; got {errors!r}")
+    images = _check_images(images)
+    explanations = [None] * len(images)
+    results = explain_dataset(images, make_explainer, n_workers=n_workers, timeout=timeout,
+                              cpus_per_worker=cpus_per_worker, progress=progress, explain_kwargs=explain_kwargs)
+    with contextlib.closing(results):
+        for result in results:
+            if result.status == "ok":
+                explanations[result.index] = result.value
+                continue
+            error = result.exception or _lost_exception(result)
+            if errors == "raise":
+                error.add_note(f"raised while explaining image {result.index}")
+                raise error
+            explanations[result.index] = error
+    return explanations
+
+
+def _lost_exception(result: Result) -> BaseException:
+    if result.error_type == "TimeoutError":
+        return TimeoutError(result.error)
+    return distributed.WorkerError(f"{result.error_type}: {result.error}")
+
+
+def _check_images(images) -> list[np.ndarray]:
+    if isinstance(images, np.ndarray):
+        if images.ndim < 3:
+            raise ValueError(f"images must be a sequence of images or an (N, H, W[, C]) array; "
+                             f"got an array of shape {images.shape}")
+        images = list(images)
+    elif isinstance(images, (str, bytes)) or not isinstance(images, Sequence):
+        raise TypeError(f"images must be a sequence of images or an (N, H, W[, C]) array; "
+                        f"got {type(images).__name__}")
+    if len(images) == 0:
+        raise ValueError("images is empty: there is nothing to explain")
+    return [np.asarray(image) for image in images]

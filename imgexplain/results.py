@@ -1,0 +1,195 @@
+"""The output folder of a dataset run: the Parquet results table, atomic writes, what imgexplain owns.
+
+``OUT/results.parquet`` is a folder of part files, one per batch of finished images, each written
+to a hidden temporary name and renamed into place: a row is either whole or absent, whenever the
+run is killed. ``pandas.read_parquet`` and ``pyarrow.parquet.read_table`` read the folder as one
+table (they skip names starting with '.' or '_').
+
+``OUT/imgexplain.json`` (the manifest) records the arguments of the run that wrote the table and the
+top-level entries of OUT that imgexplain wrote. imgexplain writes only those entries (and the files
+inside the folders among them), refuses to start when an entry it would write exists without being
+in the manifest, and never deletes a file it did not write.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from pathlib import Path
+
+from imgexplain._version import __version__
+
+TABLE_NAME = "results.parquet"
+MANIFEST_NAME = "imgexplain.json"
+TEMPORARY_PREFIX = ".imgexplain-"
+_GENERATOR = "imgexplain"
+
+# Columns every row has, whatever the explainer returns.
+KEY_COLUMNS = ("image", "content_hash")
+
+
+def fingerprint(arguments: dict) -> str:
+    """A short hash of the arguments that decide the results (JSON, keys sorted)."""
+    text = json.dumps(arguments, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_hash(path, chunk: int = 1 << 20) -> str:
+    """The SHA-256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def atomic_write(path, data: bytes | str) -> None:
+    """Write ``path`` through a temporary file in the same folder renamed over it: old or new, never half."""
+    path = Path(path)
+    temporary = path.with_name(f"{TEMPORARY_PREFIX}{uuid.uuid4().hex[:8]}-{path.name}")
+    try:
+        with open(temporary, "wb") as file:
+            file.write(data.encode() if isinstance(data, str) else data)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def remove_temporaries(folder) -> None:
+    """Remove the temporary files a killed run left in ``folder`` (only ours, by their prefix)."""
+    for leftover in Path(folder).glob(f"{TEMPORARY_PREFIX}*"):
+        if leftover.is_file():
+            leftover.unlink(missing_ok=True)
+
+
+class OutputFolder:
+    """OUT as imgexplain uses it: checked on creation, nothing written until :meth:`claim`."""
+
+    def __init__(self, folder, entries, arguments: dict):
+        """``entries``: the top-level names the run will write; ``arguments``: what decides the results."""
+        self.path = Path(folder)
+        self.arguments = {key: arguments[key] for key in sorted(arguments)}
+        self.fingerprint = fingerprint(self.arguments)
+        self.entries = sorted(set(entries) | {TABLE_NAME, MANIFEST_NAME})
+        self.manifest = self._read_manifest()
+        self._check()
+
+    def _read_manifest(self) -> dict | None:
+        try:
+            manifest = json.loads((self.path / MANIFEST_NAME).read_text())
+        except (OSError, ValueError):
+            return None
+        return manifest if isinstance(manifest, dict) and manifest.get("generator") == _GENERATOR else None
+
+    def _check(self) -> None:
+        folder = self.path
+        if not folder.exists():
+            _check_can_create(folder)
+            return
+        if not folder.is_dir():
+            raise ValueError(f"--out: expected a folder, got the file {str(folder)!r}")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ValueError(f"--out: no permission to write in {str(folder)!r}")
+        owned = set(self.manifest["entries"]) if self.manifest else set()
+        foreign = [name for name in self.entries if (folder / name).exists() and name not in owned]
+        if foreign:
+            raise ValueError(f"--out: {str(folder / foreign[0])!r} was not written by imgexplain and would be "
+                             "overwritten; choose another folder")
+        if self.manifest and (folder / TABLE_NAME).exists() and self.manifest["fingerprint"] != self.fingerprint:
+            old = self.manifest.get("arguments", {})
+            changed = [f"{key} {old.get(key)!r} -> {value!r}" for key, value in self.arguments.items()
+                       if old.get(key) != value]
+            raise ValueError(
+                f"--out: {str(folder / TABLE_NAME)!r} holds results of other arguments "
+                f"({'; '.join(changed) or 'another version'}); rows of two runs are never mixed: choose "
+                "another folder, or move that table away to start over")
+
+    def claim(self) -> None:
+        """Create OUT (with the user's umask) and record the run's entries and arguments in the manifest."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        for folder in [self.path] + [self.path / name for name in self.entries if (self.path / name).is_dir()]:
+            remove_temporaries(folder)
+        owned = set(self.manifest["entries"]) if self.manifest else set()
+        self.manifest = {"generator": _GENERATOR, "version": __version__, "fingerprint": self.fingerprint,
+                         "arguments": self.arguments, "entries": sorted(owned | set(self.entries))}
+        atomic_write(self.path / MANIFEST_NAME, json.dumps(self.manifest, indent=2))
+
+    def subfolder(self, name: str) -> Path:
+        """An owned folder inside OUT, created with the user's umask."""
+        if name not in self.entries:
+            raise ValueError(f"{name!r} is not an entry of this run")
+        folder = self.path / name
+        folder.mkdir(exist_ok=True)
+        return folder
+
+    def owns(self, path) -> bool:
+        """Whether ``path`` lies in an entry of OUT that imgexplain writes (so it is never an input)."""
+        try:
+            relative = Path(path).absolute().relative_to(self.path.absolute())
+        except ValueError:
+            return False
+        return bool(relative.parts) and relative.parts[0] in self.entries
+
+
+def _check_can_create(folder: Path) -> None:
+    """Raise ValueError unless the nearest existing ancestor of ``folder`` is a folder we may write in."""
+    ancestor = folder.absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"--out: cannot create {str(folder)!r}: {str(ancestor)!r} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ValueError(f"--out: cannot create {str(folder)!r}: no permission to write in {str(ancestor)!r}")
+
+
+class ResultsTable:
+    """The rows of a run in ``folder`` (a folder of Parquet parts), appended atomically.
+
+    ``schema``: the pyarrow schema of the rows. Rows missing a column get null there.
+    """
+
+    def __init__(self, folder, schema):
+        self.folder = Path(folder)
+        self.schema = schema
+
+    def parts(self) -> list[Path]:
+        if not self.folder.is_dir():
+            return []
+        return sorted(path for path in self.folder.glob("*.parquet") if not path.name.startswith((".", "_")))
+
+    def read(self, columns=None, filters=None):
+        """The table as a pyarrow Table (empty with the schema when there are no rows yet)."""
+        import pyarrow.parquet as pq
+
+        parts = self.parts()
+        if not parts:
+            table = self.schema.empty_table()
+            return table.select(columns) if columns else table
+        return pq.read_table(parts, columns=columns, schema=self.schema, filters=filters)
+
+    def done(self) -> set[tuple[str, str]]:
+        """The (image, content hash) of every row already in the table."""
+        table = self.read(columns=list(KEY_COLUMNS))
+        return set(zip(*(table.column(name).to_pylist() for name in KEY_COLUMNS)))
+
+    def append(self, rows: list[dict]) -> None:
+        """Write ``rows`` as one new part: all of them, or none if interrupted."""
+        import io
+
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not rows:
+            return
+        table = pa.Table.from_pylist([{name: row.get(name) for name in self.schema.names} for row in rows],
+                                     schema=self.schema)
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer)
+        self.folder.mkdir(exist_ok=True)
+        atomic_write(self.folder / f"part-{uuid.uuid4().hex}.parquet", buffer.getvalue())
