@@ -2,15 +2,20 @@
 
 Heatmaps: :func:`colorize_heatmap` turns a [0, 1] map into RGBA whose opacity follows the
 heat, :func:`overlay_heatmap` lays it over an image, and :func:`format_as_image` does both
-for a class activation map explanation, as ``eli5.format_as_image`` does.
+for a class activation map explanation, as ``eli5.format_as_image`` does;
+:func:`show_cam_on_image` blends a map into an image as pytorch-grad-cam's function of that name.
+Plots are pyplot figures (``plt.show()`` and ``plt.savefig`` see them) that Jupyter shows once.
 """
 from __future__ import annotations
 
+import io
+import sys
 from numbers import Real
 
 import matplotlib
 import matplotlib.cm
 import numpy as np
+from matplotlib.figure import Figure
 from PIL import Image
 
 
@@ -107,6 +112,85 @@ def format_as_image(expl, resampling_filter=Image.LANCZOS, colormap=matplotlib.c
         return image.convert("RGBA")
     return overlay_heatmap(image, np.asarray(expl.targets[0].heatmap), colormap=colormap,
                            alpha_limit=alpha_limit, resampling_filter=resampling_filter)
+
+
+def show_cam_on_image(image, mask, colormap="jet", image_weight=0.5) -> np.ndarray:
+    """Blend a class activation map into an image, as pytorch-grad-cam's ``show_cam_on_image``.
+
+    ``image`` is (H, W, 3) or (H, W): floats in [0, 1] or uint8. ``mask`` is a 2-D map in [0, 1]
+    (resized bilinearly to the image when its size differs). The result is
+    ``(1 - image_weight) * colormap(mask) + image_weight * image``, divided by its maximum, as an
+    (H, W, 3) uint8 RGB picture.
+    """
+    picture = np.asarray(image)
+    if picture.dtype == np.uint8:
+        picture = picture / 255.0
+    elif not np.issubdtype(picture.dtype, np.floating):
+        raise TypeError(f"image must be floats in [0, 1] or uint8; got dtype {picture.dtype}")
+    elif not np.all(np.isfinite(picture)) or picture.min() < 0 or picture.max() > 1:
+        raise ValueError("image of floats must hold values in [0, 1]; scale it (or pass uint8 pixels)")
+    if picture.ndim == 3 and picture.shape[2] == 1:
+        picture = picture[:, :, 0]
+    if picture.ndim == 2:
+        picture = np.repeat(picture[:, :, None], 3, axis=2)
+    if picture.ndim != 3 or picture.shape[2] != 3:
+        raise ValueError(f"image must be (H, W, 3) or (H, W); got shape {picture.shape}")
+    if isinstance(image_weight, bool) or not isinstance(image_weight, Real) or not 0 <= image_weight <= 1:
+        raise ValueError(f"image_weight must be a number in [0, 1]; got {image_weight!r}")
+    mask = _check_heatmap(np.asarray(mask) if isinstance(mask, np.ndarray) else mask)
+    if mask.shape != picture.shape[:2]:
+        from imgexplain.cam.methods import resize_maps
+
+        mask = np.clip(resize_maps(mask[None], picture.shape[:2])[0], 0, 1)
+    colours = np.asarray(_colormap(colormap)(mask), dtype=np.float64)[..., :3]
+    blended = (1 - image_weight) * colours + image_weight * picture
+    blended /= max(blended.max(), 1e-12)
+    return np.round(blended * 255).astype(np.uint8)
+
+
+# --- figures -------------------------------------------------------------------------------------------
+
+class ExplanationFigure(Figure):
+    """A matplotlib figure of an explanation; Jupyter shows it with :func:`_png_once`."""
+
+
+def _png_once(figure) -> bytes:
+    """Jupyter's picture of an explanation figure: rendered, then taken out of pyplot's list so
+    that the inline backend does not show it a second time at the end of the cell."""
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _ipython_shell():
+    """The running IPython shell (Jupyter), or None."""
+    ipython = sys.modules.get("IPython")
+    return ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+
+
+def new_figure(**kwargs):
+    """A pyplot figure (so ``plt.show()``, ``plt.savefig`` and Jupyter's inline backend see it)
+    that Jupyter shows once when it is a cell's value."""
+    import matplotlib.pyplot as plt
+
+    shell = _ipython_shell()
+    if shell is not None:
+        shell.display_formatter.formatters["image/png"].for_type(ExplanationFigure, _png_once)
+    return plt.figure(FigureClass=ExplanationFigure, **kwargs)
+
+
+def class_name(target, labels=None) -> str:
+    """``"class 3"``, or ``"Egyptian cat (285)"`` when ``labels`` (a sequence or a mapping of
+    class index to name) names it."""
+    if labels is not None:
+        try:
+            return f"{labels[target]} ({target})"
+        except (KeyError, IndexError, TypeError):
+            pass
+    return f"class {target}"
 
 
 # --- anchor and superpixel pictures ---------------------------------------------------------------------
@@ -210,8 +294,7 @@ def boundaries_picture(image, segments, numbers: bool = True) -> np.ndarray:
     anchor (``explanation.data['raw']['feature']``) can be found on the picture.
     """
     from PIL import Image, ImageDraw, ImageFont
-    from scipy.ndimage import distance_transform_edt, maximum_position
-    from skimage.segmentation import find_boundaries, mark_boundaries
+    from skimage.segmentation import mark_boundaries
 
     picture = _rgb_picture(image)
     segments = _check_segments(segments, picture.shape[:2])
@@ -221,31 +304,40 @@ def boundaries_picture(image, segments, numbers: bool = True) -> np.ndarray:
     canvas = Image.fromarray(marked)
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default(size=max(9, canvas.width // 20))
-    # Write each id at the pixel of its superpixel farthest from any boundary: inside it, even when
-    # the superpixel is not convex (its centroid may lie outside).
-    edges = find_boundaries(segments, mode="inner")
-    edges[[0, -1], :] = edges[:, [0, -1]] = True
-    depth = distance_transform_edt(~edges)
-    labels = np.unique(segments)
-    for label, (row, col) in zip(labels, maximum_position(depth, labels=segments, index=labels)):
+    for label, (row, col) in label_positions(segments).items():
         draw.text((col, row), str(label), fill=(255, 255, 255), font=font, anchor="mm",
                   stroke_width=2, stroke_fill=(0, 0, 0))
     return np.asarray(canvas)
 
 
-def _prediction(raw: dict) -> str:
+def label_positions(segments, labels=None) -> dict:
+    """``{label: (row, col)}``: for each superpixel (or those in ``labels``), its pixel farthest
+    from any boundary, where its id can be written inside it even when it is not convex."""
+    from scipy.ndimage import distance_transform_edt, maximum_position
+    from skimage.segmentation import find_boundaries
+
+    edges = find_boundaries(segments, mode="inner")
+    edges[[0, -1], :] = edges[:, [0, -1]] = True
+    depth = distance_transform_edt(~edges)
+    labels = np.unique(segments) if labels is None else np.asarray(labels).ravel()
+    return {int(label): position
+            for label, position in zip(labels, maximum_position(depth, labels=segments, index=labels))}
+
+
+def _prediction(raw: dict, labels=None) -> str:
     prediction = np.ravel(raw.get("prediction", []))
-    return str(prediction[0]) if prediction.size else "unknown"
+    return class_name(int(prediction[0]), labels) if prediction.size else "class unknown"
 
 
-def plot_anchor(explanation, ax=None):
-    """Draw an anchor explanation with matplotlib: image | anchor | superpixels.
+def plot_anchor(explanation, ax=None, labels=None):
+    """Draw an anchor explanation with matplotlib: image | anchor (its superpixels numbered) |
+    superpixels.
 
-    ``ax`` may be None (a new figure), a sequence of three axes, or one axes (the anchor
-    picture only). Returns the figure.
+    ``ax`` may be None (a new pyplot figure), a sequence of three axes, or one axes (the anchor
+    picture only). ``labels`` (a sequence or mapping of class names) names the predicted class
+    in the title. Returns the figure.
     """
     from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
 
     raw = explanation.data["raw"]
     image, segments, features = raw["instance"], explanation.data["segments"], raw["feature"]
@@ -255,12 +347,12 @@ def plot_anchor(explanation, ax=None):
     else:
         anchor_title = "empty anchor:\nthe prediction holds\nwhatever is perturbed"
     panels = [
-        (_rgb_picture(image), f"image, predicted class {_prediction(raw)}"),
+        (_rgb_picture(image), f"image, predicted {_prediction(raw, labels)}"),
         (anchor_picture(image, segments, features), anchor_title),
         (boundaries_picture(image, segments), f"{int(np.max(segments)) + 1} superpixels"),
     ]
     if ax is None:
-        figure = Figure(figsize=(12, 4.4), layout="constrained")
+        figure = new_figure(figsize=(12, 4.4), layout="constrained")
         axes = figure.subplots(1, 3)
     elif isinstance(ax, Axes):
         axes, panels = [ax], panels[1:2]
@@ -272,4 +364,8 @@ def plot_anchor(explanation, ax=None):
         axis.imshow(picture)
         axis.set_title(title)
         axis.set_axis_off()
+    anchor_axis = axes[0] if len(axes) == 1 else axes[1]
+    for label, (row, col) in label_positions(np.asarray(segments), features).items():
+        anchor_axis.text(col, row, str(label), color="white", ha="center", va="center", fontweight="bold",
+                         bbox={"facecolor": "black", "alpha": 0.6, "pad": 1, "linewidth": 0})
     return axes[0].figure

@@ -128,7 +128,8 @@ def test_methods_keep_float32_and_dispatch_by_name():
         assert out.dtype == np.float32 and out.shape == activations.shape[:3]
         assert 0 <= out.min() and out.max() <= 1
     assert methods.eigencam(activations).dtype == np.float32
-    assert set(methods.METHODS) == {"gradcam", "gradcam++", "hirescam", "layercam", "scorecam", "eigencam"}
+    assert set(methods.METHODS) == {"gradcam", "gradcam++", "xgradcam", "hirescam", "gradcam-elementwise",
+                                    "layercam", "scorecam", "ablationcam", "eigencam", "fullgrad"}
 
 
 def test_importing_cam_and_render_loads_no_framework():
@@ -200,3 +201,27 @@ def test_heatmap_array_acts_as_eli5_heatmap_image_and_as_an_array():
     doubled = heatmap * 2
     assert type(doubled) is np.ndarray and doubled.max() == 2.0
     assert type(heatmap.max()) is np.float32
+
+
+def test_xgradcam_and_elementwise_match_their_definitions():
+    activations, gradients = _random_pair(6)
+    xgrad = np.zeros(activations.shape[:3])
+    elementwise = np.zeros(activations.shape[:3])
+    for n in range(activations.shape[0]):
+        for k in range(activations.shape[3]):
+            weight = (gradients[n, :, :, k] * activations[n, :, :, k]).sum() / activations[n, :, :, k].sum()
+            xgrad[n] += weight * activations[n, :, :, k]
+            elementwise[n] += np.maximum(gradients[n, :, :, k] * activations[n, :, :, k], 0)
+    np.testing.assert_allclose(methods.xgradcam(activations, gradients), _normalized_by_hand(xgrad))
+    np.testing.assert_allclose(methods.gradcam_elementwise(activations, gradients), _normalized_by_hand(elementwise))
+
+
+def test_ablationcam_weights_are_relative_drops_and_zero_scores_give_zero_weights():
+    weights = methods.ablationcam_weights(np.array([2.0, 0.0]), np.array([[1.0, 3.0], [1.0, -1.0]]))
+    np.testing.assert_allclose(weights, [[0.5, -0.5], [0.0, 0.0]])
+
+
+def test_resize_maps_is_bilinear_with_half_pixel_centres():
+    maps = np.array([[[0.0, 1.0]]])
+    # Width 2 -> 4: sample positions -0.25, 0.25, 0.75, 1.25, clamped at the edges.
+    np.testing.assert_allclose(methods.resize_maps(maps, (1, 4)), [[[0.0, 0.25, 0.75, 1.0]]])

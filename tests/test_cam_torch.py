@@ -130,6 +130,18 @@ def test_same_weights_give_the_same_maps_in_keras_and_pytorch(images):
         assert keras_cam.layer == "features"
         np.testing.assert_allclose(torch_cam(images, targets=[0, 1, 2, 0]),
                                    keras_cam(channels_last, targets=[0, 1, 2, 0]), atol=1e-4)
+    # The rest of the family, and pytorch-grad-cam's options, agree too.
+    from imgexplain.targets import ClassScore
+
+    for method, options, call in [("xgradcam", {}, {}), ("gradcam-elementwise", {}, {}), ("ablationcam", {}, {}),
+                                  ("gradcam", {"size": "input"}, {"aug_smooth": True}),
+                                  ("layercam", {}, {"eigen_smooth": True, "targets": ClassScore(2)})]:
+        torch_maps = CAM(torch_model, method=method, **options)(images, **{"targets": 1, **call})
+        keras_maps = CAM(keras_model, method=method, **options)(channels_last, **{"targets": 1, **call})
+        np.testing.assert_allclose(torch_maps, keras_maps, atol=1e-4, err_msg=method)
+    both = [CAM(torch_model, layer=["1", "3"]), CAM(keras_model, layer=[keras_model.layers[0], "features"])]
+    np.testing.assert_allclose(both[0](images), both[1](channels_last), atol=1e-4)
+    assert both[0](images).shape == (4, 14, 14)
 
 
 def test_a_model_whose_class_depends_on_one_corner_is_explained_by_that_corner():

@@ -556,7 +556,7 @@ def test_a_one_output_sigmoid_model_is_explained_as_two_classes(images, tmp_path
     assert row.status == "ok" and row.target == 1 and row.anchor is not None
     image = np.asarray(Image.open(images[1]).convert("RGB").resize((SIZE, SIZE), Image.BILINEAR))
     pixels = (image.astype(np.float32) / 255).transpose(2, 0, 1)[np.newaxis]
-    np.testing.assert_allclose(np.stack(row.gradcam), CAM(net)(pixels, targets=[0])[0], atol=1e-5)
+    np.testing.assert_allclose(np.stack(row.gradcam), CAM(net)(pixels, targets=[1])[0], atol=1e-5)
 
 
 def test_a_grey_input_keras_model_gets_the_luminance(images, tmp_path, capsys):

@@ -122,3 +122,87 @@ def test_format_as_image_rejects_what_is_not_an_explanation():
 
     with pytest.raises(TypeError, match="PIL"):
         format_as_image(NoPicture())
+
+
+# --- show_cam_on_image ----------------------------------------------------------------------------------
+
+
+def test_show_cam_on_image_follows_its_definition_for_float_and_uint8_images():
+    from imgexplain.render import show_cam_on_image
+
+    rng = np.random.default_rng(0)
+    image = rng.random((6, 8, 3))
+    mask = rng.random((6, 8))
+    colours = matplotlib.colormaps["jet"](mask)[..., :3]
+    blended = 0.7 * colours + 0.3 * image
+    expected = np.round(blended / blended.max() * 255).astype(np.uint8)
+    np.testing.assert_array_equal(show_cam_on_image(image, mask, image_weight=0.3), expected)
+    pixels = np.round(image * 255).astype(np.uint8)
+    np.testing.assert_array_equal(show_cam_on_image(pixels, mask), show_cam_on_image(pixels / 255.0, mask))
+    assert show_cam_on_image(image[..., 0], mask).shape == (6, 8, 3)
+    small = show_cam_on_image(image, mask[::2, ::2])      # resized to the image
+    assert small.shape == (6, 8, 3) and small.dtype == np.uint8
+
+
+@pytest.mark.parametrize("image, mask, error, match", [
+    (np.full((4, 4, 3), 2.0), np.zeros((4, 4)), ValueError, r"\[0, 1\]"),
+    (np.zeros((4, 4, 3), dtype=np.int64), np.zeros((4, 4)), TypeError, "uint8"),
+    (np.zeros((4, 4, 2)), np.zeros((4, 4)), ValueError, "shape"),
+    (np.zeros((4, 4, 3)), np.full((4, 4), 1.5), ValueError, r"\[0, 1\]"),
+    (np.zeros((4, 4, 3)), np.zeros((4, 4)), ValueError, "image_weight"),
+])
+def test_show_cam_on_image_rejects_bad_input(image, mask, error, match):
+    from imgexplain.render import show_cam_on_image
+
+    with pytest.raises(error, match=match):
+        show_cam_on_image(image, mask, image_weight=1.5 if match == "image_weight" else 0.5)
+
+
+# --- figures ---------------------------------------------------------------------------------------------
+
+
+def test_plots_are_pyplot_figures_with_class_names_that_jupyter_shows_once(tmp_path, monkeypatch):
+    import types
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from imgexplain import render
+
+    registered = {}
+
+    class Formatter:
+        def for_type(self, cls, printer):
+            registered[cls] = printer
+
+    shell = types.SimpleNamespace(display_formatter=types.SimpleNamespace(formatters={"image/png": Formatter()}))
+    monkeypatch.setattr(render, "_ipython_shell", lambda: shell)
+    heatmap = np.linspace(0, 1, 12).reshape(3, 4)
+    figure = _explanation(heatmap).plot(labels={0: "tabby"})
+    assert plt.gcf() is figure and "tabby (0)" in figure.axes[0].get_title()
+    plt.savefig(tmp_path / "cam.png")
+    assert (tmp_path / "cam.png").stat().st_size > 0
+    # As a notebook cell's value, the figure is drawn once and leaves pyplot, so the inline backend,
+    # which shows pyplot's open figures at the end of the cell, does not show it again.
+    png = registered[type(figure)](figure)
+    assert png.startswith(b"\x89PNG") and not plt.fignum_exists(figure.number)
+
+
+def test_anchor_plot_is_a_pyplot_figure_numbering_the_anchor_superpixels():
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from imgexplain.explanation import Explanation
+    from imgexplain.render import plot_anchor
+
+    image = np.random.default_rng(0).integers(0, 255, (40, 60, 3), dtype=np.uint8)
+    segments = np.repeat(np.arange(3), 20)[None, :].repeat(40, axis=0)
+    explanation = Explanation(meta={"name": "AnchorImage"}, data={
+        "segments": segments, "precision": 0.97, "coverage": 0.31,
+        "raw": {"instance": image, "feature": [2, 0], "prediction": np.array([1])}})
+    figure = plot_anchor(explanation, labels=["cat", "dog"])
+    assert plt.gcf() is figure
+    assert figure.axes[0].get_title() == "image, predicted dog (1)"
+    numbers = sorted(text.get_text() for text in figure.axes[1].texts)
+    assert numbers == ["0", "2"]
+    plt.close(figure)

@@ -72,17 +72,19 @@ class CAMExplanation(Explanation):
                                   heatmap=HeatmapArray(item["heatmap"]))
                 for item in self.data["targets"]]
 
-    def plot(self, ax=None, **format_kwargs):
-        """Draw the first target's map over the image with a colour bar; returns the figure.
-        ``format_kwargs`` go to :func:`imgexplain.render.format_as_image`."""
+    def plot(self, ax=None, labels=None, **format_kwargs):
+        """Draw the first target's map over the image with a colour bar; returns the figure (a
+        pyplot figure that Jupyter shows once). ``labels`` (a sequence or mapping of class names,
+        such as ``[c.name for c in imgexplain.zoo.imagenet_classes()]``) names the class in the
+        title; ``format_kwargs`` go to :func:`imgexplain.render.format_as_image`."""
         import matplotlib.cm
         import matplotlib.colors
-        import matplotlib.pyplot as plt
 
-        from imgexplain.render import format_as_image
+        from imgexplain.render import class_name, format_as_image, new_figure
 
         if ax is None:
-            figure, ax = plt.subplots(figsize=(5, 4.2))
+            figure = new_figure(figsize=(5, 4.2))
+            ax = figure.subplots()
         else:
             figure = ax.figure
         colormap = format_kwargs.get("colormap", matplotlib.cm.viridis)
@@ -92,7 +94,7 @@ class CAMExplanation(Explanation):
         ax.set_axis_off()
         if self.data["targets"]:
             first = self.targets[0]
-            ax.set_title(f"{self.method} at {self.layer}: class {first.target} "
+            ax.set_title(f"{self.method} at {self.layer}: {class_name(first.target, labels)} "
                          f"(score {first.score:.3g})")
         if isinstance(colormap, matplotlib.colors.Colormap):
             mappable = matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(0, 1), cmap=colormap)

@@ -1,15 +1,15 @@
-"""Keras 3 (TensorFlow backend): find the layer, run the model once, return activations and gradients.
+"""Keras 3 (TensorFlow backend): find the layers, run the model once, return activations and gradients.
 
-The layer's output is taken by swapping the layer's ``call`` for a recording one while the
+A layer's output is taken by swapping the layer's ``call`` for a recording one while the
 model runs, and putting it back afterwards, so any model works: Sequential, functional,
 nested (a base model inside a Sequential) and subclassed. The forward and backward pass
-is traced once per model, layer and input shape with ``tf.function`` and cached while the
-model lives; the swap happens only while tracing, so calling again in a loop adds no
-graph nodes and leaves nothing attached to the model.
+is traced once per model, layers and input shape with ``tf.function`` (without autograph, so
+that the library's own errors reach the caller as they are) and cached while the model
+lives; the swap happens only while tracing, so calling again in a loop adds no graph nodes
+and leaves nothing attached to the model. Callable targets run eagerly.
 """
 from __future__ import annotations
 
-import contextlib
 import weakref
 from numbers import Integral
 
@@ -17,79 +17,48 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .outputs import check_target_range, select_output
+from .keras_layers import _all_layers, _is_candidate, _leaf_layers, _recording, _static_shape, is_feature_map
+from .outputs import check_score, check_target_range, select_output, token_grid
 
-_MISSING = object()
 # model -> {key: traced function}; entries go when the model is garbage collected.
 _TRACED = weakref.WeakKeyDictionary()
-# model -> {input shape: the layer chosen by running the model}
+# model -> {input shape: (the layer chosen by running the model, its token grid or None)}
 _CHOSEN = weakref.WeakKeyDictionary()
 
 
-def is_feature_map(shape) -> bool:
-    """A 4-D ``(N, h, w, C)`` shape whose spatial size is not 1x1 (unknown sizes count)."""
-    return shape is not None and len(shape) == 4 and (shape[1], shape[2]) != (1, 1)
-
-
-def _all_layers(model):
-    """Every layer of ``model``, nested models included (each before its own layers)."""
-    for layer in model.layers:
-        yield layer
-        if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
-
-
-def _leaf_layers(model):
-    """The layers that compute something themselves, descending into nested models."""
-    return [layer for layer in _all_layers(model)
-            if not isinstance(layer, (keras.Model, keras.layers.InputLayer))]
-
-
-def _static_shape(layer):
-    """The layer's symbolic output shape, or None when it has none (subclassed models)."""
-    try:
-        output = layer.output
-    except (AttributeError, ValueError):
-        return None
-    return tuple(output.shape) if hasattr(output, "shape") else None
-
-
-@contextlib.contextmanager
-def _recording(layers, record):
-    """While inside, each layer's output passes through ``record(layer, output)``."""
-    replaced = []
-    try:
-        for layer in {id(layer): layer for layer in layers}.values():
-            replaced.append((layer, layer.__dict__.get("call", _MISSING)))
-            object.__setattr__(layer, "call", _recording_call(layer, layer.call, record))
-        yield
-    finally:
-        for layer, previous in reversed(replaced):
-            if previous is _MISSING:
-                object.__delattr__(layer, "call")
-            else:
-                object.__setattr__(layer, "call", previous)
-
-
-def _recording_call(layer, call, record):
-    def recording_call(*args, **kwargs):
-        return record(layer, call(*args, **kwargs))
-
-    return recording_call
-
-
-def _check_scores(outputs):
+def _class_scores(outputs, targets):
+    """Scores of the chosen classes and the classes; ``targets`` holds -1 for the top class.
+    A one-output model is a sigmoid: class 1 is its output, class 0 the complement."""
     if len(outputs.shape) != 2:
-        raise ValueError(f"the model's output must be (N, n_classes) scores; got shape "
-                         f"{tuple(outputs.shape)}")
+        raise ValueError(f"the model's output must be (N, n_classes) scores for class targets; got shape "
+                         f"{tuple(outputs.shape)}; use a callable target (imgexplain.targets) otherwise")
+    if outputs.shape[-1] == 1:
+        column = outputs[:, 0]
+        probability = tf.reduce_all((column >= 0) & (column <= 1))
+        threshold = tf.where(probability, tf.constant(0.5, column.dtype), tf.constant(0, column.dtype))
+        chosen = tf.where(targets < 0, tf.cast(column >= threshold, tf.int32), targets)
+        complement = tf.where(probability, 1 - column, -column)
+        return chosen, tf.where(chosen == 1, column, complement)
+    chosen = tf.where(targets < 0, tf.argmax(outputs, axis=-1, output_type=tf.int32), targets)
+    picked = tf.one_hot(chosen, tf.shape(outputs)[-1], dtype=outputs.dtype)
+    return chosen, tf.reduce_sum(outputs * picked, axis=-1)
+
+
+def _callable_scores(outputs, targets):
+    scores = []
+    for target, row in zip(targets, tf.unstack(outputs)):
+        score = target(row)
+        check_score(target, score)
+        scores.append(tf.reshape(tf.cast(score, tf.float32), ()))
+    return tf.fill([len(scores)], -1), tf.stack(scores)
 
 
 class KerasBackend:
-    """Runs a Keras 3 model for :class:`imgexplain.cam.api.CAM` (channels last)."""
+    """Runs a Keras 3 model for :class:`imgexplain.cam.core.CAM` (channels last)."""
 
     channels_first = False
 
-    def __init__(self, model, layer=None, output=None):
+    def __init__(self, model, layers=None, output=None, reshape_transform=None):
         if keras.backend.backend() != "tensorflow":
             raise ValueError(f"Keras models are supported with the TensorFlow backend; "
                              f"this Keras runs on {keras.backend.backend()!r}")
@@ -98,11 +67,52 @@ class KerasBackend:
                              "(keras.config.image_data_format() == 'channels_last')")
         self.model = model
         self.output = output
-        self.layer = None if layer is None else self._find_layer(layer)
-        if self.layer is None:
-            self.layer = self._choose_layer_statically()
+        self.output_layer = self._output_layer(output)
+        self.reshape_transform = reshape_transform
+        self.layers, self.grids = None, None
+        if layers is not None:
+            self._set([self._find_layer(layer) for layer in layers])
+        else:
+            layer = self._choose_layer_statically()
+            if layer is not None:
+                self._set([layer])
 
-    # --- the layer -------------------------------------------------------------------
+    def _set(self, layers, grids=None):
+        self.layers = layers
+        self.grids = grids or [None if self.reshape_transform is not None else token_grid(_static_shape(layer))
+                               for layer in layers]
+
+    def _output_layer(self, output):
+        """The layer whose output is explained when ``output`` names a layer rather than one of the
+        model's outputs (``output='logits'`` on a model ending in a softmax)."""
+        if not isinstance(output, str) or output in (getattr(self.model, "output_names", None) or ()):
+            return None
+        return next((layer for layer in _all_layers(self.model) if layer.name == output), None)
+
+    def _call(self, images, layers=(), record=None):
+        """Run the model with each of ``layers``' outputs going through ``record(layer, value)``;
+        return the explained output (a layer's when ``output`` names one)."""
+        explained = []
+
+        def through(layer, value):
+            if layer is self.output_layer:
+                explained.append(value)
+            return record(layer, value) if any(layer is other for other in layers) else value
+
+        extra = [] if self.output_layer is None else [self.output_layer]
+        with _recording(list(layers) + extra, through):
+            outputs = self.model(images, training=False)
+        if self.output_layer is None:
+            return select_output(outputs, self.output)
+        if len(explained) != 1:
+            raise ValueError(f"output layer {self.output!r} ran {len(explained)} times in one forward pass")
+        return explained[0]
+
+    @property
+    def layer_names(self):
+        return None if self.layers is None else [layer.name for layer in self.layers]
+
+    # --- the layers ------------------------------------------------------------------
 
     def _find_layer(self, layer):
         model = self.model
@@ -110,7 +120,7 @@ class KerasBackend:
             found = next((candidate for candidate in _all_layers(model) if candidate.name == layer), None)
             if found is None:
                 names = [candidate.name for candidate in _leaf_layers(model)
-                         if is_feature_map(_static_shape(candidate))][-10:]
+                         if _is_candidate(_static_shape(candidate))][-10:]
                 hint = f"; feature-map layers include {names}" if names else ""
                 raise ValueError(f"layer {layer!r} is not in model {model.name!r}{hint}")
         elif isinstance(layer, Integral) and not isinstance(layer, bool):
@@ -128,44 +138,74 @@ class KerasBackend:
         if isinstance(found, keras.layers.InputLayer):
             raise ValueError(f"layer {found.name!r} is the model's input, not a feature map")
         shape = _static_shape(found)
-        if shape is not None and not is_feature_map(shape):
+        if shape is not None and self.reshape_transform is None and not _is_candidate(shape):
             raise ValueError(f"layer {found.name!r} outputs shape {shape}; a class activation map "
-                             f"needs a 4-D feature map (N, h, w, C) larger than 1x1")
+                             f"needs a 4-D feature map (N, h, w, C) larger than 1x1 (pass reshape_transform= "
+                             f"to turn other outputs into one)")
         return found
 
     def _choose_layer_statically(self):
-        """The last feature-map layer, when every layer's output shape is known without running."""
+        """The last feature-map layer, when every layer's output shape is known without running
+        and no token output comes after it."""
         shapes = [(layer, _static_shape(layer)) for layer in _leaf_layers(self.model)]
         if not shapes or any(shape is None for _, shape in shapes):
             return None
-        return self._last_feature_map(shapes)
+        candidates = [(layer, shape) for layer, shape in shapes if _is_candidate(shape)]
+        if candidates and (len(candidates[-1][1]) == 4 or self.reshape_transform is not None):
+            return candidates[-1][0]
+        if not candidates:
+            self._no_candidate()
+        return None
+
+    def _no_candidate(self):
+        raise ValueError(f"model {self.model.name!r} has no layer (run once per pass) whose output is a "
+                         f"4-D feature map (N, h, w, C) larger than 1x1 or transformer tokens; pass layer= "
+                         f"explicitly, with reshape_transform= for other outputs")
 
     def _choose_layer_by_running(self, images):
-        """Run one image, noting every layer's output in the order they finish."""
+        """Run one image, noting every layer's output in the order they finish (layers that run
+        more than once are skipped); transformer tokens are chosen by their gradients."""
         key = tuple(images.shape[1:])
         chosen = _CHOSEN.setdefault(self.model, {})
         if key not in chosen:
-            finished = []
-
-            def note(layer, value):
-                finished.append((layer, tuple(value.shape) if hasattr(value, "shape") else None))
-                return value
-
-            with _recording(_leaf_layers(self.model), note):
+            if not self.model.built:
+                # A first call builds the layers, running some of them more than once.
                 self.model(images[:1], training=False)
-            chosen[key] = self._last_feature_map(finished)
-        return self._find_layer(chosen[key])
+            finished = []
+            with tf.GradientTape() as tape:
+                def note(layer, value):
+                    if tf.is_tensor(value):
+                        tape.watch(value)
+                        finished.append((layer, value))
+                    return value
 
-    def _last_feature_map(self, shapes):
-        for layer, shape in reversed(shapes):
-            if is_feature_map(shape):
-                return layer
-        raise ValueError(f"model {self.model.name!r} has no layer whose output is a 4-D feature "
-                         f"map (N, h, w, C) larger than 1x1; pass layer= explicitly")
+                outputs = self._call(images[:1], _leaf_layers(self.model), note)
+                score = tf.reduce_max(outputs) if len(outputs.shape) == 2 else tf.reduce_sum(outputs)
+            runs = {}
+            for layer, _ in finished:
+                runs[id(layer)] = runs.get(id(layer), 0) + 1
+            once = [(layer, value) for layer, value in finished if runs[id(layer)] == 1]
+            candidates = [(layer, value) for layer, value in once if _is_candidate(tuple(value.shape))]
+            if not candidates:
+                self._no_candidate()
+            if len(candidates[-1][1].shape) == 4 or self.reshape_transform is not None:
+                chosen[key] = (candidates[-1][0], None)
+            else:
+                chosen[key] = self._choose_tokens(candidates, tape.gradient(score, [v for _, v in candidates]))
+        layer, grid = chosen[key]
+        self._set([layer], [grid])
 
-    @property
-    def layer_name(self):
-        return None if self.layer is None else self.layer.name
+    def _choose_tokens(self, candidates, gradients):
+        tokens = [(layer, value, gradient) for (layer, value), gradient in zip(candidates, gradients)
+                  if token_grid(tuple(value.shape))]
+        widths = [value.shape[2] for _, value, _ in tokens]
+        width = max(set(widths), key=widths.count)
+        for layer, value, gradient in reversed(tokens):
+            grid = token_grid(tuple(value.shape))
+            if value.shape[2] == width and gradient is not None and bool(tf.reduce_any(gradient[:, grid[0]:] != 0)):
+                return layer, grid
+        raise ValueError(f"the model's score depends on the patches of none of its token outputs "
+                         f"({[layer.name for layer, _, _ in tokens][-5:]}); pass layer= and reshape_transform=")
 
     # --- inputs ----------------------------------------------------------------------
 
@@ -182,14 +222,6 @@ class KerasBackend:
                              f"class activation maps need a model with one image input")
         return tuple(inputs[0].shape), inputs[0].dtype
 
-    def _input_channels(self, shape):
-        if shape is not None and len(shape) == 4 and shape[-1] is not None:
-            return shape[-1]
-        for layer in _leaf_layers(self.model):
-            if isinstance(layer, keras.layers.Conv2D) and layer.built:
-                return layer.kernel.shape[-2]
-        return None
-
     def prepare(self, images):
         """Check a batch ``(N, H, W, C)`` against the model and make it a tensor."""
         if not tf.is_tensor(images):
@@ -203,8 +235,12 @@ class KerasBackend:
                              f"got shape {shape}{hint}")
         if shape[0] == 0:
             raise ValueError("images is an empty batch")
+        finite = (tf.reduce_all(tf.math.is_finite(images)) if tf.is_tensor(images) and images.dtype.is_floating
+                  else not np.issubdtype(np.asarray(images).dtype, np.floating) or np.isfinite(images).all())
+        if not bool(finite):
+            raise ValueError("images hold NaN or infinite values; a class activation map needs finite inputs")
         expected, dtype = self._input_spec()
-        channels = self._input_channels(expected)
+        channels = expected[-1] if expected is not None and len(expected) == 4 else None
         if channels is not None and shape[-1] != channels:
             if shape[1] == channels:
                 raise ValueError(f"images look channels first {shape}; Keras models take channels "
@@ -225,119 +261,136 @@ class KerasBackend:
             return None
         if not outputs:
             return None
+        if self.output_layer is not None:
+            shape = _static_shape(self.output_layer)
+            return shape[-1] if shape is not None and len(shape) == 2 else None
         try:
             selected = select_output(list(outputs), self.output)
         except ValueError:
             return None
         return selected.shape[-1] if len(selected.shape) == 2 else None
 
+    @staticmethod
+    def spatial_size(images):
+        return tuple(images.shape[1:3])
+
+    @staticmethod
+    def flip(images):
+        return tf.reverse(images, axis=[2])
+
+    @staticmethod
+    def to_numpy(images):
+        return images.numpy()
+
     # --- passes ----------------------------------------------------------------------
 
-    def _traced(self, kind, images, build):
-        if self.layer is None:
-            self.layer = self._choose_layer_by_running(images)
-        key = (kind, id(self.layer), repr(self.output), tuple(images.shape[1:]), images.dtype.name)
-        functions = _TRACED.setdefault(self.model, {})
-        if key not in functions:
-            spec = tf.TensorSpec((None,) + tuple(images.shape[1:]), images.dtype)
-            functions[key] = build(weakref.ref(self.model), weakref.ref(self.layer), self.output, spec)
-        return functions[key]
+    def _as_map(self, index, tensor):
+        """A recorded output as a ``(N, h, w, C)`` feature map, through reshape_transform."""
+        if self.reshape_transform is not None:
+            tensor = self.reshape_transform(tensor)
+        elif self.grids[index] is not None:
+            extra, side = self.grids[index]
+            tensor = tf.reshape(tensor[:, extra:, :], (-1, side, side, tensor.shape[-1]))
+        if not tf.is_tensor(tensor) or not is_feature_map(tuple(tensor.shape)):
+            shape = tuple(tensor.shape) if hasattr(tensor, "shape") else type(tensor).__name__
+            through = " after reshape_transform" if self.reshape_transform is not None else ""
+            raise ValueError(f"layer {self.layers[index].name!r} outputs {shape}{through}; a class activation "
+                             f"map needs a 4-D feature map (N, h, w, C) larger than 1x1 (pass "
+                             f"reshape_transform= to turn other outputs into one)")
+        return tensor
 
-    def forward(self, images, targets, gradients=True):
-        """One pass over ``images``: activations (N, h, w, C), the gradients of each image's
-        target score (None when ``gradients`` is False), the chosen targets and their scores.
-        ``targets`` holds -1 where the top prediction is to be taken."""
-        function = self._traced("gradients" if gradients else "activations", images,
-                                _gradient_function if gradients else _activation_function)
-        values = function(images, tf.constant(targets, dtype=tf.int32))
-        activations, grads, outputs, chosen, scores = (
-            None if value is None else value.numpy() for value in values)
-        check_target_range(chosen, outputs.shape[1])
-        if grads is not None:
-            grads = grads.astype(np.float32, copy=False)
-        return activations.astype(np.float32, copy=False), grads, chosen, scores
-
-    def masked_scores(self, images, activations, targets, batch_size):
-        """Target score of each image multiplied by each upsampled, [0, 1]-scaled channel."""
-        function = self._traced("masked", images, _masked_function)
-        n_images, _, _, n_channels = activations.shape
-        scores = np.empty((n_images, n_channels), dtype=np.float32)
-        for n in range(n_images):
-            for start in range(0, n_channels, batch_size):
-                chunk = activations[n:n + 1, :, :, start:start + batch_size]
-                scores[n, start:start + chunk.shape[-1]] = function(
-                    images[n:n + 1], tf.constant(chunk), tf.constant(targets[n], dtype=tf.int32)).numpy()
-        return scores
-
-
-def _run_and_record(model, layer, output, images, record):
-    """Run the model with ``layer``'s output going through ``record``; return the output and it."""
-    recorded = []
-
-    def keep(_, value):
-        value = record(value)
-        recorded.append(value)
-        return value
-
-    with _recording([layer], keep):
-        outputs = select_output(model(images, training=False), output)
-    if len(recorded) != 1:
-        raise ValueError(f"layer {layer.name!r} ran {len(recorded)} times in one forward pass; "
-                         f"choose a layer that runs exactly once")
-    activations = recorded[0]
-    if not tf.is_tensor(activations) or not is_feature_map(tuple(activations.shape)):
-        shape = tuple(activations.shape) if hasattr(activations, "shape") else type(activations).__name__
-        raise ValueError(f"layer {layer.name!r} outputs {shape}; a class activation map needs a "
-                         f"4-D feature map (N, h, w, C) larger than 1x1")
-    _check_scores(outputs)
-    return outputs, activations
-
-
-def _targets_and_scores(outputs, targets):
-    top = tf.argmax(outputs, axis=-1, output_type=tf.int32)
-    chosen = tf.where(targets < 0, top, targets)
-    picked = tf.one_hot(chosen, tf.shape(outputs)[-1], dtype=outputs.dtype)
-    return chosen, tf.reduce_sum(outputs * picked, axis=-1)
-
-
-def _gradient_function(model_ref, layer_ref, output, spec):
-    def run(images, targets):
-        model, layer = model_ref(), layer_ref()
+    def _run(self, images, targets, gradients):
+        """Activations and gradients (as feature maps), outputs, chosen classes and scores."""
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             def watch(value):
-                if tf.is_tensor(value):
+                if gradients and tf.is_tensor(value):
                     tape.watch(value)
                 return value
 
-            outputs, activations = _run_and_record(model, layer, output, images, watch)
-            chosen, scores = _targets_and_scores(outputs, targets)
-        gradients = tape.gradient(scores, activations)
-        if gradients is None:
-            raise ValueError(f"the model's output does not depend on layer {layer.name!r}")
-        return activations, gradients, outputs, chosen, scores
+            outputs, activations = self._run_and_record(images, watch)
+            if isinstance(targets, list):
+                chosen, scores = _callable_scores(outputs, targets)
+            else:
+                chosen, scores = _class_scores(outputs, targets)
+        grads = None
+        if gradients:
+            grads = tape.gradient(scores, activations)
+            missing = [layer.name for layer, grad in zip(self.layers, grads) if grad is None]
+            if missing:
+                raise ValueError(f"the model's output does not depend on layer {missing[0]!r}")
+            grads = [self._as_map(index, grad) for index, grad in enumerate(grads)]
+        activations = [self._as_map(index, value) for index, value in enumerate(activations)]
+        return activations, grads, outputs, chosen, scores
 
-    return tf.function(run, input_signature=[spec, tf.TensorSpec((None,), tf.int32)])
+    def _traced(self, kind, images, build):
+        key = (kind, tuple(id(layer) for layer in self.layers or ()), repr(self.output),
+               id(self.reshape_transform), tuple(images.shape[1:]), images.dtype.name)
+        functions = _TRACED.setdefault(self.model, {})
+        if key not in functions:
+            spec = tf.TensorSpec((None,) + tuple(images.shape[1:]), images.dtype)
+            functions[key] = build(spec)
+        return functions[key]
 
+    def forward(self, images, targets, gradients=True):
+        """One pass over ``images``: per layer, activations (N, h, w, C) and the gradients of each
+        image's target score (None when ``gradients`` is False); the chosen classes (-1 for
+        callable targets) and the scores. ``targets`` is an int array (-1: top class) or a list
+        of callables (run eagerly)."""
+        if self.layers is None:
+            self._choose_layer_by_running(images)
+        if isinstance(targets, list):
+            values = self._run(images, targets, gradients)
+        else:
+            backend = weakref.ref(self)
+            function = self._traced(
+                "gradients" if gradients else "activations", images,
+                lambda spec: tf.function(lambda x, t: backend()._run(x, t, gradients), autograph=False,
+                                         input_signature=[spec, tf.TensorSpec((None,), tf.int32)]))
+            values = function(images, tf.constant(targets, dtype=tf.int32))
+        activations, grads, outputs, chosen, scores = values
+        chosen = chosen.numpy().astype(np.int64)
+        if not isinstance(targets, list):
+            check_target_range(chosen, outputs.shape[1])
+        activations = [value.numpy().astype(np.float32, copy=False) for value in activations]
+        if grads is not None:
+            grads = [value.numpy().astype(np.float32, copy=False) for value in grads]
+        return activations, grads, chosen, scores.numpy()
 
-def _activation_function(model_ref, layer_ref, output, spec):
-    def run(images, targets):
-        outputs, activations = _run_and_record(model_ref(), layer_ref(), output, images, lambda value: value)
-        chosen, scores = _targets_and_scores(outputs, targets)
-        return activations, None, outputs, chosen, scores
+    def predict(self, batch):
+        """The explained output of a numpy batch, as numpy."""
+        images = tf.convert_to_tensor(batch)
+        backend = weakref.ref(self)
+        function = self._traced("predict", images, lambda spec: tf.function(
+            lambda x: backend()._call(x), autograph=False, input_signature=[spec]))
+        return function(images).numpy()
 
-    return tf.function(run, input_signature=[spec, tf.TensorSpec((None,), tf.int32)])
+    def ablated_outputs(self, image, index, channels):
+        """The explained output of ``image`` (``(1, H, W, C)``) once per channel in ``channels``,
+        with that channel of layer ``index``'s output set to zero."""
+        channels = np.asarray(channels)
 
+        def ablate(_, value):
+            keep = np.ones((len(channels), value.shape[-1]), dtype=np.float32)
+            keep[np.arange(len(channels)), channels] = 0
+            shape = [len(channels)] + [1] * (len(value.shape) - 2) + [value.shape[-1]]
+            return value * tf.cast(keep.reshape(shape), value.dtype)
 
-def _masked_function(model_ref, layer_ref, output, spec):
-    def run(image, channels, target):
-        masks = tf.image.resize(tf.cast(channels, tf.float32), tf.shape(image)[1:3], method="bilinear")
-        masks = tf.transpose(masks[0], (2, 0, 1))[..., None]
-        low = tf.reduce_min(masks, axis=(1, 2, 3), keepdims=True)
-        high = tf.reduce_max(masks, axis=(1, 2, 3), keepdims=True)
-        masks = tf.math.divide_no_nan(masks - low, high - low)
-        outputs = select_output(model_ref()(tf.cast(masks, image.dtype) * image, training=False), output)
-        _check_scores(outputs)
-        return outputs[:, target]
+        return np.asarray(self._call(tf.repeat(image, len(channels), axis=0), [self.layers[index]], ablate))
 
-    return tf.function(run, input_signature=[spec, tf.TensorSpec((1, None, None, None), tf.float32),
-                                             tf.TensorSpec((), tf.int32)])
+    def _run_and_record(self, images, record):
+        """Run the model with each chosen layer's output going through ``record``; return the
+        explained output and the recorded values, one per layer."""
+        recorded = {id(layer): [] for layer in self.layers}
+
+        def keep(layer, value):
+            value = record(value)
+            recorded[id(layer)].append(value)
+            return value
+
+        outputs = self._call(images, self.layers, keep)
+        for layer in self.layers:
+            if len(recorded[id(layer)]) != 1:
+                raise ValueError(f"layer {layer.name!r} ran {len(recorded[id(layer)])} times in one forward "
+                                 f"pass; choose a layer that runs exactly once")
+        return outputs, [recorded[id(layer)][0] for layer in self.layers]
+

@@ -1,5 +1,12 @@
-"""Choosing the output to explain and checking targets against it, for models of any framework."""
+"""Choosing the output to explain, recognising token outputs and scoring targets, for any framework."""
 from __future__ import annotations
+
+import math
+
+import numpy as np
+
+# A token output may carry this many class, distillation or register tokens before its patches.
+MAX_EXTRA_TOKENS = 8
 
 
 def select_output(outputs, output):
@@ -23,8 +30,49 @@ def select_output(outputs, output):
 
 
 def check_target_range(targets, n_classes):
-    """Raise if any of the integer array ``targets`` is not a class of an ``n_classes`` output."""
+    """Raise if any of the integer array ``targets`` is not a class of an ``n_classes`` output.
+    A one-output (sigmoid) model has two classes: 1 is its output, 0 the complement."""
+    n_classes = max(n_classes, 2) if n_classes == 1 else n_classes
     bad = targets[(targets < 0) | (targets >= n_classes)]
     if bad.size:
         raise ValueError(f"targets must lie in [0, {n_classes}) for a model with {n_classes} "
-                         f"outputs; got {bad.tolist()}")
+                         f"classes; got {bad.tolist()}")
+
+
+def token_grid(shape):
+    """``(extra, side)`` when ``shape`` is a token output ``(N, extra + side**2, C)`` of a
+    vision transformer (``side >= 3``, at most :data:`MAX_EXTRA_TOKENS` extra tokens first),
+    else None."""
+    if shape is None or len(shape) != 3 or shape[1] is None:
+        return None
+    for extra in range(min(MAX_EXTRA_TOKENS, shape[1]) + 1):
+        side = math.isqrt(shape[1] - extra)
+        if side >= 3 and side * side == shape[1] - extra:
+            return extra, side
+    return None
+
+
+def check_score(target, score):
+    """The value a callable target returned must be a single number."""
+    size = getattr(score, "size", None)
+    size = size if isinstance(size, int) else int(np.prod(getattr(score, "shape", ()) or (1,)))
+    if size != 1:
+        raise ValueError(f"target {target!r} must return one number per image; got shape "
+                         f"{tuple(getattr(score, 'shape', ()))}")
+
+
+def scores_of(outputs, chosen, targets):
+    """Target scores ``(N,)`` of numpy ``outputs``: ``targets`` is a list of callables, or None
+    for the class indices ``chosen`` (on one-output models, class 0 is the complement)."""
+    if targets is not None:
+        scores = []
+        for target, row in zip(targets, outputs):
+            score = target(row)
+            check_score(target, score)
+            scores.append(float(np.asarray(score).reshape(())))
+        return np.asarray(scores, dtype=np.float32)
+    if outputs.shape[1] == 1:
+        column = outputs[:, 0]
+        complement = 1 - column if np.all((column >= 0) & (column <= 1)) else -column
+        return np.where(chosen == 1, column, complement).astype(np.float32)
+    return outputs[np.arange(len(outputs)), chosen].astype(np.float32)

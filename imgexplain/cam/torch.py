@@ -1,23 +1,23 @@
-"""PyTorch: find the module, run the model once with a forward hook, return activations and gradients.
+"""PyTorch: find the modules, run the model with forward hooks, return activations and gradients.
 
-The hook is removed in a ``finally`` block after every pass. The model runs without
-autograd up to the chosen module; the hook turns the module's output into a leaf that
-requires a gradient and switches autograd on, so the backward pass goes from the score to
-that module and no further. The model's train/eval mode is left as it is.
+Hooks are removed in a ``finally`` block after every pass. The model runs without
+autograd up to the first chosen module; the hook turns that module's output into a leaf
+that requires a gradient and switches autograd on, so the backward pass goes from the
+score to the chosen modules and no further. The model's train/eval mode is left as it is.
 """
 from __future__ import annotations
 
+import contextlib
 import warnings
 import weakref
 from numbers import Integral
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from .outputs import check_target_range, select_output
+from .outputs import check_score, check_target_range, select_output, token_grid
 
-# model -> {input shape: name of the automatically chosen module}
+# model -> {input shape: (name of the automatically chosen module, its token grid or None)}
 _CHOSEN = weakref.WeakKeyDictionary()
 
 
@@ -26,27 +26,76 @@ def is_feature_map(shape) -> bool:
     return shape is not None and len(shape) == 4 and (shape[2], shape[3]) != (1, 1)
 
 
-def _select_output(outputs, output):
-    """The one (N, n_classes) output tensor to explain, from a model with one or several outputs."""
-    outputs = select_output(outputs, output)
-    if not isinstance(outputs, torch.Tensor) or outputs.ndim != 2:
-        shape = tuple(outputs.shape) if isinstance(outputs, torch.Tensor) else type(outputs).__name__
-        raise ValueError(f"the model's output must be (N, n_classes) scores; got {shape}")
-    return outputs
+def _shape(value):
+    return tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+
+
+# The grid of a 4-D output that a Linear or LayerNorm made: channels last, as Swin's stages.
+CHANNELS_LAST = "channels last"
+
+
+def _tokens_to_map(tensor, grid):
+    """``(N, extra + side**2, C)`` tokens -> ``(N, C, side, side)``, the extra tokens dropped; a
+    channels-last ``(N, h, w, C)`` output -> ``(N, C, h, w)``."""
+    if grid == CHANNELS_LAST:
+        return tensor.permute(0, 3, 1, 2)
+    extra, side = grid
+    patches = tensor[:, extra:, :]
+    return patches.reshape(patches.shape[0], side, side, patches.shape[2]).permute(0, 3, 1, 2)
+
+
+def _class_scores(outputs, targets):
+    """Scores of the chosen classes and the classes; ``targets`` holds -1 for the top class."""
+    if outputs.ndim != 2:
+        raise ValueError(f"the model's output must be (N, n_classes) scores for class targets; got "
+                         f"{tuple(outputs.shape)}; use a callable target (imgexplain.targets) otherwise")
+    targets = torch.as_tensor(targets, device=outputs.device)
+    if outputs.shape[1] == 1:
+        column = outputs[:, 0]
+        probability = bool(((column >= 0) & (column <= 1)).all())
+        top = (column >= (0.5 if probability else 0)).long()
+        chosen = torch.where(targets < 0, top, targets)
+        check_target_range(chosen.cpu().numpy(), 1)
+        return torch.where(chosen == 1, column, 1 - column if probability else -column), chosen
+    chosen = torch.where(targets < 0, outputs.argmax(dim=1), targets)
+    check_target_range(chosen.cpu().numpy(), outputs.shape[1])
+    return outputs.gather(1, chosen[:, None])[:, 0], chosen
+
+
+def target_scores(outputs, targets):
+    """``(scores, chosen classes)``: ``targets`` is an int array or a list of callables."""
+    if isinstance(targets, np.ndarray):
+        scores, chosen = _class_scores(outputs, targets)
+        return scores, chosen.cpu().numpy().astype(np.int64)
+    scores = []
+    for target, row in zip(targets, outputs):
+        score = target(row)
+        check_score(target, score)
+        scores.append(torch.as_tensor(score, device=outputs.device).reshape(()))
+    return torch.stack(scores), np.full(len(scores), -1, dtype=np.int64)
 
 
 class TorchBackend:
     """Runs a ``torch.nn.Module`` for :class:`imgexplain.cam.api.CAM` (channels first)."""
 
     channels_first = True
+    # A module does not declare how many classes it outputs: targets are checked after the forward pass.
+    n_classes = None
 
-    def __init__(self, model, layer=None, output=None):
+    def __init__(self, model, layers=None, output=None, reshape_transform=None):
         self.model = model
         self.output = output
-        self.layer_name = None
-        self.layer = None if layer is None else self._find_module(layer)
+        self.reshape_transform = reshape_transform
+        self.layer_names = None
+        self.layers = None
+        self.grids = None
+        if layers is not None:
+            found = [self._find_module(layer) for layer in layers]
+            self.layer_names = [name for name, _ in found]
+            self.layers = [module for _, module in found]
+            self.grids = [None] * len(found)
 
-    # --- the module ------------------------------------------------------------------
+    # --- the modules -----------------------------------------------------------------
 
     def _find_module(self, layer):
         named = [(name, module) for name, module in self.model.named_modules() if name]
@@ -55,65 +104,133 @@ class TorchBackend:
             if found is None:
                 raise ValueError(f"model has no module named {layer!r}; names look like "
                                  f"{[name for name, _ in named[-5:]]}")
-            name = layer
-        elif isinstance(layer, Integral) and not isinstance(layer, bool):
+            return layer, found
+        if isinstance(layer, Integral) and not isinstance(layer, bool):
             if not -len(named) <= layer < len(named):
                 raise ValueError(f"layer index {layer} is out of range: the model has "
                                  f"{len(named)} modules (model.named_modules() without the model)")
-            name, found = named[layer]
-        elif isinstance(layer, torch.nn.Module):
+            return named[layer]
+        if isinstance(layer, torch.nn.Module):
             name = next((name for name, module in named if module is layer), None)
             if name is None:
                 raise ValueError(f"layer {type(layer).__name__} is not a module of the model")
-            found = layer
-        else:
-            raise TypeError(f"layer must be None, a module name, an index or a torch.nn.Module; "
-                            f"got {type(layer).__name__}")
-        self.layer_name = name
-        return found
+            return name, layer
+        raise TypeError(f"layer must be None, a module name, an index or a torch.nn.Module; "
+                        f"got {type(layer).__name__}")
+
+    def _record_all(self, images, with_gradients=False):
+        """Run one image, noting every module's tensor output in the order they finish, and how
+        many times each module ran. With gradients, the input requires a gradient and every
+        output keeps its own."""
+        finished, runs, handles = [], {}, []
+
+        def note(name, module):
+            def hook(_, args, value):
+                runs[name] = runs.get(name, 0) + 1
+                if isinstance(value, torch.Tensor):
+                    if with_gradients and value.requires_grad:
+                        value.retain_grad()
+                    finished.append((name, module, value))
+            return hook
+
+        try:
+            for name, module in self.model.named_modules():
+                if name:
+                    handles.append(module.register_forward_hook(note(name, module)))
+            with self._checked_channels():
+                if with_gradients:
+                    with torch.enable_grad():
+                        outputs = select_output(self.model(images[:1].clone().requires_grad_(True)),
+                                                self.output)
+                        score = outputs.max() if outputs.ndim == 2 else outputs.sum()
+                        score.backward()
+                else:
+                    with torch.no_grad():
+                        self.model(images[:1])
+        finally:
+            for handle in handles:
+                handle.remove()
+        return [(name, module, value) for name, module, value in finished if runs[name] == 1]
+
+    @staticmethod
+    def _innermost(finished, value):
+        """The name of the innermost module that produced ``value`` (containers pass it on)."""
+        same = [(name, module) for name, module, other in finished if other is value]
+        leaves = [name for name, module in same if next(module.children(), None) is None]
+        return leaves[-1] if leaves else same[0][0]
 
     def _choose_module(self, images):
-        """Run one image, noting every module's output in the order they finish, and take the
-        last feature map. Modules that return that very tensor (a container passing on its last
-        child's output, an in-place activation) are one choice: the last leaf among them."""
+        """The last feature map when the model runs; a transformer's last token output that the
+        score depends on through its patches when token outputs come after every feature map."""
         key = tuple(images.shape[1:])
         chosen = _CHOSEN.setdefault(self.model, {})
         if key not in chosen:
-            finished = []
-            handles = []
+            finished = self._record_all(images)
+            candidates = [value for _, _, value in finished
+                          if is_feature_map(tuple(value.shape)) or token_grid(tuple(value.shape))]
+            if not candidates:
+                raise ValueError("the model has no module (run once per pass) whose output is a 4-D "
+                                 "feature map (N, C, h, w) larger than 1x1 or transformer tokens; pass "
+                                 "layer= explicitly, with reshape_transform= for other outputs")
+            if candidates[-1].ndim == 4 or self.reshape_transform is not None:
+                name = self._innermost(finished, candidates[-1])
+                chosen[key] = (name, self._layout(self._find_module(name)[1], candidates[-1]))
+            else:
+                chosen[key] = self._choose_tokens(images)
+        name, grid = chosen[key]
+        self.layer_names, self.layers, self.grids = [name], [self._find_module(name)[1]], [grid]
 
-            def note(name, module):
-                def hook(_, args, value):
-                    if isinstance(value, torch.Tensor):
-                        finished.append((name, module, value))
-                return hook
+    def _layout(self, module, value):
+        """CHANNELS_LAST for a 4-D output of a Linear or a LayerNorm over the last axis (as in
+        Swin's stages), else None."""
+        last_axis = isinstance(module, torch.nn.Linear) or (
+            isinstance(module, torch.nn.LayerNorm) and len(module.normalized_shape) == 1)
+        if self.reshape_transform is None and value.ndim == 4 and last_axis:
+            return CHANNELS_LAST
+        return None
 
-            try:
-                for name, module in self.model.named_modules():
-                    if name:
-                        handles.append(module.register_forward_hook(note(name, module)))
-                with torch.no_grad():
-                    self.model(images[:1])
-            finally:
-                for handle in handles:
-                    handle.remove()
-            last = next((value for _, _, value in reversed(finished)
-                         if is_feature_map(tuple(value.shape))), None)
-            if last is None:
-                raise ValueError("the model has no module whose output is a 4-D feature map "
-                                 "(N, C, h, w) larger than 1x1; pass layer= explicitly")
-            same = [(name, module) for name, module, value in finished if value is last]
-            leaves = [name for name, module in same if next(module.children(), None) is None]
-            chosen[key] = leaves[-1] if leaves else same[0][0]
-        return self._find_module(chosen[key])
+    def _choose_tokens(self, images):
+        if torch.is_inference_mode_enabled():
+            raise RuntimeError(_INFERENCE_MODE)
+        finished = self._record_all(images, with_gradients=True)
+        tokens = [(name, value) for name, _, value in finished if token_grid(tuple(value.shape))]
+        widths = [value.shape[2] for _, value in tokens]
+        width = max(set(widths), key=widths.count)
+        for name, value in reversed(tokens):
+            extra = token_grid(tuple(value.shape))[0]
+            if value.shape[2] == width and value.grad is not None and bool(value.grad[:, extra:].any()):
+                return self._innermost(finished, value), token_grid(tuple(value.shape))
+        raise ValueError(f"the model's score depends on the patches of none of its token outputs "
+                         f"({[name for name, _ in tokens][-5:]}); pass layer= and reshape_transform=")
 
     # --- inputs ----------------------------------------------------------------------
 
-    def _input_channels(self):
-        for module in self.model.modules():
-            if isinstance(module, torch.nn.Conv2d):
-                return module.in_channels
-        return None
+    @contextlib.contextmanager
+    def _checked_channels(self):
+        """While inside, the first 2-D convolution to run checks its input's channels: the
+        expected count is read from what the model does, not from the order modules were registered."""
+        handles, seen = [], []
+
+        def check(module, args):
+            if seen:
+                return
+            seen.append(module)
+            got = args[0].shape[1] if args and isinstance(args[0], torch.Tensor) and args[0].ndim == 4 else None
+            if got is not None and got != module.in_channels:
+                if args[0].shape[-1] == module.in_channels:
+                    raise ValueError(f"images look channels last {tuple(args[0].shape)}; PyTorch models "
+                                     f"take channels first (N, C, H, W): use "
+                                     f"np.transpose(images, (0, 3, 1, 2))")
+                raise ValueError(f"images have {got} channels; the model takes {module.in_channels}")
+
+        try:
+            for module in self.model.modules():
+                if isinstance(module, torch.nn.Conv2d):
+                    handles.append(module.register_forward_pre_hook(check))
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
 
     def prepare(self, images):
         """Check a batch ``(N, C, H, W)`` and make it a tensor on the model's device."""
@@ -129,92 +246,184 @@ class TorchBackend:
                              f"got shape {shape}{hint}")
         if shape[0] == 0:
             raise ValueError("images is an empty batch")
-        channels = self._input_channels()
-        if channels is not None and shape[1] != channels:
-            if shape[-1] == channels:
-                raise ValueError(f"images look channels last {shape}; PyTorch models take channels "
-                                 f"first (N, C, H, W): use np.transpose(images, (0, 3, 1, 2))")
-            raise ValueError(f"images have {shape[1]} channels; the model takes {channels}")
+        if images.is_floating_point() and not bool(torch.isfinite(images).all()):
+            raise ValueError("images hold NaN or infinite values; a class activation map needs finite inputs")
         parameter = next(self.model.parameters(), None)
         if parameter is None:
             return images.float()
         return images.to(device=parameter.device, dtype=parameter.dtype)
 
-    # A module does not declare how many classes it outputs: targets are checked after the forward pass.
-    n_classes = None
+    @staticmethod
+    def spatial_size(images):
+        return tuple(images.shape[2:])
+
+    @staticmethod
+    def flip(images):
+        return torch.flip(images, dims=(3,))
+
+    def from_numpy(self, batch):
+        parameter = next(self.model.parameters(), None)
+        tensor = torch.from_numpy(np.ascontiguousarray(batch))
+        return tensor.float() if parameter is None else tensor.to(device=parameter.device, dtype=parameter.dtype)
+
+    @staticmethod
+    def to_numpy(images):
+        return images.detach().cpu().numpy()
 
     # --- passes ----------------------------------------------------------------------
 
+    def _ensure_layers(self, images):
+        if self.layers is None:
+            self._choose_module(images)
+
+    def _as_map(self, index, tensor):
+        """A recorded output as a channels-last ``(N, h, w, C)`` array, through reshape_transform."""
+        name = self.layer_names[index]
+        if self.reshape_transform is not None:
+            tensor = self.reshape_transform(tensor)
+        elif self.grids[index] is not None:
+            tensor = _tokens_to_map(tensor, self.grids[index])
+        elif self._layout(self.layers[index], tensor) or (tensor.ndim == 3 and token_grid(tuple(tensor.shape))):
+            self.grids[index] = self._layout(self.layers[index], tensor) or token_grid(tuple(tensor.shape))
+            tensor = _tokens_to_map(tensor, self.grids[index])
+        if not isinstance(tensor, torch.Tensor) or not is_feature_map(tuple(tensor.shape)):
+            through = " after reshape_transform" if self.reshape_transform is not None else ""
+            raise ValueError(f"module {name!r} outputs {_shape(tensor)}{through}; a class activation map "
+                             f"needs a 4-D feature map (N, C, h, w) larger than 1x1 (pass reshape_transform= "
+                             f"to turn other outputs into one)")
+        return np.moveaxis(tensor.detach().float().cpu().numpy(), 1, -1)
+
     def forward(self, images, targets, gradients=True):
-        """One pass over ``images``: activations (N, h, w, C) channels last, the gradients of each
-        image's target score (None when ``gradients`` is False), the chosen targets and their
-        scores. ``targets`` holds -1 where the top prediction is to be taken."""
+        """One pass over ``images``: per layer, activations ``(N, h, w, C)`` channels last and the
+        gradients of each image's target score (None when ``gradients`` is False); the chosen
+        classes (-1 for callable targets) and the scores. ``targets`` is an int array (-1: top
+        class) or a list of callables."""
+        if gradients and torch.is_inference_mode_enabled():
+            raise RuntimeError(_INFERENCE_MODE)
         if self.model.training:
             warnings.warn("the model is in training mode: dropout and batch statistics change its "
-                          "output; call model.eval() first", stacklevel=3)
-        if self.layer is None:
-            self.layer = self._choose_module(images)
-        recorded = []
+                          "output; call model.eval() first", stacklevel=4)
+        self._ensure_layers(images)
+        recorded = [[] for _ in self.layers]
 
-        def hook(module, args, value):
-            if not isinstance(value, torch.Tensor) or not is_feature_map(tuple(value.shape)):
-                shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-                raise ValueError(f"module {self.layer_name!r} outputs {shape}; a class activation map "
-                                 f"needs a 4-D feature map (N, C, h, w) larger than 1x1")
-            if not gradients:
-                # A copy, so that an in-place operation downstream cannot change it.
-                recorded.append(value.detach().clone())
-                return None
-            leaf = value.detach().requires_grad_(True)
-            recorded.append(leaf)
-            torch.set_grad_enabled(True)
-            # A copy goes on, so an in-place operation downstream leaves the leaf intact.
-            return leaf.clone()
+        def hook_for(index):
+            def hook(module, args, value):
+                if not isinstance(value, torch.Tensor):
+                    raise ValueError(f"module {self.layer_names[index]!r} outputs {_shape(value)}; a class "
+                                     f"activation map needs a tensor")
+                if not gradients:
+                    # A copy, so that an in-place operation downstream cannot change it.
+                    recorded[index].append(value.detach().clone())
+                    return None
+                if not (torch.is_grad_enabled() and value.requires_grad):
+                    value = value.detach().requires_grad_(True)
+                    torch.set_grad_enabled(True)
+                recorded[index].append(value)
+                # A copy goes on, so an in-place operation downstream leaves the recorded one intact.
+                return value.clone()
+            return hook
 
-        handle = self.layer.register_forward_hook(hook)
+        handles = []
         try:
-            with torch.no_grad():
+            for index, layer in enumerate(self.layers):
+                handles.append(layer.register_forward_hook(hook_for(index)))
+            with torch.no_grad(), self._checked_channels():
                 outputs = self.model(images)
         finally:
-            handle.remove()
-        if len(recorded) != 1:
-            raise ValueError(f"module {self.layer_name!r} ran {len(recorded)} times in one forward "
-                             f"pass; choose a module that runs exactly once")
-        outputs = _select_output(outputs, self.output)
-        targets = torch.as_tensor(targets, device=outputs.device)
-        chosen = torch.where(targets < 0, outputs.argmax(dim=1), targets)
-        check_target_range(chosen.cpu().numpy(), outputs.shape[1])
-        activations = recorded[0]
+            for handle in handles:
+                handle.remove()
+        for name, values in zip(self.layer_names, recorded):
+            if len(values) != 1:
+                raise ValueError(f"module {name!r} ran {len(values)} times in one forward pass; "
+                                 f"choose a module that runs exactly once")
+        outputs = select_output(outputs, self.output)
+        activations = [values[0] for values in recorded]
         with torch.enable_grad():
-            scores = outputs.gather(1, chosen[:, None])[:, 0]
+            scores, chosen = target_scores(outputs, targets)
             grads = None
             if gradients:
                 if not scores.requires_grad:
-                    raise ValueError(f"the model's output does not depend on module {self.layer_name!r}")
-                grads = torch.autograd.grad(scores.sum(), activations)[0]
-                grads = _channels_last(grads)
-        return (_channels_last(activations), grads, chosen.cpu().numpy(),
-                scores.detach().float().cpu().numpy())
+                    raise ValueError(f"the model's output does not depend on module {self.layer_names[0]!r}")
+                grads = torch.autograd.grad(scores.sum(), activations, allow_unused=True)
+                missing = [name for name, grad in zip(self.layer_names, grads) if grad is None]
+                if missing:
+                    raise ValueError(f"the model's output does not depend on module {missing[0]!r}")
+                grads = [self._as_map(index, grad) for index, grad in enumerate(grads)]
+        maps = [self._as_map(index, value) for index, value in enumerate(activations)]
+        return maps, grads, chosen, scores.detach().float().cpu().numpy()
 
-    def masked_scores(self, images, activations, targets, batch_size):
-        """Target score of each image multiplied by each upsampled, [0, 1]-scaled channel."""
-        n_images, _, _, n_channels = activations.shape
-        scores = np.empty((n_images, n_channels), dtype=np.float32)
-        size = tuple(images.shape[2:])
-        with torch.no_grad():
-            for n in range(n_images):
-                channels = torch.from_numpy(np.ascontiguousarray(activations[n].transpose(2, 0, 1)))
-                channels = channels.to(device=images.device, dtype=images.dtype)
-                for start in range(0, n_channels, batch_size):
-                    masks = F.interpolate(channels[None, start:start + batch_size], size=size,
-                                          mode="bilinear", align_corners=False)[0]
-                    low = masks.amin(dim=(1, 2), keepdim=True)
-                    span = masks.amax(dim=(1, 2), keepdim=True) - low
-                    masks = torch.where(span > 0, (masks - low) / torch.where(span > 0, span, 1), 0)
-                    outputs = _select_output(self.model(images[n:n + 1] * masks[:, None]), self.output)
-                    scores[n, start:start + len(masks)] = outputs[:, int(targets[n])].float().cpu().numpy()
-        return scores
+    def fullgrad_terms(self, images, targets):
+        """FullGrad's terms: ``dy/dx * x`` (N, H, W, C), and ``dy/dz * b`` (N, h, w, K) for the output
+        z of every Conv2d with a bias and every BatchNorm2d in eval mode (bias ``beta - mean * gamma /
+        sqrt(var + eps)``) that runs once (their names become ``layer_names``); the classes and the scores."""
+        if torch.is_inference_mode_enabled():
+            raise RuntimeError(_INFERENCE_MODE)
+        biased = []
+        for name, module in self.model.named_modules():
+            if isinstance(module, torch.nn.Conv2d) and module.bias is not None:
+                biased.append((name, module, module.bias.detach()))
+            elif isinstance(module, torch.nn.BatchNorm2d) and not module.training and module.track_running_stats:
+                scale = module.weight.detach() if module.affine else torch.ones_like(module.running_var)
+                shift = module.bias.detach() if module.affine else torch.zeros_like(module.running_mean)
+                biased.append((name, module, shift - module.running_mean * scale
+                               / torch.sqrt(module.running_var + module.eps)))
+        recorded = {name: [] for name, _, _ in biased}
+
+        def record_for(name):
+            def hook(module, args, value):
+                recorded[name].append(value)
+                # A copy goes on, so an in-place operation downstream leaves the recorded one intact.
+                return value.clone()
+            return hook
+
+        handles = []
+        inputs = images.detach().clone().requires_grad_(True)
+        try:
+            for name, module, _ in biased:
+                handles.append(module.register_forward_hook(record_for(name)))
+            with torch.enable_grad(), self._checked_channels():
+                outputs = select_output(self.model(inputs), self.output)
+        finally:
+            for handle in handles:
+                handle.remove()
+        used = [(name, bias) for name, _, bias in biased if len(recorded[name]) == 1]
+        with torch.enable_grad():
+            scores, chosen = target_scores(outputs, targets)
+            grads = torch.autograd.grad(scores.sum(), [inputs] + [recorded[name][0] for name, _ in used],
+                                        allow_unused=True)
+        input_term = np.moveaxis((grads[0] * inputs).detach().float().cpu().numpy(), 1, -1)
+        bias_terms = [np.moveaxis((grad * bias[None, :, None, None]).detach().float().cpu().numpy(), 1, -1)
+                      for grad, (_, bias) in zip(grads[1:], used) if grad is not None]
+        self.layer_names = [name for grad, (name, _) in zip(grads[1:], used) if grad is not None]
+        return input_term, bias_terms, chosen, scores.detach().float().cpu().numpy()
+
+    def predict(self, batch):
+        """The explained output of a numpy batch, as numpy."""
+        with torch.no_grad(), self._checked_channels():
+            outputs = select_output(self.model(self.from_numpy(batch)), self.output)
+        return outputs.detach().float().cpu().numpy()
+
+    def ablated_outputs(self, image, index, channels):
+        """The explained output of ``image`` (a ``(1, C, H, W)`` tensor) once per channel in
+        ``channels``, with that channel of layer ``index``'s output set to zero."""
+        channels = np.asarray(channels)
+
+        def ablate(module, args, value):
+            axis = -1 if (self.reshape_transform is not None or self.grids[index] is not None) else 1
+            keep = torch.ones((len(channels), value.shape[axis]), device=value.device, dtype=value.dtype)
+            keep[np.arange(len(channels)), channels] = 0
+            shape = [len(channels)] + [1] * (value.ndim - 1)
+            shape[axis] = value.shape[axis]
+            return value * keep.reshape(shape)
+
+        handle = self.layers[index].register_forward_hook(ablate)
+        try:
+            with torch.no_grad():
+                outputs = select_output(self.model(image.expand(len(channels), *image.shape[1:])), self.output)
+        finally:
+            handle.remove()
+        return outputs.detach().float().cpu().numpy()
 
 
-def _channels_last(tensor):
-    return np.moveaxis(tensor.detach().float().cpu().numpy(), 1, -1)
+_INFERENCE_MODE = ("class activation maps need gradients, but CAM was called inside torch.inference_mode(), "
+                   "which forbids them; call it outside inference_mode (torch.no_grad() is fine)")

@@ -25,6 +25,9 @@ STAGES = (
     (5, 2, 6, 112, 192, 4),
     (3, 1, 6, 192, 320, 1),
 )
+# What class activation maps of the zoo explain in both frameworks: the logits, which the PyTorch
+# model returns; pass CAM(model, output=CAM_OUTPUT) to the Keras port, which ends in a softmax.
+CAM_OUTPUT = "logits"
 STEM_FILTERS = 32
 TOP_FILTERS = 1280
 N_CLASSES = 1000
@@ -89,7 +92,9 @@ def build_efficientnet_lite0():
 
     Input: (N, 224, 224, 3) images already normalised as ``(pixels - 127) / 128``.
     Output: (N, 1000) softmax probabilities (layer ``predictions``); the layer ``logits`` holds the
-    scores before the softmax, and ``top_activation`` the last feature map, (N, 7, 7, 1280).
+    scores before the softmax, and ``top_activation`` the last feature map, (N, 7, 7, 1280). Class
+    activation maps of the zoo explain the logits (``CAM(model, output="logits")``), as the PyTorch
+    model's do.
     """
     import keras
     from keras import layers

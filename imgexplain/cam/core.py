@@ -1,0 +1,299 @@
+"""The :class:`CAM` explainer: one forward (and backward) pass, the method's weighting, and the
+optional refinements of pytorch-grad-cam (several layers, test-time augmentation, eigen smoothing,
+maps at the input size). Masked and ablated passes run in chunks bounded in bytes."""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from numbers import Integral
+
+import numpy as np
+
+from imgexplain.cam import methods
+from imgexplain.cam.methods import METHODS
+from imgexplain.cam.outputs import check_target_range, scores_of
+from imgexplain.targets import ClassScore
+
+__all__ = ["CAM", "CAMResult"]
+
+# Test-time augmentations of aug_smooth, as pytorch-grad-cam's: horizontal flips times input scalings.
+_AUGMENTATIONS = tuple((flip, factor) for flip in (False, True) for factor in (1.0, 0.9, 1.1))
+_INT32_LIMIT = 2**31
+
+
+def _backend(model, layers, output, reshape_transform):
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(model, torch.nn.Module):
+        from imgexplain.cam.torch import TorchBackend
+
+        return TorchBackend(model, layers=layers, output=output, reshape_transform=reshape_transform)
+    keras = sys.modules.get("keras")
+    if keras is not None and isinstance(model, keras.Model):
+        from imgexplain.cam.keras import KerasBackend
+
+        return KerasBackend(model, layers=layers, output=output, reshape_transform=reshape_transform)
+    if any(cls.__module__.split(".")[0] == "tf_keras" for cls in type(model).__mro__):
+        raise TypeError("model is a Keras 2 (tf_keras) model; class activation maps need Keras 3")
+    raise TypeError(f"model must be a keras.Model (Keras 3) or a torch.nn.Module; "
+                    f"got {type(model).__module__}.{type(model).__name__}")
+
+
+def _is_index(value):
+    return isinstance(value, Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_targets(targets, n_images, n_classes):
+    """``(class indices, callables)``: an int64 array (-1 where the top class is to be taken)
+    and None, or None and one callable per image."""
+    if targets is None:
+        return np.full(n_images, -1, dtype=np.int64), None
+    if callable(targets) and not _is_index(targets):
+        return None, [targets] * n_images
+    if _is_index(targets):
+        targets = [targets] * n_images
+    if isinstance(targets, (str, bytes)) or not hasattr(targets, "__len__"):
+        raise TypeError(f"targets must be None, an int, a callable or a sequence of them; got "
+                        f"{type(targets).__name__}")
+    if len(targets) != n_images:
+        raise ValueError(f"targets must be None, an int or one int per image ({n_images}); "
+                         f"got {len(targets)} targets")
+    items = list(targets)
+    if any(callable(item) and not _is_index(item) for item in items):
+        return None, [ClassScore(item) if _is_index(item) else item for item in items]
+    too_large = [int(item) for item in items if _is_index(item) and item >= _INT32_LIMIT]
+    if too_large:
+        raise ValueError(f"targets must be class indices below 2**31; got {too_large}")
+    values = np.asarray(items)
+    if values.dtype == bool or not np.issubdtype(values.dtype, np.integer):
+        raise TypeError(f"targets must be class indices (ints) or callables; got {targets!r}")
+    if np.any(values < 0):
+        raise ValueError(f"targets must be class indices >= 0; got {values.tolist()}")
+    if n_classes is not None:
+        check_target_range(values, n_classes)
+    return values.astype(np.int64), None
+
+
+def _check_size(size):
+    if size is None or size == "input":
+        return size
+    if (isinstance(size, (tuple, list)) and len(size) == 2
+            and all(_is_index(value) and value > 0 for value in size)):
+        return tuple(int(value) for value in size)
+    raise ValueError(f"size must be None (the layer's resolution), 'input' or (height, width); got {size!r}")
+
+
+@dataclass(frozen=True)
+class CAMResult:
+    """Maps ``(N, h, w)`` in [0, 1], the explained class of each image (-1 for callable targets)
+    and the score explained, the layer's name (a list for several layers) and the method."""
+
+    maps: np.ndarray
+    targets: np.ndarray
+    scores: np.ndarray
+    layer: object
+    method: str
+
+
+class CAM:
+    """Class activation maps for a batch of images.
+
+    Parameters
+    ----------
+    model : keras.Model or torch.nn.Module
+        Keras 3 (TensorFlow backend) takes ``(N, H, W, C)`` images, PyTorch ``(N, C, H, W)``;
+        numpy arrays or the framework's tensors (finite values). The score explained is the
+        model's output as it is (a probability after a softmax, a logit otherwise). A model with
+        one output is a sigmoid: class 1 is its output, class 0 the complement.
+    layer : None, str, int, layer, or a list of them
+        The layer whose activations are weighted. None takes the last layer whose output is a
+        4-D feature map larger than 1x1 (searching nested Keras models; for PyTorch, the last
+        module to produce one when the model runs, skipping modules that run more than once).
+        When transformer tokens ``(N, extra + s*s, C)`` come after every feature map, None takes
+        the last token output the score depends on through its patches, and turns it into an
+        ``s x s`` map. A name, an index or the layer object also work. Several layers give one
+        map each, resized to a common size and averaged.
+    method : str
+        One of :data:`imgexplain.cam.methods.METHODS`.
+    output : None, int or str
+        For models with several outputs, which one to explain.
+    batch_size : int
+        At most this many masked (``scorecam``) or ablated (``ablationcam``) images per model call.
+    reshape_transform : callable, optional
+        Turns the layer's output tensor (and its gradient) into a 4-D feature map: ``(N, C, h, w)``
+        for PyTorch, ``(N, h, w, C)`` for Keras; as in pytorch-grad-cam.
+    size : None, 'input' or (height, width)
+        The maps' size: the layer's resolution (the largest one for several layers), the input's
+        (bilinear upsampling, as pytorch-grad-cam returns them), or the one given.
+    forward : callable, optional
+        ``forward(batch)``: a numpy batch of model inputs (the layout ``CAM`` takes) to the
+        ``(N, ...)`` numpy outputs of the output explained. Runs ``scorecam``'s masked passes,
+        for instance on a faster runtime.
+    max_chunk_bytes : int
+        Bound on the bytes of masked images built at once.
+    verbose : bool
+        Show a progress bar (tqdm) over the masked or ablated passes.
+
+    Calling the object returns the maps, ``(N, h, w)`` in [0, 1]; :meth:`compute` also returns
+    the explained classes and their scores. ``targets`` may be None (each image's top class), an
+    int, a callable on one image's output (see :mod:`imgexplain.targets`), or one per image.
+    """
+
+    def __init__(self, model, layer=None, method="gradcam", output=None, batch_size=32,
+                 reshape_transform=None, size=None, forward=None, max_chunk_bytes=256 * 2**20, verbose=False):
+        if not isinstance(method, str) or method.lower() not in METHODS:
+            raise ValueError(f"method must be one of {list(METHODS)}; got {method!r}")
+        for name, value in (("batch_size", batch_size), ("max_chunk_bytes", max_chunk_bytes)):
+            if not _is_index(value) or value < 1:
+                raise ValueError(f"{name} must be a positive int; got {value!r}")
+        for name, value in (("reshape_transform", reshape_transform), ("forward", forward)):
+            if value is not None and not callable(value):
+                raise TypeError(f"{name} must be None or a callable; got {type(value).__name__}")
+        if isinstance(layer, (list, tuple)) and not layer:
+            raise ValueError("layer must not be an empty list")
+        if method.lower() == "fullgrad" and layer is not None:
+            raise ValueError("method 'fullgrad' uses every layer with a bias; leave layer=None")
+        self.model = model
+        self.method = method.lower()
+        self.batch_size = int(batch_size)
+        self.size = _check_size(size)
+        self.forward = forward
+        self.max_chunk_bytes = int(max_chunk_bytes)
+        self.verbose = bool(verbose)
+        self._several = isinstance(layer, (list, tuple)) or self.method == "fullgrad"
+        layers = None if layer is None else (list(layer) if self._several else [layer])
+        self._backend = _backend(model, layers, output, reshape_transform)
+
+    @property
+    def layer(self):
+        """Name of the layer explained (a list for several), known once the model has run when it
+        must be found by running."""
+        names = self._backend.layer_names
+        if names is None or self._several:
+            return names
+        return names[0]
+
+    def __call__(self, images, targets=None, aug_smooth=False, eigen_smooth=False) -> np.ndarray:
+        return self.compute(images, targets, aug_smooth=aug_smooth, eigen_smooth=eigen_smooth).maps
+
+    def compute(self, images, targets=None, aug_smooth=False, eigen_smooth=False) -> CAMResult:
+        """Maps for ``images``. ``aug_smooth`` averages the maps of horizontally flipped and
+        scaled (x0.9, x1.1) inputs, as pytorch-grad-cam; ``eigen_smooth`` takes the first
+        principal component of the weighted activations instead of their sum (not for ``fullgrad``)."""
+        if eigen_smooth and self.method == "fullgrad":
+            raise ValueError("eigen_smooth does not apply to method 'fullgrad'")
+        images = self._backend.prepare(images)
+        classes, callables = _check_targets(targets, images.shape[0], self._backend.n_classes)
+        maps, chosen, scores = self._maps(images, classes, callables, eigen_smooth)
+        if aug_smooth:
+            if callables is None:
+                classes = chosen
+            total = maps
+            for flip, factor in _AUGMENTATIONS[1:]:
+                augmented = self._backend.flip(images) if flip else images
+                augmented_maps = self._maps(augmented * factor, classes, callables, eigen_smooth)[0]
+                total = total + (augmented_maps[:, :, ::-1] if flip else augmented_maps)
+            maps = methods.normalize_maps(total)
+        return CAMResult(maps=maps, targets=chosen, scores=scores, layer=self.layer, method=self.method)
+
+    # --- one pass --------------------------------------------------------------------
+
+    def _maps(self, images, classes, callables, eigen_smooth):
+        if self.method == "fullgrad":
+            return self._fullgrad(images, classes if callables is None else callables)
+        gradients = self.method in methods.GRADIENT_METHODS
+        activations, grads, chosen, scores = self._backend.forward(
+            images, classes if callables is None else callables, gradients=gradients)
+        per_layer = []
+        for index, layer_activations in enumerate(activations):
+            channel_scores = None
+            if self.method == "scorecam":
+                channel_scores = self._masked_scores(images, layer_activations, chosen, callables)
+            elif self.method == "ablationcam":
+                channel_scores = self._ablated_scores(images, index, layer_activations.shape[-1],
+                                                      chosen, callables)
+            weighted = methods.weighted_activations(
+                self.method, layer_activations, gradients=None if grads is None else grads[index],
+                scores=scores, channel_scores=channel_scores)
+            per_layer.append(methods.combine(weighted, eigen_smooth or self.method == "eigencam"))
+        return self._merge(per_layer, images), chosen, scores
+
+    def _fullgrad(self, images, targets):
+        if not hasattr(self._backend, "fullgrad_terms"):
+            raise ValueError("method 'fullgrad' is available for PyTorch models only")
+        input_term, bias_terms, chosen, scores = self._backend.fullgrad_terms(images, targets)
+        maps = methods.fullgrad(input_term, bias_terms)
+        if self.size not in (None, "input") and maps.shape[1:] != self.size:
+            maps = methods.normalize_maps(methods.resize_maps(maps, self.size))
+        return maps, chosen, scores
+
+    def _merge(self, per_layer, images):
+        if self.size == "input":
+            size = tuple(self._backend.spatial_size(images))
+        elif self.size is not None:
+            size = self.size
+        else:
+            size = max((maps.shape[1:] for maps in per_layer), key=lambda shape: shape[0] * shape[1])
+        resized = [maps if maps.shape[1:] == size else methods.normalize_maps(methods.resize_maps(maps, size))
+                   for maps in per_layer]
+        if len(resized) == 1:
+            return resized[0]
+        return methods.normalize_maps(np.mean(resized, axis=0))
+
+    # --- masked and ablated passes ---------------------------------------------------
+
+    def _chunk(self, image_bytes):
+        return max(1, min(self.batch_size, self.max_chunk_bytes // max(image_bytes, 1)))
+
+    def _progress(self, total, description):
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=description, disable=not self.verbose, leave=False)
+
+    def _score_rows(self, outputs, expected, chosen, callable_target):
+        if not isinstance(outputs, np.ndarray) or outputs.ndim < 2 or len(outputs) != expected:
+            from imgexplain.predictor import PredictorError
+
+            got = f"shape {outputs.shape}" if isinstance(outputs, np.ndarray) else type(outputs).__name__
+            raise PredictorError(f"forward must return a numpy array with one row per image ({expected}); got {got}")
+        callables = None if callable_target is None else [callable_target] * expected
+        return scores_of(outputs, np.full(expected, chosen), callables)
+
+    def _masked_scores(self, images, activations, chosen, callables):
+        """The target score of each image multiplied by each upsampled, [0, 1]-scaled channel."""
+        pictures = np.asarray(self._backend.to_numpy(images), dtype=np.float32)
+        height, width = self._backend.spatial_size(images)
+        n_images, _, _, n_channels = activations.shape
+        channels_first = self._backend.channels_first
+        chunk = self._chunk(pictures[0].nbytes + height * width * 4)
+        forward = self.forward or self._backend.predict
+        scores = np.empty((n_images, n_channels), dtype=np.float32)
+        with self._progress(n_images * n_channels, "scorecam") as progress:
+            for n in range(n_images):
+                for start in range(0, n_channels, chunk):
+                    stop = min(start + chunk, n_channels)
+                    masks = methods.resize_maps(np.moveaxis(activations[n, :, :, start:stop], -1, 0),
+                                                (height, width))
+                    low = masks.min(axis=(1, 2), keepdims=True)
+                    span = masks.max(axis=(1, 2), keepdims=True) - low
+                    masks = np.divide(masks - low, span, out=np.zeros_like(masks), where=span > 0)
+                    batch = pictures[n] * (masks[:, None] if channels_first else masks[..., None])
+                    outputs = forward(batch)
+                    scores[n, start:stop] = self._score_rows(
+                        outputs, stop - start, chosen[n], None if callables is None else callables[n])
+                    progress.update(stop - start)
+        return scores
+
+    def _ablated_scores(self, images, index, n_channels, chosen, callables):
+        """The target score of each image with each channel of layer ``index`` set to zero."""
+        n_images = images.shape[0]
+        chunk = self._chunk(int(np.prod(images.shape[1:])) * 4)
+        scores = np.empty((n_images, n_channels), dtype=np.float32)
+        with self._progress(n_images * n_channels, "ablationcam") as progress:
+            for n in range(n_images):
+                for start in range(0, n_channels, chunk):
+                    stop = min(start + chunk, n_channels)
+                    outputs = self._backend.ablated_outputs(images[n:n + 1], index, np.arange(start, stop))
+                    scores[n, start:stop] = self._score_rows(
+                        outputs, stop - start, chosen[n], None if callables is None else callables[n])
+                    progress.update(stop - start)
+        return scores

@@ -1,0 +1,124 @@
+"""What a class activation map explains: callables on one image's model output.
+
+A target is any callable that takes one image's output (a row ``(n_classes,)`` of a
+classifier, ``(C, H, W)`` or ``(H, W, C)`` of a segmentation model, ...) and returns the
+scalar to explain, as in pytorch-grad-cam. Pass one per image, or one for all images, as
+``targets=`` of :class:`imgexplain.CAM`. The output is a torch tensor, a TensorFlow tensor
+or, for masked passes run by a ``forward=`` callable, a numpy array; the targets here
+work on all three.
+"""
+from __future__ import annotations
+
+import sys
+from numbers import Integral
+
+import numpy as np
+
+__all__ = ["ClassScore", "ClassProbability", "SegmentationRegion", "RegressionOutput"]
+
+
+def _framework(value):
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):
+        return "torch"
+    tensorflow = sys.modules.get("tensorflow")
+    if tensorflow is not None and tensorflow.is_tensor(value):
+        return "tensorflow"
+    return "numpy"
+
+
+def _total(value):
+    kind = _framework(value)
+    if kind == "tensorflow":
+        return sys.modules["tensorflow"].reduce_sum(value)
+    if kind == "torch":
+        return value.sum()
+    return np.sum(value)
+
+
+def _softmax(value):
+    kind = _framework(value)
+    if kind == "tensorflow":
+        return sys.modules["tensorflow"].nn.softmax(value, axis=-1)
+    if kind == "torch":
+        return sys.modules["torch"].softmax(value, dim=-1)
+    shifted = np.exp(value - np.max(value, axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def _check_index(name, index):
+    if isinstance(index, bool) or not isinstance(index, Integral) or index < 0:
+        raise ValueError(f"{name} must be an int >= 0; got {index!r}")
+    return int(index)
+
+
+class ClassScore:
+    """The model's output for class ``category`` as it is (a logit, or a probability when
+    the model ends in a softmax)."""
+
+    def __init__(self, category):
+        self.category = _check_index("category", category)
+
+    def __call__(self, output):
+        return output[..., self.category]
+
+    def __repr__(self):
+        return f"ClassScore({self.category})"
+
+
+class ClassProbability:
+    """The softmax probability of class ``category``, for models that output logits."""
+
+    def __init__(self, category):
+        self.category = _check_index("category", category)
+
+    def __call__(self, output):
+        return _softmax(output)[..., self.category]
+
+    def __repr__(self):
+        return f"ClassProbability({self.category})"
+
+
+class SegmentationRegion:
+    """The sum of class ``category``'s output over the pixels where ``mask`` is true, for a
+    segmentation model whose output is ``(C, H, W)`` (PyTorch) or ``(H, W, C)`` (Keras)
+    per image, with ``mask`` of shape ``(H, W)``."""
+
+    def __init__(self, category, mask):
+        self.category = _check_index("category", category)
+        mask = np.asarray(mask)
+        if mask.ndim != 2:
+            raise ValueError(f"mask must be a 2-D (H, W) array; got shape {mask.shape}")
+        self.mask = mask.astype(np.float32)
+
+    def __call__(self, output):
+        shape = tuple(output.shape)
+        if len(shape) == 3 and shape[1:] == self.mask.shape:
+            plane = output[self.category]
+        elif len(shape) == 3 and shape[:2] == self.mask.shape:
+            plane = output[..., self.category]
+        else:
+            raise ValueError(f"a segmentation output of one image must be (C, H, W) or (H, W, C) with "
+                             f"(H, W) = the mask's {self.mask.shape}; got {shape}")
+        mask = self.mask
+        if _framework(output) == "torch":
+            mask = sys.modules["torch"].as_tensor(mask, device=plane.device, dtype=plane.dtype)
+        elif _framework(output) == "tensorflow":
+            mask = sys.modules["tensorflow"].cast(mask, plane.dtype)
+        return _total(plane * mask)
+
+    def __repr__(self):
+        return f"SegmentationRegion({self.category}, mask of shape {self.mask.shape})"
+
+
+class RegressionOutput:
+    """A regression model's output ``index`` (None: the sum of all its outputs)."""
+
+    def __init__(self, index=None):
+        self.index = None if index is None else _check_index("index", index)
+
+    def __call__(self, output):
+        return _total(output) if self.index is None else output[..., self.index]
+
+    def __repr__(self):
+        return f"RegressionOutput({self.index})"
