@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 
+from bench import anchors as anchor_bench
 from bench import run as bench_run
 
 problems = bench_run.problems
@@ -153,9 +154,9 @@ def bench_anchors(n_photos, builtin):
             problem = f"photo:{name}"
             image_path = bench_run.save(f"{problem}-image", image)
             segments_path = bench_run.save(f"{problem}-segments", segments)
-            _, ours = bench_run.our_anchor(builtin.predictor, image, segments, 0, dict(problems.ANCHOR_ARGS))
-            theirs = alibi.ask("anchor", problem=problem, image_path=image_path, segments_path=segments_path,
-                               true_anchor=None, explain_kwargs=dict(problems.ANCHOR_ARGS), seed=0)
+            ours = anchor_bench.ours(builtin.predictor, image, segments, 0, dict(problems.ANCHOR_ARGS))
+            theirs = alibi.ask("photo", image_path=image_path, segments_path=segments_path,
+                               explain_kwargs=dict(problems.ANCHOR_ARGS), seed=0)
             rows.append({"photo": name, "imgexplain": ours, "alibi": theirs})
             bench_run.log(f"anchors {name}: ours {ours['wall']:.1f} s, {ours['images']} images; "
                           f"alibi {theirs['wall']:.1f} s, {theirs['images']} images")

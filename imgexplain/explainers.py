@@ -76,7 +76,8 @@ class ImageExplainer:
             self.anchor = AnchorImage(classifier.predictor, classifier.input_size + (3,), segmentation_fn="slic",
                                       segmentation_kwargs=dict(SEGMENTATION_KWARGS), seed=seed)
         cam_model = classifier.cam_model if classifier.cam_model is not None else classifier.model
-        self.cams = {method: CAM(cam_model, layer=classifier.cam_layer, method=method)
+        self.cams = {method: CAM(cam_model, layer=None if method == "fullgrad" else classifier.cam_layer,
+                                 method=method, output=classifier.cam_output, forward=classifier.cam_forward)
                      for method in self.methods if method in CAM_METHODS}
         size = min(classifier.input_size)
         self.enlarge = max(1, math.ceil(PICTURE_SIZE / size)) if size < PICTURE_SIZE else 1

@@ -48,6 +48,8 @@ class Classifier:
     top_classes: Callable  # (K,) probabilities, top -> [(class index, name, p), ...] best first
     cam_layer: str | None = None  # None: CAM picks the last feature map
     cam_model: object = None  # what CAM explains, when not ``model``: a one-output model as two outputs
+    cam_output: str | None = None  # the output CAM explains, when not the model's last (CAM's ``output=``)
+    cam_forward: Callable | None = None  # a faster forward pass for CAM's masked passes (CAM's ``forward=``)
 
     def with_labels(self, labels) -> "Classifier":
         """The same classifier, its classes named by ``labels`` (a list: class k is ``labels[k]``)."""
@@ -116,6 +118,7 @@ def load_builtin(framework: str = "torch", device=None) -> Classifier:
     """The built-in EfficientNet-Lite0 (ImageNet, 224x224) of ``framework`` 'torch' or 'keras'; its predictor
     runs on ONNX Runtime on ``device`` (None: the best available)."""
     from imgexplain import zoo
+    from imgexplain.zoo.keras_port import CAM_OUTPUT
 
     try:
         loaded = zoo.efficientnet_lite0(framework=framework, device=device)
@@ -125,6 +128,9 @@ def load_builtin(framework: str = "torch", device=None) -> Classifier:
         name=BUILTIN_MODEL, framework=framework, model=loaded.model, input_size=tuple(loaded.input_size),
         preprocess=loaded.preprocess, predictor=loaded.predictor, top_classes=imagenet_classes,
         cam_layer=loaded.feature_layer,
+        # The Keras port explains its logits as PyTorch does; the ONNX forward returns PyTorch's logits only.
+        cam_output=CAM_OUTPUT if framework == "keras" else None,
+        cam_forward=loaded.forward if framework == "torch" else None,
     )
 
 
