@@ -188,22 +188,25 @@ def _read_cache(path, expected_shapes):
     return weights if shapes == expected_shapes else None
 
 
-def _write_cache(path, weights):
-    """Write atomically (a temporary file renamed into place); warn instead of failing."""
+def write_cache_file(path, write, what, redone):
+    """Write ``path`` atomically with ``write(handle)`` (a temporary file renamed into place).
+
+    A cache that cannot be written is not an error: warn that ``what`` could not be cached and will be
+    ``redone`` next time.
+    """
     temporary = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, suffix=".tmp",
                                          delete=False) as handle:
             temporary = Path(handle.name)
-            np.savez(handle, **weights)
+            write(handle)
         os.replace(temporary, path)
     except OSError as error:
         if temporary is not None:
             temporary.unlink(missing_ok=True)
-        warnings.warn(f"could not cache the converted Keras weights in {path.parent}: {error}; "
-                      "they will be converted again next time (set IMGEXPLAIN_CACHE_DIR to a "
-                      "writable directory)", RuntimeWarning, stacklevel=3)
+        warnings.warn(f"could not cache {what} in {path.parent}: {error}; {redone} next time (set "
+                      "IMGEXPLAIN_CACHE_DIR to a writable directory)", RuntimeWarning, stacklevel=3)
 
 
 def load_efficientnet_lite0():
@@ -218,7 +221,8 @@ def load_efficientnet_lite0():
     weights = _read_cache(path, expected_shapes)
     if weights is None:
         weights = _converted_weights()
-        _write_cache(path, weights)
+        write_cache_file(path, lambda handle: np.savez(handle, **weights), "the converted Keras weights",
+                         "they will be converted again")
     for variable in model.weights:
         variable.assign(weights[variable.path])
     return model

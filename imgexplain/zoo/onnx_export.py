@@ -7,13 +7,11 @@ ONNX Runtime cannot load, or that was exported from other weights or by another 
 is exported again.
 """
 import logging
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
 from imgexplain.runtimes import onnx_session
-from imgexplain.zoo.keras_port import cache_dir
+from imgexplain.zoo.keras_port import cache_dir, write_cache_file
 
 # Bump when the export changes, so that stale caches are not used.
 CACHE_VERSION = 1
@@ -82,30 +80,13 @@ def _cached_session(path, device):
     return session if _is_current(session) else None
 
 
-def _write_cache(path, model_bytes):
-    """Write atomically (a temporary file renamed into place); warn instead of failing."""
-    temporary = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, suffix=".tmp",
-                                         delete=False) as handle:
-            temporary = Path(handle.name)
-            handle.write(model_bytes)
-        os.replace(temporary, path)
-    except OSError as error:
-        if temporary is not None:
-            temporary.unlink(missing_ok=True)
-        warnings.warn(f"could not cache the ONNX export of EfficientNet-Lite0 in {path.parent}: {error}; "
-                      "it will be exported again next time (set IMGEXPLAIN_CACHE_DIR to a writable "
-                      "directory)", RuntimeWarning, stacklevel=3)
-
-
 def efficientnet_lite0_session(device=None):
     """An ONNX Runtime session of EfficientNet-Lite0 on ``device``, from the cache or a new export."""
     path = cache_path()
     session = _cached_session(path, device)
     if session is None:
         model_bytes = export_efficientnet_lite0()
-        _write_cache(path, model_bytes)
+        write_cache_file(path, lambda handle: handle.write(model_bytes), "the ONNX export of EfficientNet-Lite0",
+                         "it will be exported again")
         session = onnx_session(model_bytes, device)
     return session
