@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from imgexplain import cli, models, render
+from stripes import SIZE, stripe_detector, striped_image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # TorchScript is one of the files the command reads; torch 2.13 marks its functions deprecated, and
@@ -18,7 +19,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 pytestmark = [pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning"),
               pytest.mark.filterwarnings("ignore:`isinstance\\(treespec, LeafSpec\\)`:FutureWarning")]
 
-SIZE = 32
 
 
 class _Sources(HTMLParser):
@@ -37,16 +37,6 @@ def _linked_pictures(report_path):
     return parser.sources
 
 
-def _striped_image():
-    """Flat colours, except vertical black and white stripes in the top-left quadrant."""
-    image = np.zeros((SIZE, SIZE, 3), dtype=np.uint8)
-    image[:, :] = (40, 120, 200)
-    image[SIZE // 2:, :] = (200, 160, 40)
-    image[:SIZE // 2, :SIZE // 2] = 0
-    image[:SIZE // 2, :SIZE // 2:2] = 255
-    return image
-
-
 def _stripe_energy(pixels):
     """What the TorchScript test model measures: mean horizontal change in the top-left quadrant."""
     half = SIZE // 2
@@ -59,15 +49,8 @@ def torchscript_model(tmp_path_factory):
     """A TorchScript model of class 1 when the top-left quadrant is striped, class 0 when it is flat."""
     import torch
 
-    class StripeDetector(torch.nn.Module):
-        def forward(self, x):
-            half = x.shape[2] // 2
-            quadrant = x[:, :, :half, :half]
-            energy = (quadrant[:, :, :, 1:] - quadrant[:, :, :, :-1]).abs().sum(1).mean((1, 2))
-            return torch.stack([1.0 - energy, energy - 1.0], dim=1) * 4.0
-
     path = tmp_path_factory.mktemp("models") / "stripes.pt"
-    torch.jit.save(torch.jit.trace(StripeDetector(), torch.zeros(1, 3, SIZE, SIZE)), str(path))
+    torch.jit.save(torch.jit.trace(stripe_detector(), torch.zeros(1, 3, SIZE, SIZE)), str(path))
     return path
 
 
@@ -125,7 +108,7 @@ def keras_model(tmp_path_factory):
 def images(tmp_path):
     """A striped PNG at the model's size, and a JPEG of another size (resized by the command)."""
     striped = tmp_path / "striped.png"
-    Image.fromarray(_striped_image()).save(striped)
+    Image.fromarray(striped_image()).save(striped)
     photo = tmp_path / "photo one.jpg"
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, size=(45, 60, 3), dtype=np.uint8)).save(photo)
@@ -175,7 +158,7 @@ def test_explain_with_a_torchscript_model_writes_table_pictures_and_report(torch
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "photo one.jpg", "striped.png"]
 
     striped = _row(out, images[0])
-    energy = _stripe_energy(_striped_image())
+    energy = _stripe_energy(striped_image())
     expected = 1 / (1 + np.exp(-8 * (energy - 1)))  # softmax of the two logits, taken by the command
     assert striped.status == "ok" and striped.target == 1 and striped.label == "class 1"
     assert [top["index"] for top in striped.top5] == [1, 0]
@@ -187,7 +170,7 @@ def test_explain_with_a_torchscript_model_writes_table_pictures_and_report(torch
     (anchor_picture,) = [p for p in linked if p.endswith("-anchor.png") and p.split("/")[1][:16] in
                          [q["path"].split("/")[1][:16] for q in striped.pictures]]
     anchor = np.asarray(Image.open(out / anchor_picture))[::7, ::7]
-    kept = np.all(anchor == _striped_image(), axis=2)
+    kept = np.all(anchor == striped_image(), axis=2)
     half = SIZE // 2
     assert kept[:half, :half].mean() > 0.3
     assert kept[half:, :].sum() + kept[:half, half:].sum() < kept[:half, :half].sum()
@@ -288,7 +271,7 @@ def test_a_folder_with_subfolders_a_corrupt_file_and_a_text_file_named_jpg(torch
                                                                           capsys):
     folder = tmp_path / "photos"
     (folder / "deeper" / "deepest").mkdir(parents=True)
-    Image.fromarray(_striped_image()).save(folder / "deeper" / "deepest" / "cat.png")
+    Image.fromarray(striped_image()).save(folder / "deeper" / "deepest" / "cat.png")
     (folder / "deeper" / "fake.jpg").write_text("not an image")
     (folder / "corrupt.png").write_bytes(images[0].read_bytes()[:60])
     (folder / "readme.md").write_text("not an image, not an image name: skipped")
@@ -316,7 +299,7 @@ def test_a_run_killed_part_way_resumes_with_one_row_per_image_and_the_same_ancho
     folder.mkdir()
     rng = np.random.default_rng(1)
     for k in range(8):
-        image = _striped_image()
+        image = striped_image()
         image[SIZE // 2:] = rng.integers(0, 256, size=3)
         Image.fromarray(image).save(folder / f"{k}.png")
     whole, killed = tmp_path / "whole", tmp_path / "killed"

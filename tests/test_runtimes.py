@@ -9,6 +9,7 @@ import imgexplain.predictor
 from imgexplain import runtimes
 from imgexplain.predictor import PredictorError
 from imgexplain.runtimes import CHUNK_SIZES, ChunkedPredictor, from_onnx, from_torch
+from stripes import SIZE, stripe_detector, striped_image
 
 RNG = np.random.default_rng(0)
 IMAGES = RNG.uniform(0, 255, (37, 8, 8, 3)).astype(np.float32)
@@ -268,33 +269,6 @@ def test_torch_cuda_without_a_gpu_is_a_value_error(monkeypatch):
 
 # Saved models on the command line: ONNX on ONNX Runtime, PyTorch through from_torch
 
-SIZE = 32
-
-
-class StripeDetector(torch.nn.Module):
-    """Class 1 when the top-left quadrant of a (N, 3, 32, 32) image in [0, 1] has vertical stripes."""
-
-    def __init__(self, channels_last=False):
-        super().__init__()
-        self.channels_last = channels_last
-
-    def forward(self, x):
-        if self.channels_last:
-            x = x.permute(0, 3, 1, 2)
-        quadrant = x[:, :, :SIZE // 2, :SIZE // 2]
-        energy = (quadrant[:, :, :, 1:] - quadrant[:, :, :, :-1]).abs().sum(1).mean((1, 2))
-        return torch.stack([1.0 - energy, energy - 1.0], dim=1) * 4.0
-
-
-def striped_image():
-    image = np.zeros((SIZE, SIZE, 3), dtype=np.uint8)
-    image[:, :] = (40, 120, 200)
-    image[SIZE // 2:, :] = (200, 160, 40)
-    image[:SIZE // 2, :SIZE // 2] = 0
-    image[:SIZE // 2, :SIZE // 2:2] = 255
-    return image
-
-
 @pytest.fixture(scope="module")
 def saved_models(tmp_path_factory):
     """The stripe detector as ONNX (channels first and last) and as a torch.export file."""
@@ -306,9 +280,9 @@ def saved_models(tmp_path_factory):
         warnings.simplefilter("ignore")
         for name, layout in (("first", False), ("last", True)):
             example = torch.zeros((2, SIZE, SIZE, 3) if layout else (2, 3, SIZE, SIZE))
-            torch.onnx.export(StripeDetector(layout), (example,), folder / f"{name}.onnx", dynamo=True,
+            torch.onnx.export(stripe_detector(layout), (example,), folder / f"{name}.onnx", dynamo=True,
                               dynamic_shapes={"x": {0: batch}}, external_data=False, verbose=False)
-        program = torch.export.export(StripeDetector(), (torch.zeros(2, 3, SIZE, SIZE),),
+        program = torch.export.export(stripe_detector(), (torch.zeros(2, 3, SIZE, SIZE),),
                                       dynamic_shapes={"x": {0: batch}})
         torch.export.save(program, folder / "stripes.pt2")
     return folder
@@ -321,7 +295,7 @@ def test_saved_onnx_and_torch_models_give_the_same_probabilities(saved_models):
 
     images = np.stack([striped_image(), striped_image()[:, ::-1], np.full((SIZE, SIZE, 3), 128, np.uint8)])
     with torch.no_grad():
-        expected = softmax(StripeDetector()(torch.from_numpy(channels_first(images / 255.0)).float()).numpy(), axis=1)
+        expected = softmax(stripe_detector()(torch.from_numpy(channels_first(images / 255.0)).float()).numpy(), axis=1)
     for name in ("first.onnx", "last.onnx", "stripes.pt2"):
         classifier = models.load_model(str(saved_models / name), preprocess="unit", device="cpu")
         assert classifier.input_size == (SIZE, SIZE)
