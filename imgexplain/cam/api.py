@@ -101,15 +101,10 @@ def explain_prediction(model, doc, targets=None, layer=None, method="gradcam", i
         result = cam.compute(np.repeat(array, len(targets), axis=0), list(targets))
     if picture is None:
         picture = _picture(array, channels_first=cam._backend.channels_first)
-    maps = result.maps
-    explained = [{"target": int(target), "score": float(score), "heatmap": heatmap}
-                 for target, score, heatmap in zip(result.targets, result.scores, maps)]
-    data = {"image": picture, "heatmap": maps[0], "targets": explained,
-            "method": result.method, "layer": result.layer}
     meta = {"name": "CAM", "params": {"method": result.method, "layer": result.layer,
                                       "targets": targets, "output": output},
             "version": __version__}
-    return CAMExplanation(meta=meta, data=data)
+    return CAMExplanation.from_result(result, picture, meta)
 
 
 def show_prediction(model, doc, **kwargs):

@@ -84,8 +84,11 @@ def _check_size(size):
 
 @dataclass(frozen=True)
 class CAMResult:
-    """Maps ``(N, h, w)`` in [0, 1], the explained class of each image (-1 for callable targets)
-    and the score explained, the layer's name (a list for several layers) and the method."""
+    """What :meth:`CAM.compute` returns for a batch: maps ``(N, h, w)`` in [0, 1], the explained
+    class of each image (-1 for callable targets) and the score explained, the layer's name (a list
+    for several layers) and the method. :meth:`CAMExplanation.from_result
+    <imgexplain.cam.explanation.CAMExplanation.from_result>` turns the result for one image into
+    the explanation that :func:`imgexplain.explain_prediction` returns."""
 
     maps: np.ndarray
     targets: np.ndarray

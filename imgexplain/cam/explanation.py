@@ -50,13 +50,39 @@ class TargetExplanation:
 
 
 class CAMExplanation(Explanation):
-    """A class activation map of one image.
+    """A class activation map of one image, as :func:`imgexplain.explain_prediction` returns it.
 
     ``image`` (a PIL image), ``heatmap`` (the first target's map, 2-D in [0, 1] at the
     layer's resolution), ``targets`` (one :class:`TargetExplanation` per explained class),
     ``method`` and ``layer`` (the layer's name). ``data`` holds the same with the image
-    as a uint8 array, so that :meth:`to_json` keeps everything.
+    as a uint8 array, so that :meth:`to_json` keeps everything. It is built from the
+    :class:`~imgexplain.cam.core.CAMResult` of :meth:`CAM.compute <imgexplain.CAM.compute>`
+    by :meth:`from_result`.
     """
+
+    @classmethod
+    def from_result(cls, result, image, meta: dict) -> "CAMExplanation":
+        """The explanation of one image from ``result``, whose rows are the classes explained.
+
+        Parameters
+        ----------
+        result : CAMResult
+            What :meth:`CAM.compute <imgexplain.CAM.compute>` returned for copies of the image,
+            one per class explained.
+        image : ndarray
+            The picture shown under the maps, ``(H, W, 3)`` uint8.
+        meta : dict
+            The explanation's ``meta`` (name, params, version).
+
+        Returns
+        -------
+        CAMExplanation
+        """
+        explained = [{"target": int(target), "score": float(score), "heatmap": heatmap}
+                     for target, score, heatmap in zip(result.targets, result.scores, result.maps)]
+        data = {"image": image, "heatmap": result.maps[0], "targets": explained,
+                "method": result.method, "layer": result.layer}
+        return cls(meta=meta, data=data)
 
     @property
     def image(self) -> Image.Image:
