@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from imgexplain import AnchorImage, PredictorError, scale_image
-from imgexplain.anchors.image import AnchorExplanation
+from imgexplain.anchors.image import AnchorImageExplanation
 from imgexplain.segmentation import grid_segments
 
 SIDE = 32
@@ -113,7 +113,7 @@ def test_same_seed_same_explanation_and_global_rng_untouched():
 def test_json_round_trip_keeps_arrays():
     image = textured_image()
     explanation = explain(IntactPredictor(image, [6]), image)
-    restored = AnchorExplanation.from_json(explanation.to_json())
+    restored = AnchorImageExplanation.from_json(explanation.to_json())
     np.testing.assert_array_equal(restored.anchor, explanation.anchor)
     np.testing.assert_array_equal(restored.segments, explanation.segments)
     assert restored.raw["feature"] == explanation.raw["feature"]

@@ -30,7 +30,7 @@ def scale_image(image: np.ndarray, scale: tuple = (0, 255)) -> np.ndarray:
     return (image - low) / (high - low) * (scale[1] - scale[0]) + scale[0]
 
 
-class AnchorExplanation(Explanation):
+class AnchorImageExplanation(Explanation):
     """An anchor explanation: ``anchor``, ``segments``, ``precision``, ``coverage`` and the ``raw`` search record.
 
     ``empty_anchor`` is True when the prediction holds whatever is perturbed; ``success`` is False when no
@@ -118,7 +118,7 @@ class AnchorImage:
                 tau: float = 0.15, batch_size: int = 100, coverage_samples: int = 10000, beam_size: int = 1,
                 stop_on_first: bool = False, max_anchor_size: int | None = None, min_samples_start: int = 100,
                 n_covered_ex: int = 10, binary_cache_size: int = 10000, cache_margin: int = 1000,
-                verbose: bool = False, verbose_every: int = 1, **kwargs: Any) -> AnchorExplanation:
+                verbose: bool = False, verbose_every: int = 1, **kwargs: Any) -> AnchorImageExplanation:
         """Find the anchor of ``image``: superpixels that, kept as they are, keep the prediction.
 
         The anchor A satisfies P(prec(A) >= threshold - epsilon_stop) >= 1 - delta, where prec(A) is the
@@ -267,7 +267,7 @@ class AnchorImage:
         }
         meta = copy.deepcopy(self.meta)
         meta["params"].update(params)
-        return AnchorExplanation(meta=meta, data=data)
+        return AnchorImageExplanation(meta=meta, data=data)
 
     def _user_layout(self, images: np.ndarray) -> np.ndarray:
         return images.reshape((len(images),) + self.image_shape)
