@@ -6,24 +6,35 @@ only when a model of that framework is explained.
 """
 from imgexplain import datasets, evaluate, targets, zoo
 from imgexplain._version import __version__
-from imgexplain.anchors.image import AnchorImage, scale_image
-from imgexplain.cam.api import CAM, METHODS, explain_prediction, image_from_path, show_prediction
-from imgexplain.pipeline import explain_dataset, explain_many
+from imgexplain.anchors.image import AnchorImage, AnchorImageExplanation, scale_image
+from imgexplain.cam.api import CAM, explain_prediction, image_from_path, show_prediction
+from imgexplain.cam.core import CAMResult
+from imgexplain.cam.explanation import CAMExplanation, HeatmapArray, TargetExplanation
+from imgexplain.cam.methods import METHODS as CAM_METHODS
 from imgexplain.explanation import Explanation
+from imgexplain.pipeline import explain_dataset, explain_many
 from imgexplain.predictor import PredictorError
 from imgexplain.render import format_as_image, show_cam_on_image
 
+METHODS = ("anchor",) + CAM_METHODS
+"""The explanation methods: ``anchor`` (:class:`AnchorImage`) and the class activation maps of :class:`CAM`."""
+
 __all__ = [
     "__version__",
+    "METHODS",
     "AnchorImage",
+    "AnchorImageExplanation",
     "scale_image",
     "CAM",
-    "METHODS",
+    "CAMResult",
+    "CAMExplanation",
+    "TargetExplanation",
+    "HeatmapArray",
     "explain_prediction",
     "show_prediction",
+    "image_from_path",
     "format_as_image",
     "show_cam_on_image",
-    "image_from_path",
     "explain_dataset",
     "explain_many",
     "Explanation",

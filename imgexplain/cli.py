@@ -22,13 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from imgexplain import models
+from imgexplain import METHODS, models
 from imgexplain._version import __version__
-from imgexplain.cam.methods import METHODS as CAM_METHODS
 from imgexplain.datasets import MAX_PIXELS
 from imgexplain.models import BUILTIN_MODEL, PREPROCESSING
 
-METHODS = ("anchor",) + CAM_METHODS
 DEFAULT_OUT = "imgexplain-out"
 DEMO_SAMPLES = ("chelsea", "coffee", "camera")
 DEVICE_HELP = ("where the model runs: cpu, cuda or cuda:N (default: cuda when ONNX Runtime or torch can use a GPU, "
