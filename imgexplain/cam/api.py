@@ -18,6 +18,7 @@ from imgexplain._version import __version__
 from imgexplain.cam.core import CAM, CAMResult
 from imgexplain.cam.explanation import CAMExplanation
 from imgexplain.cam.methods import METHODS
+from imgexplain.datasets import load_image
 
 __all__ = ["METHODS", "CAM", "CAMResult", "explain_prediction", "show_prediction", "image_from_path"]
 
@@ -128,17 +129,13 @@ def show_prediction(model, doc, **kwargs):
 def image_from_path(path, image_shape=(224, 224)) -> np.ndarray:
     """Load an image file as a ``(1, H, W, 3)`` float32 batch in 0..255.
 
-    ``image_shape`` is ``(height, width)``; the image is resized with nearest-neighbour
-    sampling (as Keras' ``load_img``), or kept as it is when ``image_shape`` is None.
-    For PyTorch models, transpose to ``(1, 3, H, W)``.
+    ``image_shape`` is ``(height, width)``; the image is read and resized by
+    :func:`imgexplain.datasets.load_image` (bilinear, as everywhere in imgexplain), or kept as
+    it is when ``image_shape`` is None. For PyTorch models, transpose to ``(1, 3, H, W)``.
     """
     if image_shape is not None:
         if (not isinstance(image_shape, (tuple, list)) or len(image_shape) != 2
                 or not all(isinstance(size, Integral) and not isinstance(size, bool) and size > 0
                            for size in image_shape)):
             raise ValueError(f"image_shape must be None or (height, width) positive ints; got {image_shape!r}")
-    with Image.open(path) as opened:
-        picture = opened.convert("RGB")
-    if image_shape is not None:
-        picture = picture.resize((int(image_shape[1]), int(image_shape[0])), resample=Image.NEAREST)
-    return np.asarray(picture, dtype=np.float32)[None]
+    return load_image(path, target_size=image_shape).astype(np.float32)[None]
