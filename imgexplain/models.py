@@ -94,7 +94,7 @@ def numbered_classes(probs, top: int = 5) -> list[tuple[int, str, float]]:
     return [(int(k), f"class {k}", float(probs[k])) for k in _best(probs, top)]
 
 
-def imagenet_classes(probs, top: int = 5) -> list[tuple[int, str, float]]:
+def top_imagenet_classes(probs, top: int = 5) -> list[tuple[int, str, float]]:
     """The ``top`` ImageNet classes of one row of probabilities, named by ``zoo.decode_predictions``."""
     from imgexplain import zoo
 
@@ -126,7 +126,7 @@ def load_builtin(framework: str = "torch", device=None) -> Classifier:
         raise ModelError(str(error)) from None
     return Classifier(
         name=BUILTIN_MODEL, framework=framework, model=loaded.model, input_size=tuple(loaded.input_size),
-        preprocess=loaded.preprocess, predictor=loaded.predictor, top_classes=imagenet_classes,
+        preprocess=loaded.preprocess, predictor=loaded.predictor, top_classes=top_imagenet_classes,
         cam_layer=loaded.feature_layer,
         # The Keras port explains its logits as PyTorch does; the ONNX forward returns PyTorch's logits only.
         cam_output=CAM_OUTPUT if framework == "keras" else None,

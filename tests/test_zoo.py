@@ -72,8 +72,8 @@ def test_importing_zoo_and_datasets_loads_no_framework():
 
 # ImageNet class index and decode_predictions
 
-def test_imagenet_classes_known_entries():
-    classes = zoo.imagenet_classes()
+def test_imagenet_class_index_known_entries():
+    classes = zoo.imagenet_class_index()
     assert len(classes) == 1000
     assert classes[0] == ("n01440764", "tench", "tench, Tinca tinca")
     assert classes[281][:2] == ("n02123045", "tabby")

@@ -101,7 +101,7 @@ class CAMExplanation(Explanation):
     def plot(self, ax=None, labels=None, **format_kwargs):
         """Draw the first target's map over the image with a colour bar; returns the figure (a
         pyplot figure that Jupyter shows once). ``labels`` (a sequence or mapping of class names,
-        such as ``[c.name for c in imgexplain.zoo.imagenet_classes()]``) names the class in the
+        such as ``[c.name for c in imgexplain.zoo.imagenet_class_index()]``) names the class in the
         title; ``format_kwargs`` go to :func:`imgexplain.render.format_as_image`."""
         import matplotlib.cm
         import matplotlib.colors

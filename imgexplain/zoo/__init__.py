@@ -4,8 +4,8 @@ Nothing here downloads anything, and importing this package imports neither torc
 TensorFlow: a framework loads only when a model of that framework is asked for.
 """
 from imgexplain.zoo.efficientnet import PretrainedModel, efficientnet_lite0
-from imgexplain.zoo.imagenet import ImageNetClass, decode_predictions, imagenet_classes
+from imgexplain.zoo.imagenet import ImageNetClass, decode_predictions, imagenet_class_index
 from imgexplain.zoo.keras_port import cache_dir
 
 __all__ = ["PretrainedModel", "efficientnet_lite0", "ImageNetClass", "decode_predictions",
-           "imagenet_classes", "cache_dir"]
+           "imagenet_class_index", "cache_dir"]

@@ -21,10 +21,10 @@ class ImageNetClass(NamedTuple):
 
 
 @lru_cache(maxsize=1)
-def imagenet_classes():
+def imagenet_class_index():
     """The 1000 ImageNet classes in the models' output order, as a tuple of `ImageNetClass`.
 
-    >>> imagenet_classes()[285]
+    >>> imagenet_class_index()[285]
     ImageNetClass(wnid='n02124075', name='Egyptian_cat', synonyms='Egyptian cat')
     """
     text = resources.files("imgexplain.zoo").joinpath("imagenet_classes.json").read_text(encoding="utf-8")
@@ -55,7 +55,7 @@ def decode_predictions(probs, top=5):
         raise ValueError("probs contains NaN")
     if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or not 1 <= top <= N_CLASSES:
         raise ValueError(f"top must be an integer between 1 and {N_CLASSES}; got {top!r}")
-    classes = imagenet_classes()
+    classes = imagenet_class_index()
     best = np.argsort(-probs, axis=1, kind="stable")[:, :top]
     return [[(classes[k].wnid, classes[k].name, float(row[k])) for k in order]
             for row, order in zip(probs, best)]
