@@ -1,1 +1,2 @@
+"""The version of imgexplain, written only here (pyproject.toml reads it)."""
 __version__ = "0.1.0"
