@@ -24,7 +24,7 @@ import numpy as np
 
 from imgexplain import METHODS, models
 from imgexplain._version import __version__
-from imgexplain.datasets import MAX_PIXELS
+from imgexplain.datasets import MAX_PIXELS, ImageTooLargeError, check_image_file
 from imgexplain.models import BUILTIN_MODEL, PREPROCESSING
 
 DEFAULT_OUT = "imgexplain-out"
@@ -164,29 +164,25 @@ def parse_input_size(text: str) -> tuple[int, int]:
 
 
 def check_image_path(path, max_pixels=MAX_PIXELS) -> None:
-    """InputError unless ``path`` is a folder or a readable image file (its header only is read)."""
-    from PIL import Image, UnidentifiedImageError
+    """InputError unless ``path`` is a folder or an image file that :func:`~imgexplain.datasets.load_image`
+    can read (its header only is read)."""
+    from PIL import UnidentifiedImageError
 
     path = Path(path)
     if not path.exists():
         raise InputError(f"no such image file or folder: {str(path)!r}")
     if path.is_dir():
         return
-    bomb_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # --max-pixels is the limit here
     try:
-        with Image.open(path) as opened:
-            width, height = opened.size
+        check_image_file(path, max_pixels)
+    except ImageTooLargeError as error:
+        raise InputError(str(error)) from None
     except UnidentifiedImageError:
         raise InputError(f"not an image (Pillow cannot read it): {str(path)!r}") from None
     except PermissionError:
         raise InputError(f"cannot read image file (permission denied): {str(path)!r}") from None
     except (OSError, ValueError, SyntaxError) as error:
         raise InputError(f"damaged image file {str(path)!r}: {error}") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = bomb_limit
-    if max_pixels is not None and width * height > max_pixels:
-        raise InputError(f"{str(path)!r} has {width}x{height} = {width * height} pixels, more than --max-pixels "
-                         f"{max_pixels}")
 
 
 def _check_numbers(args) -> None:

@@ -134,19 +134,49 @@ def _grey_to_uint8(values, name):
     return np.round((values - low) * scale).astype(np.uint8)
 
 
-def _read_file(path, max_pixels):
-    """Decode an image file once, after checking its size from the header; the EXIF orientation is applied."""
-    name = os.fspath(path)
-    # Pillow's decompression-bomb limit is replaced by max_pixels, checked before any pixel is decoded.
+def _open_file(path, max_pixels):
+    """Open an image file and check its size from the header, before any pixel is decoded."""
+    # Pillow's decompression-bomb limit is replaced by max_pixels.
     with _PILLOW_LIMIT_LOCK:
         pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
         try:
             opened = Image.open(path)
         finally:
             Image.MAX_IMAGE_PIXELS = pillow_limit
-    with opened:
-        _check_pixel_count(*opened.size, max_pixels, name)
-        return _rgb_from_pil(ImageOps.exif_transpose(opened, in_place=True) or opened, name)
+    try:
+        _check_pixel_count(*opened.size, max_pixels, os.fspath(path))
+    except ImageTooLargeError:
+        opened.close()
+        raise
+    return opened
+
+
+def _read_file(path, max_pixels):
+    """Decode an image file once, after checking its size from the header; the EXIF orientation is applied."""
+    with _open_file(path, max_pixels) as opened:
+        return _rgb_from_pil(ImageOps.exif_transpose(opened, in_place=True) or opened, os.fspath(path))
+
+
+def check_image_file(path, max_pixels=MAX_PIXELS) -> None:
+    """Check that `load_image` can read the file at `path`, from its header only (no pixel is decoded).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        An image file.
+    max_pixels : int or None
+        Largest number of pixels accepted, as in `load_image`.
+
+    Raises
+    ------
+    ImageTooLargeError
+        The image has more than `max_pixels` pixels.
+    PIL.UnidentifiedImageError
+        Pillow does not recognise the file as an image.
+    OSError
+        The file cannot be read.
+    """
+    _open_file(path, _check_max_pixels(max_pixels)).close()
 
 
 def resize_image(image, size):

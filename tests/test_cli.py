@@ -408,7 +408,7 @@ def _bad_inputs(tmp_path, torchscript_model, linear_model, images):
         "negative seed": (["explain", images[0], *ts, "--seed", "-1"], "--seed: expected an integer in \\[0, 2\\*\\*32 - 1\\]"),
         "timeout in process": (["explain", images[0], *ts, "--timeout", "5"], "--timeout needs --workers 1 or more"),
         "max pixels": (["explain", images[0], *ts, "--max-pixels", "100"],
-                       "striped.png' has 32x32 = 1024 pixels, more than --max-pixels 100"),
+                       "striped.png is 32x32 = 1,024 pixels, more than max_pixels = 100; raise the limit \\(--max-pixels"),
         "labels count": (["explain", images[0], *ts, "--labels", labels], "--labels: 1 labels for stripes.pt, which has 2"),
         "labels missing": (["explain", images[0], *ts, "--labels", tmp_path / "no.txt"],
                            "--labels: cannot read the labels file"),
