@@ -126,7 +126,7 @@ class ImageExplainer:
                    num_preds=int(explanation.data["raw"]["num_preds"]), anchor_found=bool(explanation.data["success"]))
         segments = _enlarge(explanation.segments, self.enlarge)
         if explanation.data["empty_anchor"]:
-            caption = "empty anchor: the prediction holds whatever is perturbed"
+            caption = render.EMPTY_ANCHOR_TEXT
         else:
             caption = (f"superpixel{'s' if len(features) > 1 else ''} #{', #'.join(map(str, features))}: "
                        f"precision {precision:.2f}, coverage {coverage:.2f}")

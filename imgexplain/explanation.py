@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import io
 import json
 from typing import Any
 
@@ -92,13 +91,10 @@ class Explanation:
 
     def _repr_png_(self) -> bytes | None:
         """Jupyter shows the explanation as the picture that :meth:`plot` draws."""
-        import matplotlib.pyplot as plt
+        from imgexplain.render import figure_png
 
         try:
             figure = self.plot()
         except NotImplementedError:
             return None
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", bbox_inches="tight")
-        plt.close(figure)
-        return buffer.getvalue()
+        return figure_png(figure)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import sys
+import textwrap
 from numbers import Real
 
 import matplotlib
@@ -57,6 +58,24 @@ def _colormap(colormap):
         raise TypeError(f"colormap must be a matplotlib colormap, its name, or a callable; "
                         f"got {type(colormap).__name__}")
     return colormap
+
+
+def colormap_colors(colormap, values) -> np.ndarray:
+    """The RGBA colours (floats in [0, 1]) of ``values`` in [0, 1] under ``colormap``.
+
+    Parameters
+    ----------
+    colormap : str, matplotlib colormap or callable
+        A colormap or its name.
+    values : array-like
+        Values in [0, 1].
+
+    Returns
+    -------
+    ndarray
+        ``values.shape + (4,)`` floats (or ``+ (3,)`` for a callable that returns RGB).
+    """
+    return np.asarray(_colormap(colormap)(np.asarray(values, dtype=np.float64)), dtype=np.float64)
 
 
 def colorize_heatmap(heatmap, colormap=matplotlib.cm.viridis, alpha_limit=0.65) -> np.ndarray:
@@ -151,12 +170,12 @@ def show_cam_on_image(image, mask, colormap="jet", image_weight=0.5) -> np.ndarr
 # --- figures -------------------------------------------------------------------------------------------
 
 class ExplanationFigure(Figure):
-    """A matplotlib figure of an explanation; Jupyter shows it with :func:`_png_once`."""
+    """A matplotlib figure of an explanation; Jupyter shows it with :func:`figure_png`."""
 
 
-def _png_once(figure) -> bytes:
-    """Jupyter's picture of an explanation figure: rendered, then taken out of pyplot's list so
-    that the inline backend does not show it a second time at the end of the cell."""
+def figure_png(figure) -> bytes:
+    """A figure as PNG bytes, taken out of pyplot's list of figures first: Jupyter's picture of an
+    explanation, which the inline backend then does not show a second time at the end of the cell."""
     import matplotlib.pyplot as plt
 
     plt.close(figure)
@@ -178,7 +197,7 @@ def new_figure(**kwargs):
 
     shell = _ipython_shell()
     if shell is not None:
-        shell.display_formatter.formatters["image/png"].for_type(ExplanationFigure, _png_once)
+        shell.display_formatter.formatters["image/png"].for_type(ExplanationFigure, figure_png)
     return plt.figure(FigureClass=ExplanationFigure, **kwargs)
 
 
@@ -191,6 +210,45 @@ def class_name(target, labels=None) -> str:
         except (KeyError, IndexError, TypeError):
             pass
     return f"class {target}"
+
+
+def plot_cam(explanation, ax=None, labels=None, **format_kwargs):
+    """Draw a class activation map explanation: its first target's map over the image, with a colour bar.
+
+    Parameters
+    ----------
+    explanation : CAMExplanation
+        What :func:`imgexplain.explain_prediction` returns.
+    ax : matplotlib Axes, optional
+        Where to draw; by default a new pyplot figure that Jupyter shows once.
+    labels : sequence or mapping of str, optional
+        Class names (such as ``[c.name for c in imgexplain.zoo.imagenet_class_index()]``) that name the
+        class in the title.
+    **format_kwargs
+        ``resampling_filter``, ``colormap``, ``alpha_limit``, as in :func:`format_as_image`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.colors
+
+    if ax is None:
+        figure = new_figure(figsize=(5, 4.2))
+        ax = figure.subplots()
+    else:
+        figure = ax.figure
+    colormap = _colormap(format_kwargs.get("colormap", matplotlib.cm.viridis))
+    ax.imshow(format_as_image(explanation, **format_kwargs))
+    ax.set_axis_off()
+    if explanation.data["targets"]:
+        first = explanation.targets[0]
+        ax.set_title(f"{explanation.method} at {explanation.layer}: {class_name(first.target, labels)} "
+                     f"(score {first.score:.3g})")
+    if isinstance(colormap, matplotlib.colors.Colormap):
+        mappable = matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(0, 1), cmap=colormap)
+        figure.colorbar(mappable, ax=ax, fraction=0.046, pad=0.04, label="relevance")
+    return figure
 
 
 # --- anchor and superpixel pictures ---------------------------------------------------------------------
@@ -262,8 +320,8 @@ def anchor_picture(image, segments, features) -> np.ndarray:
     """The anchor superpixels as they are, outlined, and the rest of the image faded to grey.
 
     Returns an (H, W, 3) uint8 picture. Anchor pixels keep their values exactly. An empty
-    anchor (nothing needs to be kept) fades the whole image and writes
-    "empty anchor: the prediction holds whatever is perturbed" across it.
+    anchor (nothing needs to be kept) fades the whole image and writes `EMPTY_ANCHOR_TEXT`
+    across it.
     """
     from skimage.color import rgb2gray
     from skimage.morphology import dilation
@@ -345,7 +403,7 @@ def plot_anchor(explanation, ax=None, labels=None):
     if len(features):
         anchor_title = f"anchor: precision {precision:.2f}, coverage {coverage:.2f}"
     else:
-        anchor_title = "empty anchor:\nthe prediction holds\nwhatever is perturbed"
+        anchor_title = textwrap.fill(EMPTY_ANCHOR_TEXT, width=21)
     panels = [
         (_rgb_picture(image), f"image, predicted {_prediction(raw, labels)}"),
         (anchor_picture(image, segments, features), anchor_title),

@@ -30,9 +30,9 @@ COLUMNS = ("image", "index", "status", "error_type", "error", "target", "label",
 
 def colorbar_css(colormap: str, steps: int = 11) -> str:
     """A CSS linear gradient that shows a matplotlib colormap from 0 (left) to 1 (right)."""
-    import matplotlib
+    from imgexplain.render import colormap_colors
 
-    rgba = matplotlib.colormaps[colormap](np.linspace(0.0, 1.0, steps))
+    rgba = colormap_colors(colormap, np.linspace(0.0, 1.0, steps))
     stops = ", ".join(
         f"rgb({r * 255:.0f},{g * 255:.0f},{b * 255:.0f}) {100 * i / (steps - 1):.0f}%"
         for i, (r, g, b, _) in enumerate(rgba)

@@ -1,9 +1,13 @@
 """Heatmap colouring, overlays and format_as_image."""
+import ast
+from pathlib import Path
+
 import matplotlib.cm
 import numpy as np
 import pytest
 from PIL import Image
 
+import imgexplain
 from imgexplain.cam.explanation import CAMExplanation
 from imgexplain.render import colorize_heatmap, format_as_image, overlay_heatmap
 
@@ -206,3 +210,16 @@ def test_anchor_plot_is_a_pyplot_figure_numbering_the_anchor_superpixels():
     numbers = sorted(text.get_text() for text in figure.axes[1].texts)
     assert numbers == ["0", "2"]
     plt.close(figure)
+
+
+def test_only_render_imports_matplotlib():
+    """Drawing lives in imgexplain/render.py: no other module of the package imports matplotlib."""
+    package = Path(imgexplain.__file__).parent
+    importers = []
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(name.split(".")[0] == "matplotlib" for name in names):
+                importers.append(path.relative_to(package).as_posix())
+    assert set(importers) == {"render.py"}

@@ -99,30 +99,7 @@ class CAMExplanation(Explanation):
                 for item in self.data["targets"]]
 
     def plot(self, ax=None, labels=None, **format_kwargs):
-        """Draw the first target's map over the image with a colour bar; returns the figure (a
-        pyplot figure that Jupyter shows once). ``labels`` (a sequence or mapping of class names,
-        such as ``[c.name for c in imgexplain.zoo.imagenet_class_index()]``) names the class in the
-        title; ``format_kwargs`` go to :func:`imgexplain.render.format_as_image`."""
-        import matplotlib.cm
-        import matplotlib.colors
+        """Draw the first target's map over the image with a colour bar; see :func:`imgexplain.render.plot_cam`."""
+        from imgexplain.render import plot_cam
 
-        from imgexplain.render import class_name, format_as_image, new_figure
-
-        if ax is None:
-            figure = new_figure(figsize=(5, 4.2))
-            ax = figure.subplots()
-        else:
-            figure = ax.figure
-        colormap = format_kwargs.get("colormap", matplotlib.cm.viridis)
-        if isinstance(colormap, str):
-            colormap = matplotlib.colormaps[colormap]
-        ax.imshow(format_as_image(self, **format_kwargs))
-        ax.set_axis_off()
-        if self.data["targets"]:
-            first = self.targets[0]
-            ax.set_title(f"{self.method} at {self.layer}: {class_name(first.target, labels)} "
-                         f"(score {first.score:.3g})")
-        if isinstance(colormap, matplotlib.colors.Colormap):
-            mappable = matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(0, 1), cmap=colormap)
-            figure.colorbar(mappable, ax=ax, fraction=0.046, pad=0.04, label="relevance")
-        return figure
+        return plot_cam(self, ax=ax, labels=labels, **format_kwargs)
