@@ -83,6 +83,7 @@ class Explanation:
         return cls(meta=_decode(content["meta"]), data=_decode(content["data"]))
 
     def copy(self) -> "Explanation":
+        """A deep copy: changing it leaves this explanation as it is."""
         return type(self)(meta=copy.deepcopy(self.meta), data=copy.deepcopy(self.data))
 
     def plot(self, ax=None):

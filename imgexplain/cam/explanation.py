@@ -86,14 +86,17 @@ class CAMExplanation(Explanation):
 
     @property
     def image(self) -> Image.Image:
+        """The picture under the maps, an RGB PIL image."""
         return Image.fromarray(np.asarray(self.data["image"], dtype=np.uint8))
 
     @property
     def heatmap(self) -> HeatmapArray:
+        """The first target's map, 2-D in [0, 1]."""
         return HeatmapArray(self.data["heatmap"])
 
     @property
     def targets(self) -> list:
+        """One :class:`TargetExplanation` (class, score, map) per class explained."""
         return [TargetExplanation(target=int(item["target"]), score=float(item["score"]),
                                   heatmap=HeatmapArray(item["heatmap"]))
                 for item in self.data["targets"]]

@@ -1,0 +1,57 @@
+"""The API reference, docs/api.md, is generated from the docstrings and kept up to date."""
+from pathlib import Path
+
+import imgexplain
+from imgexplain import _apidoc
+
+API_PAGE = Path(__file__).resolve().parent.parent / "docs" / "api.md"
+
+
+def _example(values, scale=(0, 1)):
+    """Scale ``values`` to :data:`scale`.
+
+    A second paragraph.
+
+    Parameters
+    ----------
+    values : ndarray
+        The values,
+        on two lines.
+    scale : (float, float)
+        The range.
+
+    Returns
+    -------
+    ndarray
+
+    Examples
+    --------
+    >>> _example([1, 2])
+    array([0., 1.])
+    """
+
+
+def test_a_numpydoc_docstring_becomes_markdown():
+    assert _apidoc._document("module._example", _example) == [
+        "### `module._example`", "", "```python", "module._example(values, scale=(0, 1))", "```", "",
+        "Scale `values` to `scale`.", "", "A second paragraph.", "",
+        "**Parameters**", "", "- `values` : ndarray", "  The values,", "  on two lines.",
+        "- `scale` : (float, float)", "  The range.", "",
+        "**Returns**", "", "- `ndarray`", "",
+        "**Examples**", "", "```python", ">>> _example([1, 2])", "array([0., 1.])", "```", "",
+    ]
+
+
+def test_every_public_name_has_a_section():
+    text = _apidoc.api_markdown()
+    for name in imgexplain.__all__:
+        if name not in ("datasets", "evaluate", "targets", "zoo"):
+            assert f"`imgexplain.{name}`" in text.split("\n## `imgexplain.", 1)[0], name
+    for module in _apidoc.SUBMODULES:
+        assert f"## `{module}`" in text
+    assert " at 0x" not in text  # no default written as an address that changes from run to run
+
+
+def test_the_api_page_is_up_to_date_with_the_docstrings():
+    assert API_PAGE.read_text(encoding="utf-8") == _apidoc.api_markdown(), (
+        "docs/api.md is out of date with the docstrings: run `python -m imgexplain._apidoc`")
