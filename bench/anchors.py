@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import anchor_problems
-from bench.run import (ANCHOR_ARGS, OUT, PHOTOS, ROOT, SLIC_KWARGS, as_explanation, log, machine, photos, problems,
-                       save, start_peer)
+from bench import anchor_problems, problems
+from bench.common import as_explanation, log, machine, photos, save
+from bench.peers import start_peer
+from bench.problems import ANCHOR_ARGS, OUT, PHOTOS, ROOT, SLIC_KWARGS
 
 N_PROBLEMS = 120
 EPSILON_STOP = 0.05  # the default of both libraries
