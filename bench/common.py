@@ -70,8 +70,9 @@ def command_line(module, argv):
 
 
 def context(command, load_before, versions):
-    """The first paragraph of a generated section: the command, when, where, the load, the versions."""
-    return (f"Command: `{command}`, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; machine: {machine()}; load "
+    """The first paragraph of a generated section: the command (unless None), when, where, the load, the versions."""
+    when = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+    return ((f"Command: `{command}`, {when}" if command else f"Measured {when}") + f"; machine: {machine()}; load "
             f"average before / after: {load_before} / {load_average()} (other work on the machine inflates every "
             "wall time; the ratios compare runs made side by side); versions: "
             + ", ".join(f"{name} {version}" for name, version in versions.items()) + ".")
