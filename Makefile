@@ -18,11 +18,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --durations=15
 
+# Each benchmark rewrites only its own section of BENCHMARKS.md; one alone: $(BIN)/python -m bench.NAME (bench/README.md).
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	$(BIN)/python -m bench.run
 
 bench-quick: $(STAMP)
-	$(BIN)/python bench/run.py --quick
+	$(BIN)/python -m bench.run --quick
 
 bench-anchors: $(STAMP)
 	$(BIN)/python -m bench.anchors

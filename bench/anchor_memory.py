@@ -1,6 +1,6 @@
 """Peak memory of one anchor explanation of a large image, with a predictor that costs almost nothing.
 
-    python bench/anchor_memory.py --side 2000
+    python -m bench.anchor_memory --side 2000
 
 The image is skimage's ``astronaut`` resized to side x side (float32, 0..1) on a 5 x 5 grid of superpixels;
 the predictor says class 1 while superpixels 6 and 18 are intact (the true anchor), so the search sends

@@ -4,7 +4,7 @@
 
 Generated problems (bench/anchor_problems.py) have a known true precision for any anchor; the photos are
 EfficientNet-Lite0 on skimage's sample photos with seed 000's arguments. Both libraries run one after the
-other on the same inputs, alibi in its own virtual environment (bench/run.py's peer machinery). The result
+other on the same inputs, alibi in its own virtual environment (bench/peers.py). The result
 replaces the "Anchors vs alibi" section of BENCHMARKS.md; `make bench` writes the same section.
 """
 import argparse
@@ -13,13 +13,14 @@ import logging
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-from bench import anchor_problems
-from bench.run import (ANCHOR_ARGS, OUT, PHOTOS, ROOT, SLIC_KWARGS, as_explanation, log, machine, photos, problems,
-                       save, start_peer)
+from bench import anchor_problems, problems
+from bench.benchmarks_md import write_section
+from bench.common import as_explanation, log, machine, photos, save
+from bench.peers import start_peer
+from bench.problems import ANCHOR_ARGS, OUT, PHOTOS, ROOT, SLIC_KWARGS
 
 N_PROBLEMS = 120
 EPSILON_STOP = 0.05  # the default of both libraries
@@ -186,18 +187,6 @@ def targets(generated, photo):
     return ["Targets (generated problems unless said):", *lines] if lines else []
 
 
-def replace_section(path, lines):
-    """Put ``lines`` under the anchors heading of ``path``, leaving every other section as it is."""
-    text = Path(path).read_text().split("\n") if Path(path).exists() else ["# Benchmarks", ""]
-    if SECTION in text:
-        start = text.index(SECTION) + 1
-        end = next((k for k in range(start, len(text)) if text[k].startswith("## ")), len(text))
-        text[start:end] = ["", *lines, ""]
-    else:
-        text += [SECTION, "", *lines, ""]
-    Path(path).write_text("\n".join(text))
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", type=int, default=N_PROBLEMS, help="generated problems (family 0)")
@@ -230,7 +219,7 @@ def main(argv=None):
     lines += ["", f"Machine: {machine()}; load average at the end: "
               f"{load} (other work was running; image counts do not depend on it)."]
     (OUT / "anchors.json").write_text(json.dumps({"command": command.strip(), "rows": rows}, indent=1, default=str))
-    replace_section(args.output, lines)
+    write_section(SECTION.removeprefix("## "), "\n".join(lines), args.output)
     print("\n".join(lines))
 
 

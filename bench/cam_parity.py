@@ -2,7 +2,7 @@
 a ViT explained through reshape_transform, and EfficientNet-Lite0 with two target layers and
 aug_smooth. Writes its section of BENCHMARKS.md.
 
-    /work/main/.venv/bin/python -m bench.cam_parity [--repeats 3]
+    python -m bench.cam_parity [--repeats 3] [--output BENCHMARKS.md]
 
 Both sides get the same model (the ViT's weights are saved here and loaded by the worker; the
 EfficientNet is bench/problems.py's, with a softmax), the same five photos and the same protocol
@@ -12,35 +12,18 @@ image's top class. Agreement is Spearman's rank correlation of each image's two 
 import argparse
 import os
 import platform
-import re
-import subprocess
 import sys
 from datetime import datetime, timezone
 
 import numpy as np
 
-from bench import run
-from bench.run import BENCH, OUT, ROOT, log
+from bench import problems, vit_model
+from bench.benchmarks_md import BENCHMARKS_MD, write_section
+from bench.common import command_line, log, photos, save
+from bench.peers import Peer
+from bench.problems import OUT
 
-import problems  # noqa: E402  (bench/ is on sys.path once bench.run is imported)
-import vit_model  # noqa: E402
-
-SECTION = "## CAM parity with pytorch-grad-cam"
-COMMAND = "/work/main/.venv/bin/python -m bench.cam_parity"
-
-
-class ParityPeer(run.Peer):
-    """pytorch-grad-cam's environment running bench/workers/cam_parity_worker.py."""
-
-    def __init__(self):
-        self.name = "gradcam"
-        self.label = run.PEERS["gradcam"]["label"]
-        python = run.ensure_venv("gradcam")
-        self.log_path = OUT / "cam_parity_worker.log"
-        self.process = subprocess.Popen(
-            [str(python), str(BENCH / "workers" / "cam_parity_worker.py")], cwd=ROOT, text=True,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log_path.open("w"))
-        self.versions = self.ask("version")
+TITLE = "CAM parity with pytorch-grad-cam"
 
 
 def spearman(ours, theirs):
@@ -72,8 +55,8 @@ def ours_vit(images, weights_path, repeats):
 def ours_efficientnet(images, repeats):
     import imgexplain
 
-    model = problems.efficientnet_softmax()
-    cam = imgexplain.CAM(model, layer=["0._blocks.10", "0._head_activation"], size="input")
+    model, layer = problems.efficientnet_softmax()
+    cam = imgexplain.CAM(model, layer=[problems.EFFICIENTNET_BLOCK_10, layer], size="input")
 
     def explain(batch):
         return cam(batch, aug_smooth=True)
@@ -91,28 +74,20 @@ def table(rows):
     return "\n".join(lines)
 
 
-def write_section(text):
-    path = ROOT / "BENCHMARKS.md"
-    content = path.read_text()
-    pattern = re.compile(rf"{re.escape(SECTION)}.*?(?=^## |\Z)", flags=re.S | re.M)
-    content = pattern.sub(lambda _: text, content) if pattern.search(content) else content.rstrip() + "\n\n" + text
-    path.write_text(content)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--output", default=str(BENCHMARKS_MD), help="the Markdown file whose section is rewritten")
     args = parser.parse_args(argv)
     import torch
 
-    (OUT / "inputs").mkdir(parents=True, exist_ok=True)
-    photos = run.photos()
-    images_path = run.save("cam-parity-photos", photos)
-    images = problems.efficientnet_input(photos)
+    photo_images = photos()
+    images_path = save("cam-parity-photos", photo_images)
+    images = problems.efficientnet_input(photo_images)
     torch.manual_seed(0)
     weights_path = OUT / "inputs" / "cam-parity-vit.pt"
     torch.save(vit_model.SmallViT().state_dict(), weights_path)
-    peer = ParityPeer()
+    peer = Peer("gradcam", worker="cam_parity_worker")
     rows = []
     try:
         log("ViT: imgexplain")
@@ -136,9 +111,7 @@ def main(argv=None):
     finally:
         peer.close()
     load = os.getloadavg()[0]
-    text = f"""{SECTION}
-
-`{COMMAND}` ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; {platform.processor() or platform.machine()},
+    text = f"""`{command_line("bench.cam_parity", argv)}` ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; {platform.processor() or platform.machine()},
 {os.cpu_count()} cores, load average {load:.1f}: other work was running; {peer.label}
 {peer.versions['version']}, torch {peer.versions['torch']}). Five photos (skimage's {", ".join(problems.PHOTOS)}) at
 224x224, each image's top class, maps at the input size, batch 1, best of {args.repeats} after a warm-up call,
@@ -152,7 +125,7 @@ augmentations (flips x scalings 0.9, 1, 1.1): pytorch-grad-cam is given it as a 
 by one more forward pass inside its timing. The maps are otherwise computed the same way (per layer: weighted
 sum, rectified, scaled to [0, 1], bilinear to 224x224; then averaged).
 """
-    write_section(text)
+    write_section(TITLE, text, args.output)
     print(text)
 
 

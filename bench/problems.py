@@ -1,10 +1,10 @@
-"""Problems and predictors shared by bench/run.py and the peer workers.
+"""Problems and predictors shared by the benchmarks and the peer workers.
 
-This file is imported in every virtual environment of the benchmark (imgexplain's and
+This module is imported in every virtual environment of the benchmark (imgexplain's and
 each peer's), so both sides of a comparison run the very same predictor code. It needs
-numpy only; the EfficientNet-Lite0 helpers import torch when called.
+numpy only; the EfficientNet-Lite0 helpers import torch, and imgexplain's zoo, when called
+(the peers import imgexplain from the checkout: bench/peers.py puts it on their PYTHONPATH).
 """
-import importlib.util
 import time
 from pathlib import Path
 
@@ -17,6 +17,9 @@ OUT = ROOT / "bench" / "out"
 ANCHOR_ARGS = {"threshold": 0.95, "p_sample": 0.5, "tau": 0.25}
 SLIC_KWARGS = {"n_segments": 15, "compactness": 20, "sigma": 0.5, "start_label": 0}
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "horse")
+# A block in the middle of efficientnet-lite-pytorch's network (in `efficientnet_softmax`'s model): the
+# second layer of the CAM parity benchmark.
+EFFICIENTNET_BLOCK_10 = "0._blocks.10"
 
 
 class FixedSegmentation:
@@ -53,20 +56,23 @@ class Counted:
         return {"calls": self.calls, "images": self.images, "model_seconds": self.seconds}
 
 
-def _torch_port():
-    """imgexplain/zoo/torch_port.py loaded as a file, so peers need no imgexplain install."""
-    spec = importlib.util.spec_from_file_location("bench_torch_port", ROOT / "imgexplain" / "zoo" / "torch_port.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def efficientnet_softmax():
-    """EfficientNet-Lite0 (the packages' ImageNet weights) followed by a softmax, in eval mode."""
+    """EfficientNet-Lite0 of `imgexplain.zoo` (ImageNet weights, PyTorch, CPU) followed by a softmax.
+
+    Returns
+    -------
+    model : torch.nn.Sequential
+        The network and a softmax, in eval mode.
+    layer : str
+        Name of the module of ``model`` whose output is the last feature map: the layer for CAM.
+    """
     import torch
 
+    from imgexplain import zoo
+
     torch.manual_seed(0)
-    return torch.nn.Sequential(_torch_port().load_efficientnet_lite0(), torch.nn.Softmax(dim=1)).eval()
+    lite = zoo.efficientnet_lite0(framework="torch", device="cpu")
+    return torch.nn.Sequential(lite.model, torch.nn.Softmax(dim=1)).eval(), f"0.{lite.feature_layer}"
 
 
 def efficientnet_input(images):
@@ -81,7 +87,7 @@ class EfficientNetPredictor:
     """(N, 224, 224, 3) images in 0..255 -> (N, 1000) ImageNet probabilities."""
 
     def __init__(self):
-        self.model = efficientnet_softmax()
+        self.model, _ = efficientnet_softmax()
 
     def __call__(self, images):
         import torch

@@ -1,6 +1,6 @@
 """Model runtimes: EfficientNet-Lite0 on PyTorch and on ONNX Runtime, and what the runtime does to anchors and Score-CAM.
 
-    /work/main/.venv/bin/python -m bench.runtime [--repeats 3] [--photos 5] [--parts runtimes,anchors,scorecam]
+    python -m bench.runtime [--repeats 3] [--photos 5] [--parts runtimes,anchors,scorecam]
 
 Three measurements, all in this one run, printed as markdown and written to bench/out/runtime-PARTS.md (and the raw
 figures to bench/out/runtime-PARTS.json); the tables go into BENCHMARKS.md, section "Model runtime":
@@ -8,7 +8,7 @@ figures to bench/out/runtime-PARTS.json); the tables go into BENCHMARKS.md, sect
 1. ms per image of each runtime over the same 64 images (0..255 pixels in, softmax probabilities out, every
    runtime doing the same preprocessing), after warm-up passes, repetitions interleaved, best and median.
 2. Anchors per photo, imgexplain (the built-in predictor, ONNX Runtime) against alibi 0.9.6 (its worker from
-   bench/run.py, the same weights on PyTorch, as an alibi user runs them), seed 000's arguments, the same superpixels.
+   bench/peers.py, the same weights on PyTorch, as an alibi user runs them), seed 000's arguments, the same superpixels.
 3. Score-CAM of one photo: the masked forward passes on PyTorch and on ONNX Runtime (and CAM(forward=...) where
    this tree's CAM takes it).
 """
@@ -21,9 +21,9 @@ import time
 import numpy as np
 
 from bench import anchors as anchor_bench
-from bench import run as bench_run
-
-problems = bench_run.problems
+from bench import problems
+from bench.common import command_line, log, machine, photos, save
+from bench.peers import Peer
 
 N_IMAGES = 64
 TORCH_BATCHES = (4, 8, 32)
@@ -146,19 +146,19 @@ def bench_anchors(n_photos, builtin):
 
     (problems.OUT / "inputs").mkdir(parents=True, exist_ok=True)
     builtin.predictor(images_64())  # ONNX Runtime's set-up runs, paid once per process
-    alibi = bench_run.Peer("alibi")
+    alibi = Peer("alibi")
     rows = []
     try:
-        for name, image in list(zip(problems.PHOTOS, bench_run.photos()))[:n_photos]:
+        for name, image in list(zip(problems.PHOTOS, photos()))[:n_photos]:
             segments = slic(image / 255.0, **problems.SLIC_KWARGS)
             problem = f"photo:{name}"
-            image_path = bench_run.save(f"{problem}-image", image)
-            segments_path = bench_run.save(f"{problem}-segments", segments)
+            image_path = save(f"{problem}-image", image)
+            segments_path = save(f"{problem}-segments", segments)
             ours = anchor_bench.ours(builtin.predictor, image, segments, 0, dict(problems.ANCHOR_ARGS))
             theirs = alibi.ask("photo", image_path=image_path, segments_path=segments_path,
                                explain_kwargs=dict(problems.ANCHOR_ARGS), seed=0)
             rows.append({"photo": name, "imgexplain": ours, "alibi": theirs})
-            bench_run.log(f"anchors {name}: ours {ours['wall']:.1f} s, {ours['images']} images; "
+            log(f"anchors {name}: ours {ours['wall']:.1f} s, {ours['images']} images; "
                           f"alibi {theirs['wall']:.1f} s, {theirs['images']} images")
     finally:
         alibi.close()
@@ -172,7 +172,7 @@ def anchor_lines(rows):
         return theirs["wall"] / ours["wall"], evaluations, runtime
 
     lines = ["Seed 000's arguments (threshold 0.95, p_sample 0.5, tau 0.25, batch_size 100), seed 0, the same "
-             "slic superpixels on both sides (bench/run.py's photos). imgexplain: `AnchorImage` on "
+             "slic superpixels on both sides (bench/common.py's photos). imgexplain: `AnchorImage` on "
              "`zoo.efficientnet_lite0().predictor` (ONNX Runtime, after one warm-up call on 64 other images, as in any long run); alibi 0.9.6: the same weights on PyTorch "
              "(bench/problems.py's `EfficientNetPredictor`, NCHW, the whole batch at once). Wall factor = "
              "evaluation factor (alibi's images / ours) x runtime factor (alibi's model seconds per image / ours) "
@@ -201,9 +201,9 @@ def bench_scorecam(builtin, chunk=128):
     """Seconds for the masked forward passes of one photo's Score-CAM: PyTorch (chunks of 32) and ONNX Runtime."""
     import torch
 
-    from imgexplain.cam import CAM
+    from imgexplain import CAM
 
-    x = builtin.preprocess(bench_run.photos()[:1])
+    x = builtin.preprocess(photos()[:1])
     features = []
     layer = dict(builtin.model.named_modules())[builtin.feature_layer]
     handle = layer.register_forward_hook(lambda module, args, output: features.append(output))
@@ -262,7 +262,7 @@ def main(argv=None):
         rows, chunk_sizes = bench_runtimes(args.repeats)
         sections["Model runtime"] = runtime_lines(rows, chunk_sizes, args.repeats, load_before, load())
         results.update(runtimes=rows, chunk_sizes=chunk_sizes)
-        bench_run.log("\n".join(sections["Model runtime"]))
+        log("\n".join(sections["Model runtime"]))
     from imgexplain import zoo
 
     builtin = zoo.efficientnet_lite0(framework="torch", device="cpu")
@@ -277,8 +277,7 @@ def main(argv=None):
         results["scorecam"] = {"seconds": timings, "agreement": agreement}
         sections["Score-CAM"] = [f"Load average before {load_cam}, after {load()}."] + scorecam_lines(
             timings, agreement, with_forward)
-    text = [f"Command: `/work/main/.venv/bin/python -m bench.runtime {' '.join(argv or [])}`".rstrip() + " "
-            f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {bench_run.machine()})."]
+    text = [f"Command: `{command_line('bench.runtime', argv)}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {machine()})."]
     for title, lines in sections.items():
         text += ["", f"### {title}", "", *lines]
     problems.OUT.mkdir(parents=True, exist_ok=True)
@@ -289,4 +288,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main(__import__("sys").argv[1:])
+    main()

@@ -1,12 +1,11 @@
-"""alibi 0.9.6 side of the anchor benchmark (runs in bench/.venvs/alibi)."""
+"""alibi 0.9.6 side of the anchor benchmarks (runs in bench/.venvs/alibi)."""
 import time
 
 import numpy as np
-from protocol import serve
-
-import anchor_problems
-import problems
 from alibi.explainers import AnchorImage
+
+from bench import anchor_problems, problems
+from bench.workers.protocol import serve
 
 _PREDICTORS = {}
 

@@ -1,17 +1,11 @@
 """pytorch-grad-cam side of bench/cam_parity.py (runs in bench/.venvs/gradcam).
 
-torchvision is replaced by bench/torchvision_standin, whose names raise if used.
+torchvision is bench/torchvision_standin (on this worker's PYTHONPATH), whose names raise if used.
 """
-import sys
+import numpy as np
 
-from protocol import BENCH, serve
-
-sys.path.insert(0, str(BENCH / "torchvision_standin"))
-
-import numpy as np  # noqa: E402
-
-import problems  # noqa: E402
-import vit_model  # noqa: E402
+from bench import problems, vit_model
+from bench.workers.protocol import serve
 
 
 def vit(images_path, weights_path, maps_path, repeats):
@@ -34,9 +28,9 @@ def efficientnet(images_path, maps_path, repeats):
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    model = problems.efficientnet_softmax()
+    model, layer = problems.efficientnet_softmax()
     images = problems.efficientnet_input(np.load(images_path))
-    layers = [model[0]._blocks[10], model[0]._head_activation]
+    layers = [model.get_submodule(problems.EFFICIENTNET_BLOCK_10), model.get_submodule(layer)]
     with GradCAM(model=model, target_layers=layers) as cam:
         def explain(batch):
             # The image's own top class in every augmentation, as imgexplain explains it.

@@ -4,9 +4,9 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
-from protocol import serve  # noqa: E402
 
-import problems  # noqa: E402
+from bench import problems  # noqa: E402
+from bench.workers.protocol import serve  # noqa: E402
 
 _MODELS = {}
 

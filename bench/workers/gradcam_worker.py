@@ -1,32 +1,29 @@
-"""pytorch-grad-cam side of the PyTorch Grad-CAM benchmark (runs in bench/.venvs/gradcam).
+"""pytorch-grad-cam side of the PyTorch Grad-CAM speed benchmark (runs in bench/.venvs/gradcam).
 
-torchvision is replaced by bench/torchvision_standin, whose names raise if used.
+torchvision is bench/torchvision_standin (on this worker's PYTHONPATH), whose names raise if used.
 """
-import sys
+import numpy as np
 
-from protocol import BENCH, serve
-
-sys.path.insert(0, str(BENCH / "torchvision_standin"))
-
-import numpy as np  # noqa: E402
-
-import problems  # noqa: E402
+from bench import problems
+from bench.workers.protocol import serve
 
 _MODEL = []
 
 
 def _model():
+    """The model and its CAM layer (a module), built once."""
     if not _MODEL:
-        _MODEL.append(problems.efficientnet_softmax())
-    return _MODEL[0]
+        model, layer = problems.efficientnet_softmax()
+        _MODEL.extend([model, model.get_submodule(layer)])
+    return _MODEL
 
 
 def gradcam(images_path, batches, repeats, maps_path, batch1_images=8):
     from pytorch_grad_cam import GradCAM
 
-    model = _model()
+    model, layer = _model()
     images = problems.efficientnet_input(np.load(images_path))
-    with GradCAM(model=model, target_layers=[model[0]._head_activation]) as cam:
+    with GradCAM(model=model, target_layers=[layer]) as cam:
         def explain(batch):
             return cam(input_tensor=batch, targets=None)
 

@@ -1,4 +1,4 @@
-"""The worker side of bench/run.py: one JSON job per line on stdin, one JSON result per line.
+"""The worker side of bench/peers.py: one JSON job per line on stdin, one JSON result per line.
 
 Results go to the original stdout only; whatever the libraries print lands on stderr.
 """
@@ -6,10 +6,6 @@ import json
 import os
 import sys
 import traceback
-from pathlib import Path
-
-BENCH = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(BENCH))
 
 
 def serve(handlers):
@@ -20,7 +16,7 @@ def serve(handlers):
         job = json.loads(line)
         try:
             answer = handlers[job["task"]](**job["args"])
-        except Exception as error:  # reported to run.py, which shows it in the table
+        except Exception as error:  # reported to the benchmark, which raises it (bench.peers.Peer.ask)
             traceback.print_exc()
             answer = {"error": f"{type(error).__name__}: {error}"}
         results.write(json.dumps(answer) + "\n")
