@@ -11,18 +11,17 @@
   "Sanity Checks for Saliency Maps", NeurIPS 2018): maps of a model with random weights
   should not look like the maps of the trained model.
 
-Only numpy, scipy and scikit-image are imported here; Keras and PyTorch are touched
-only by :func:`randomization_check`, through the model it is given.
+Only numpy, scipy and scikit-image are imported here; :func:`randomization_check` clones and
+randomizes the model through its framework's backend (:mod:`imgexplain.backends`).
 """
 from __future__ import annotations
 
-import copy
-import sys
 from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
 
+from .backends import backend_for
 from .predictor import LabelPredictor, call_predictor, check_predictor, rows_per_batch
 from .segmentation import superpixel_means
 
@@ -255,10 +254,9 @@ def randomization_check(model, images, method="gradcam", layer=None, targets=Non
     """
     from imgexplain.cam.api import CAM
 
-    framework = _framework(model)
+    ops = backend_for(model, needs="randomize")
     if not isinstance(cascade, bool):
         raise TypeError(f"cascade must be True or False; got {cascade!r}")
-    ops = _TORCH if framework == "torch" else _KERAS
     scores = ops.predict(model, images)
     if scores.ndim != 2:
         raise ValueError(f"model must output (N, K) scores; got shape {scores.shape}")
@@ -290,7 +288,7 @@ def randomization_check(model, images, method="gradcam", layer=None, targets=Non
         similarity = [_similarity(a, b, size) for a, b in zip(trained_maps, random_maps)]
         spearman.append([s for s, _ in similarity])
         ssim.append([s for _, s in similarity])
-        names.append([ops.name(clone, layer_) for layer_ in group])
+        names.append([ops.layer_name(clone, layer_) for layer_ in group])
     if not cascade:
         spearman, ssim, names = spearman[0], ssim[0], names[0]
     return {
@@ -490,16 +488,6 @@ def _check_positive_int(value, name):
 # --- randomization check ----------------------------------------------------------------
 
 
-def _framework(model):
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(model, torch.nn.Module):
-        return "torch"
-    keras = sys.modules.get("keras")
-    if keras is not None and isinstance(model, keras.Model):
-        return "keras"
-    raise TypeError(f"model must be a keras.Model or a torch.nn.Module; got {type(model).__name__}")
-
-
 def _similarity(trained, random, size):
     """Spearman rank correlation and SSIM of two maps resized to ``size``."""
     from scipy.stats import spearmanr
@@ -509,106 +497,3 @@ def _similarity(trained, random, size):
     # A constant map has no ranking: count it as uncorrelated rather than NaN.
     rho = 0.0 if np.ptp(a) == 0 or np.ptp(b) == 0 else float(spearmanr(a.ravel(), b.ravel())[0])
     return rho, float(structural_similarity(a, b, data_range=1.0))
-
-
-def _all_layers(root, children):
-    """``root`` and every layer inside it, depth first, in definition order."""
-    found = [root]
-    for child in children(root):
-        found.extend(_all_layers(child, children))
-    return found
-
-
-class _TORCH:
-    @staticmethod
-    def predict(model, images):
-        import torch
-
-        tensor = images if isinstance(images, torch.Tensor) else torch.as_tensor(
-            np.asarray(images, dtype=np.float32))
-        with torch.no_grad():
-            return model(tensor).detach().cpu().numpy()
-
-    @staticmethod
-    def spatial_size(images):
-        return tuple(images.shape[2:4])
-
-    @staticmethod
-    def clone(model):
-        return copy.deepcopy(model)
-
-    @staticmethod
-    def counterpart(model, clone, layer):
-        if layer is None or isinstance(layer, (str, Integral)):
-            return layer
-        for original, copied in zip(model.modules(), clone.modules()):
-            if original is layer:
-                return copied
-        raise ValueError(f"layer {type(layer).__name__} is not a module of the model")
-
-    @staticmethod
-    def weighted_layers(model):
-        return [m for m in model.modules() if any(True for _ in m.parameters(recurse=False))]
-
-    @staticmethod
-    def randomize(layer, rng):
-        import torch
-
-        with torch.no_grad():
-            for parameter in layer.parameters(recurse=False):
-                values = parameter.detach().cpu().numpy().astype(np.float64)
-                drawn = rng.normal(values.mean(), values.std(), size=values.shape)
-                parameter.copy_(torch.as_tensor(drawn, dtype=parameter.dtype))
-
-    @staticmethod
-    def name(model, layer):
-        return next(name for name, module in model.named_modules() if module is layer)
-
-
-class _KERAS:
-    @staticmethod
-    def predict(model, images):
-        return np.asarray(model(np.asarray(images), training=False))
-
-    @staticmethod
-    def spatial_size(images):
-        return tuple(images.shape[1:3])
-
-    @staticmethod
-    def clone(model):
-        import keras
-
-        clone = keras.models.clone_model(model)
-        clone.set_weights(model.get_weights())
-        return clone
-
-    @staticmethod
-    def _children(layer):
-        return list(getattr(layer, "layers", []))
-
-    @staticmethod
-    def counterpart(model, clone, layer):
-        if layer is None or isinstance(layer, (str, Integral)):
-            return layer
-        originals = _all_layers(model, _KERAS._children)
-        copies = _all_layers(clone, _KERAS._children)
-        for original, copied in zip(originals, copies):
-            if original is layer:
-                return copied
-        raise ValueError(f"layer {getattr(layer, 'name', layer)!r} is not a layer of the model")
-
-    @staticmethod
-    def weighted_layers(model):
-        return [layer for layer in _all_layers(model, _KERAS._children)
-                if not _KERAS._children(layer) and layer.trainable_weights]
-
-    @staticmethod
-    def randomize(layer, rng):
-        for weight in layer.trainable_weights:
-            values = np.asarray(weight.numpy(), dtype=np.float64)
-            drawn = rng.normal(values.mean(), values.std(), size=values.shape)
-            weight.assign(drawn.astype(weight.dtype))
-
-    @staticmethod
-    def name(model, layer):
-        return layer.name

@@ -17,8 +17,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .keras_layers import _all_layers, _is_candidate, _leaf_layers, _recording, _static_shape, is_feature_map
-from .outputs import check_score, check_target_range, select_output, token_grid
+from imgexplain.cam.outputs import check_score, check_target_range, select_output, token_grid
+
+from .layers import all_layers, is_candidate, is_feature_map, leaf_layers, recording, static_shape
 
 # model -> {key: traced function}; entries go when the model is garbage collected.
 _TRACED = weakref.WeakKeyDictionary()
@@ -53,7 +54,7 @@ def _callable_scores(outputs, targets):
     return tf.fill([len(scores)], -1), tf.stack(scores)
 
 
-class KerasBackend:
+class CAMBackend:
     """Runs a Keras 3 model for :class:`imgexplain.cam.core.CAM` (channels last)."""
 
     channels_first = False
@@ -79,7 +80,7 @@ class KerasBackend:
 
     def _set(self, layers, grids=None):
         self.layers = layers
-        self.grids = grids or [None if self.reshape_transform is not None else token_grid(_static_shape(layer))
+        self.grids = grids or [None if self.reshape_transform is not None else token_grid(static_shape(layer))
                                for layer in layers]
 
     def _output_layer(self, output):
@@ -87,7 +88,7 @@ class KerasBackend:
         model's outputs (``output='logits'`` on a model ending in a softmax)."""
         if not isinstance(output, str) or output in (getattr(self.model, "output_names", None) or ()):
             return None
-        return next((layer for layer in _all_layers(self.model) if layer.name == output), None)
+        return next((layer for layer in all_layers(self.model) if layer.name == output), None)
 
     def _call(self, images, layers=(), record=None):
         """Run the model with each of ``layers``' outputs going through ``record(layer, value)``;
@@ -100,7 +101,7 @@ class KerasBackend:
             return record(layer, value) if any(layer is other for other in layers) else value
 
         extra = [] if self.output_layer is None else [self.output_layer]
-        with _recording(list(layers) + extra, through):
+        with recording(list(layers) + extra, through):
             outputs = self.model(images, training=False)
         if self.output_layer is None:
             return select_output(outputs, self.output)
@@ -117,10 +118,10 @@ class KerasBackend:
     def _find_layer(self, layer):
         model = self.model
         if isinstance(layer, str):
-            found = next((candidate for candidate in _all_layers(model) if candidate.name == layer), None)
+            found = next((candidate for candidate in all_layers(model) if candidate.name == layer), None)
             if found is None:
-                names = [candidate.name for candidate in _leaf_layers(model)
-                         if _is_candidate(_static_shape(candidate))][-10:]
+                names = [candidate.name for candidate in leaf_layers(model)
+                         if is_candidate(static_shape(candidate))][-10:]
                 hint = f"; feature-map layers include {names}" if names else ""
                 raise ValueError(f"layer {layer!r} is not in model {model.name!r}{hint}")
         elif isinstance(layer, Integral) and not isinstance(layer, bool):
@@ -129,7 +130,7 @@ class KerasBackend:
                                  f"has {len(model.layers)} layers")
             found = model.layers[layer]
         elif isinstance(layer, keras.layers.Layer):
-            if not any(candidate is layer for candidate in _all_layers(model)):
+            if not any(candidate is layer for candidate in all_layers(model)):
                 raise ValueError(f"layer {layer.name!r} is not a layer of model {model.name!r}")
             found = layer
         else:
@@ -137,8 +138,8 @@ class KerasBackend:
                             f"got {type(layer).__name__}")
         if isinstance(found, keras.layers.InputLayer):
             raise ValueError(f"layer {found.name!r} is the model's input, not a feature map")
-        shape = _static_shape(found)
-        if shape is not None and self.reshape_transform is None and not _is_candidate(shape):
+        shape = static_shape(found)
+        if shape is not None and self.reshape_transform is None and not is_candidate(shape):
             raise ValueError(f"layer {found.name!r} outputs shape {shape}; a class activation map "
                              f"needs a 4-D feature map (N, h, w, C) larger than 1x1 (pass reshape_transform= "
                              f"to turn other outputs into one)")
@@ -147,10 +148,10 @@ class KerasBackend:
     def _choose_layer_statically(self):
         """The last feature-map layer, when every layer's output shape is known without running
         and no token output comes after it."""
-        shapes = [(layer, _static_shape(layer)) for layer in _leaf_layers(self.model)]
+        shapes = [(layer, static_shape(layer)) for layer in leaf_layers(self.model)]
         if not shapes or any(shape is None for _, shape in shapes):
             return None
-        candidates = [(layer, shape) for layer, shape in shapes if _is_candidate(shape)]
+        candidates = [(layer, shape) for layer, shape in shapes if is_candidate(shape)]
         if candidates and (len(candidates[-1][1]) == 4 or self.reshape_transform is not None):
             return candidates[-1][0]
         if not candidates:
@@ -179,13 +180,13 @@ class KerasBackend:
                         finished.append((layer, value))
                     return value
 
-                outputs = self._call(images[:1], _leaf_layers(self.model), note)
+                outputs = self._call(images[:1], leaf_layers(self.model), note)
                 score = tf.reduce_max(outputs) if len(outputs.shape) == 2 else tf.reduce_sum(outputs)
             runs = {}
             for layer, _ in finished:
                 runs[id(layer)] = runs.get(id(layer), 0) + 1
             once = [(layer, value) for layer, value in finished if runs[id(layer)] == 1]
-            candidates = [(layer, value) for layer, value in once if _is_candidate(tuple(value.shape))]
+            candidates = [(layer, value) for layer, value in once if is_candidate(tuple(value.shape))]
             if not candidates:
                 self._no_candidate()
             if len(candidates[-1][1].shape) == 4 or self.reshape_transform is not None:
@@ -262,7 +263,7 @@ class KerasBackend:
         if not outputs:
             return None
         if self.output_layer is not None:
-            shape = _static_shape(self.output_layer)
+            shape = static_shape(self.output_layer)
             return shape[-1] if shape is not None and len(shape) == 2 else None
         try:
             selected = select_output(list(outputs), self.output)

@@ -15,7 +15,7 @@ from numbers import Integral
 import numpy as np
 import torch
 
-from .outputs import check_score, check_target_range, select_output, token_grid
+from imgexplain.cam.outputs import check_score, check_target_range, select_output, token_grid
 
 # model -> {input shape: (name of the automatically chosen module, its token grid or None)}
 _CHOSEN = weakref.WeakKeyDictionary()
@@ -75,7 +75,7 @@ def target_scores(outputs, targets):
     return torch.stack(scores), np.full(len(scores), -1, dtype=np.int64)
 
 
-class TorchBackend:
+class CAMBackend:
     """Runs a ``torch.nn.Module`` for :class:`imgexplain.cam.api.CAM` (channels first)."""
 
     channels_first = True
