@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from imgexplain.predictor import call_predictor, check_predictor
+from imgexplain.predictor import PredictorError, call_predictor, check_predictor, predictor_name
 
 
 def resized(saliency: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -19,14 +19,15 @@ def resized(saliency: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def call_scores(predictor: Callable, batch: np.ndarray, fresh: bool = False) -> np.ndarray:
-    """The predictor's ``(N, K)`` scores of ``batch``, checked (see :func:`imgexplain.predictor.call_predictor`)."""
+    """The predictor's ``(N, K)`` scores of ``batch`` (see :func:`imgexplain.predictor.call_predictor`);
+    PredictorError when it raises or returns anything else."""
     output = np.asarray(call_predictor(check_predictor(predictor), batch, fresh=fresh))
-    n = len(batch)
+    n, name = len(batch), predictor_name(predictor)
     if output.ndim != 2 or output.shape[0] != n:
-        raise ValueError(f"predictor must return ({n}, K) scores for {n} images; "
-                         f"got shape {output.shape}")
+        raise PredictorError(f"predictor {name!r} must return ({n}, K) scores for {n} images; "
+                             f"got shape {output.shape}")
     if not np.issubdtype(output.dtype, np.number) or not np.all(np.isfinite(output)):
-        raise ValueError("predictor returned non-numeric or non-finite scores")
+        raise PredictorError(f"predictor {name!r} returned non-numeric or non-finite scores")
     return output
 
 

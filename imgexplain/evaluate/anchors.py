@@ -14,12 +14,27 @@ from imgexplain.segmentation import superpixel_means
 __all__ = ["saliency_from_anchor", "anchor_precision"]
 
 
-def saliency_from_anchor(explanation) -> np.ndarray:
+def saliency_from_anchor(explanation: Any) -> np.ndarray:
     """One score per superpixel from an anchor: the first superpixel added ranks highest.
 
     Scores follow the sorted superpixel labels, as curves with ``segments`` expect.
     Superpixels outside the anchor score 0, so a curve over them breaks ties at random.
     Use with ``segments=explanation.segments``.
+
+    Parameters
+    ----------
+    explanation : Explanation or mapping
+        Needs ``segments`` and ``raw["feature"]`` (the anchor's superpixel ids, in the order added).
+
+    Returns
+    -------
+    ndarray of float, (n_superpixels,)
+        ``len(anchor)`` for the first superpixel added, down to 1 for the last; 0 outside the anchor.
+
+    Raises
+    ------
+    ValueError
+        When the explanation lacks segments or the anchor, or names superpixels its segments lack.
     """
     segments, anchor = _anchor_parts(explanation)
     labels = np.unique(segments)
@@ -28,8 +43,9 @@ def saliency_from_anchor(explanation) -> np.ndarray:
     return scores
 
 
-def anchor_precision(predictor, image, explanation, n=1000, seed=None, p_sample=None,
-                     images_background=None, batch_size=100) -> dict:
+def anchor_precision(predictor: Callable, image: np.ndarray, explanation: Any, n: int = 1000,
+                     seed: int | None = None, p_sample: float | None = None,
+                     images_background: np.ndarray | None = None, batch_size: int = 100) -> dict:
     """Measure an anchor's precision on ``n`` fresh perturbed samples.
 
     Each superpixel outside the anchor is perturbed with probability ``p_sample``
@@ -63,6 +79,13 @@ def anchor_precision(predictor, image, explanation, n=1000, seed=None, p_sample=
     dict
         ``precision``, ``ci`` (95% Wilson interval), ``claimed_precision`` (or None),
         ``n``, ``label`` (the image's predicted class), ``anchor``, ``p_sample``.
+
+    Raises
+    ------
+    ValueError
+        For a wrong image, explanation, count, ``p_sample`` or background, before any model call.
+    imgexplain.predictor.PredictorError
+        When the predictor raises, or returns anything but one label or score row per image.
     """
     from scipy.stats import binomtest
 
@@ -126,12 +149,12 @@ def anchor_precision(predictor, image, explanation, n=1000, seed=None, p_sample=
     }
 
 
-def _get(explanation, key):
+def _get(explanation: Any, key: str) -> Any:
     data = getattr(explanation, "data", explanation)
     return data.get(key) if isinstance(data, dict) else None
 
 
-def _meta_params(explanation):
+def _meta_params(explanation: Any) -> dict:
     meta = getattr(explanation, "meta", None)
     if meta is None and isinstance(explanation, dict):
         meta = explanation.get("meta")
@@ -139,7 +162,8 @@ def _meta_params(explanation):
     return params if isinstance(params, dict) else {}
 
 
-def _anchor_parts(explanation):
+def _anchor_parts(explanation: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The explanation's segments and its anchor's superpixel ids, checked."""
     segments = _get(explanation, "segments")
     raw = _get(explanation, "raw")
     if segments is None or not isinstance(raw, dict) or "feature" not in raw:

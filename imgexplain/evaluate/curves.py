@@ -42,8 +42,9 @@ class Curve:
         return float(np.trapezoid(self.scores, self.fractions))
 
 
-def deletion_curve(predictor, image, saliency, target=None, steps=50, baseline="zeros",
-                   segments=None, batch_size=32, seed=None) -> Curve:
+def deletion_curve(predictor: Callable, image: np.ndarray, saliency: np.ndarray, target: int | None = None,
+                   steps: int = 50, baseline: str | float | np.ndarray = "zeros",
+                   segments: np.ndarray | None = None, batch_size: int = 32, seed: int | None = None) -> Curve:
     """Replace pixels by the baseline from the most to the least salient and follow the target's score.
 
     Parameters
@@ -74,23 +75,53 @@ def deletion_curve(predictor, image, saliency, target=None, steps=50, baseline="
         ``imgexplain.predictor.MAX_BATCH_BYTES``. The predictor may modify its input.
     seed : int, optional
         Breaks ties between equally salient units at random, reproducibly.
+
+    Returns
+    -------
+    Curve
+        ``fractions`` of the pixels removed, the target's ``scores`` there, and their ``auc``.
+
+    Raises
+    ------
+    ValueError
+        For a wrong image, saliency, segments, baseline, target or count, before any model call.
+    TypeError
+        When ``saliency`` is not real-valued.
+    imgexplain.predictor.PredictorError
+        When the predictor raises, or returns anything but finite ``(N, K)`` scores.
     """
     return _curve("deletion", predictor, image, saliency, target, steps, baseline, segments,
                   batch_size, seed)
 
 
-def insertion_curve(predictor, image, saliency, target=None, steps=50, baseline="blur",
-                    segments=None, batch_size=32, seed=None) -> Curve:
+def insertion_curve(predictor: Callable, image: np.ndarray, saliency: np.ndarray, target: int | None = None,
+                    steps: int = 50, baseline: str | float | np.ndarray = "blur",
+                    segments: np.ndarray | None = None, batch_size: int = 32, seed: int | None = None) -> Curve:
     """Start from the baseline and insert the image's pixels from the most to the least salient.
 
-    The parameters are those of :func:`deletion_curve`; RISE uses a blurred image as
-    the insertion baseline, which is the default here.
+    Parameters
+    ----------
+    predictor, image, saliency, target, steps, segments, batch_size, seed :
+        As in :func:`deletion_curve`.
+    baseline : {"zeros", "blur", "mean"}, number or ndarray
+        What the pixels not yet inserted are; RISE uses a blurred image, the default here.
+
+    Returns
+    -------
+    Curve
+        ``fractions`` of the pixels inserted, the target's ``scores`` there, and their ``auc``.
+
+    Raises
+    ------
+    ValueError, TypeError, imgexplain.predictor.PredictorError
+        As :func:`deletion_curve`.
     """
     return _curve("insertion", predictor, image, saliency, target, steps, baseline, segments,
                   batch_size, seed)
 
 
-def _curve(kind, predictor, image, saliency, target, steps, baseline, segments, batch_size, seed):
+def _curve(kind: str, predictor: Callable, image: Any, saliency: Any, target: Any, steps: Any, baseline: Any,
+           segments: Any, batch_size: Any, seed: Any) -> Curve:
     image = check_image(image)
     steps = check_positive_int(steps, "steps")
     batch_size = check_positive_int(batch_size, "batch_size")
@@ -131,7 +162,8 @@ def _curve(kind, predictor, image, saliency, target, steps, baseline, segments, 
                  target=int(target), baseline=baseline_name)
 
 
-def _units(saliency, shape, segments):
+def _units(saliency: Any, shape: tuple[int, int],
+           segments: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pixels (or superpixels) as units: unit of each pixel, score and area of each unit."""
     saliency = np.asarray(saliency)
     if not np.issubdtype(saliency.dtype, np.number) or np.iscomplexobj(saliency):
@@ -167,7 +199,8 @@ def _units(saliency, shape, segments):
     return inverse, unit_scores, areas
 
 
-def _baseline(image, baseline):
+def _baseline(image: np.ndarray, baseline: Any) -> tuple[np.ndarray, str]:
+    """The fill image of ``baseline`` and the baseline's name."""
     if isinstance(baseline, str):
         if baseline == "zeros":
             return np.zeros_like(image, dtype=float), baseline

@@ -6,7 +6,7 @@ The model is cloned and its weights redrawn by its framework's backend (:mod:`im
 from __future__ import annotations
 
 from numbers import Integral
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -17,8 +17,9 @@ from imgexplain.predictor import PredictorError
 __all__ = ["randomization_check"]
 
 
-def randomization_check(model, images, method="gradcam", layer=None, targets=None, seed=None,
-                        cascade=False) -> dict:
+def randomization_check(model: Any, images: Any, method: str = "gradcam", layer: Any = None,
+                        targets: int | Sequence[int] | None = None, seed: int | None = None,
+                        cascade: bool = False) -> dict:
     """Compare the class activation maps of ``model`` with those of a copy with random weights.
 
     A method that explains the model gives different maps once the weights are random;
@@ -49,15 +50,28 @@ def randomization_check(model, images, method="gradcam", layer=None, targets=Non
         both resized to the image's size; shape ``(N,)``, or ``(L, N)`` with cascade.
         ``layers``: the layers randomized at each step (cascade) or all of them.
         ``targets``, ``maps`` (trained) and ``random_maps`` (last step).
+
+    Raises
+    ------
+    TypeError
+        When ``model`` is not a Keras or PyTorch model, or ``cascade`` not a bool.
+    ValueError
+        For wrong ``targets``, or what :class:`imgexplain.CAM` rejects.
+    imgexplain.predictor.PredictorError
+        When the model fails on ``images`` or does not return ``(N, K)`` scores.
     """
     from imgexplain.cam.api import CAM
 
     ops = backend_for(model, needs="randomize")
     if not isinstance(cascade, bool):
         raise TypeError(f"cascade must be True or False; got {cascade!r}")
-    scores = ops.predict(model, images)
+    try:
+        scores = ops.predict(model, images)
+    except Exception as error:
+        raise PredictorError(f"model {type(model).__name__} raised {type(error).__name__} on images of "
+                             f"shape {np.shape(images)}: {error}") from error
     if scores.ndim != 2:
-        raise ValueError(f"model must output (N, K) scores; got shape {scores.shape}")
+        raise PredictorError(f"model must output (N, K) scores; got shape {scores.shape}")
     n_images = scores.shape[0]
     if targets is None:
         targets = np.argmax(scores, axis=1)
@@ -99,8 +113,20 @@ def randomization_check(model, images, method="gradcam", layer=None, targets=Non
     }
 
 
-def map_similarity(trained, random, size):
-    """Spearman rank correlation and SSIM of two maps resized to ``size``."""
+def map_similarity(trained: np.ndarray, random: np.ndarray, size: tuple[int, int]) -> tuple[float, float]:
+    """Spearman rank correlation and SSIM (data range 1) of two maps resized bilinearly to ``size``.
+
+    Parameters
+    ----------
+    trained, random : ndarray, 2-D
+        The maps to compare.
+    size : (int, int)
+
+    Returns
+    -------
+    (float, float)
+        Spearman's rho (0 when a map is constant, having no ranking) and SSIM.
+    """
     from scipy.stats import spearmanr
     from skimage.metrics import structural_similarity
 
