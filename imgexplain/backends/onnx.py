@@ -35,7 +35,20 @@ def owns(model: Any) -> bool:
 def onnx_providers(device: Any = None) -> list:
     """ONNX Runtime's execution providers for ``device``: CUDA (then the CPU) or the CPU alone.
 
-    ``None`` takes CUDA when this onnxruntime has the CUDA provider (the ``onnxruntime-gpu`` package).
+    Parameters
+    ----------
+    device : {None, 'cpu', 'cuda', 'cuda:N'}
+        ``None`` takes CUDA when this onnxruntime has the CUDA provider (the ``onnxruntime-gpu`` package).
+
+    Returns
+    -------
+    list
+        Providers, as ``onnxruntime.InferenceSession`` takes them.
+
+    Raises
+    ------
+    ValueError
+        When CUDA is asked for and this onnxruntime has no CUDA provider.
     """
     import onnxruntime
 
@@ -98,7 +111,18 @@ class OnnxPredictor(ChunkedPredictor):
 
 
 def onnx_session(model: str | os.PathLike | bytes, device: Any = None) -> Any:
-    """An ONNX Runtime InferenceSession for ``model`` (a path or the model's bytes) on ``device``."""
+    """An ONNX Runtime InferenceSession for ``model`` on ``device``, logging errors only.
+
+    Parameters
+    ----------
+    model : str, os.PathLike or bytes
+        The .onnx file, or the model's bytes.
+    device : {None, 'cpu', 'cuda', 'cuda:N'}
+
+    Returns
+    -------
+    onnxruntime.InferenceSession
+    """
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -128,6 +152,15 @@ def from_onnx(path: str | os.PathLike, preprocess: Callable | None = None, batch
     -------
     OnnxPredictor
         ``predictor(images)`` -> the model's first output for each image, as a numpy array.
+
+    Raises
+    ------
+    TypeError
+        When ``path`` is not a path, or ``preprocess`` or ``batch_size`` has a wrong type.
+    FileNotFoundError
+        When there is no file at ``path``.
+    ValueError
+        When the file is not an ONNX model of one numeric input, or the device or batch size cannot be used.
     """
     from onnxruntime.capi import onnxruntime_pybind11_state as errors
 

@@ -28,7 +28,23 @@ _DEVICE = re.compile(r"cpu|cuda(:\d+)?")
 # --- devices ----------------------------------------------------------------------------------------------
 
 def check_device(device: Any) -> str | None:
-    """``device`` as 'cpu', 'cuda' or 'cuda:N' (a torch.device is accepted), or None; else a clear error."""
+    """``device`` as 'cpu', 'cuda' or 'cuda:N' (a torch.device is accepted), or None.
+
+    Parameters
+    ----------
+    device : None, str or torch.device
+
+    Returns
+    -------
+    str or None
+
+    Raises
+    ------
+    TypeError
+        When ``device`` is neither a string nor a torch.device.
+    ValueError
+        When it names no device of that form.
+    """
     if device is None:
         return None
     name = str(device) if type(device).__name__ == "device" else device
@@ -42,7 +58,23 @@ def check_device(device: Any) -> str | None:
 # --- chunked prediction -----------------------------------------------------------------------------------
 
 def check_batch_size(batch_size: Any) -> int | None:
-    """``batch_size`` as a positive int, or None; else a TypeError or ValueError."""
+    """``batch_size`` as a positive int, or None.
+
+    Parameters
+    ----------
+    batch_size : None or int
+
+    Returns
+    -------
+    int or None
+
+    Raises
+    ------
+    TypeError
+        When it is not an integer.
+    ValueError
+        When it is below 1.
+    """
     if batch_size is None:
         return None
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
@@ -53,7 +85,21 @@ def check_batch_size(batch_size: Any) -> int | None:
 
 
 def check_preprocess(preprocess: Any) -> Callable:
-    """``preprocess``, or the identity when it is None; TypeError when it cannot be called."""
+    """``preprocess``, or the identity when it is None.
+
+    Parameters
+    ----------
+    preprocess : None or callable
+
+    Returns
+    -------
+    callable
+
+    Raises
+    ------
+    TypeError
+        When it cannot be called.
+    """
     if preprocess is None:
         return lambda images: images
     if not callable(preprocess):

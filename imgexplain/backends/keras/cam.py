@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import weakref
 from numbers import Integral
+from typing import Any, Callable
 
 import keras
 import numpy as np
@@ -59,7 +60,8 @@ class CAMBackend:
 
     channels_first = False
 
-    def __init__(self, model, layers=None, output=None, reshape_transform=None):
+    def __init__(self, model: keras.Model, layers: list | None = None, output: Any = None,
+                 reshape_transform: Callable | None = None):
         if keras.backend.backend() != "tensorflow":
             raise ValueError(f"Keras models are supported with the TensorFlow backend; "
                              f"this Keras runs on {keras.backend.backend()!r}")
@@ -110,7 +112,7 @@ class CAMBackend:
         return explained[0]
 
     @property
-    def layer_names(self):
+    def layer_names(self) -> list[str] | None:
         return None if self.layers is None else [layer.name for layer in self.layers]
 
     # --- the layers ------------------------------------------------------------------
@@ -223,7 +225,7 @@ class CAMBackend:
                              f"class activation maps need a model with one image input")
         return tuple(inputs[0].shape), inputs[0].dtype
 
-    def prepare(self, images):
+    def prepare(self, images: Any) -> tf.Tensor:
         """Check a batch ``(N, H, W, C)`` against the model and make it a tensor."""
         if not tf.is_tensor(images):
             images = np.asarray(images)
@@ -255,7 +257,7 @@ class CAMBackend:
         return tf.cast(tf.convert_to_tensor(images), dtype or "float32")
 
     @property
-    def n_classes(self):
+    def n_classes(self) -> int | None:
         try:
             outputs = self.model.outputs
         except (AttributeError, ValueError):
@@ -272,15 +274,15 @@ class CAMBackend:
         return selected.shape[-1] if len(selected.shape) == 2 else None
 
     @staticmethod
-    def spatial_size(images):
+    def spatial_size(images: tf.Tensor) -> tuple[int, int]:
         return tuple(images.shape[1:3])
 
     @staticmethod
-    def flip(images):
+    def flip(images: tf.Tensor) -> tf.Tensor:
         return tf.reverse(images, axis=[2])
 
     @staticmethod
-    def to_numpy(images):
+    def to_numpy(images: tf.Tensor) -> np.ndarray:
         return images.numpy()
 
     # --- passes ----------------------------------------------------------------------
@@ -332,7 +334,7 @@ class CAMBackend:
             functions[key] = build(spec)
         return functions[key]
 
-    def forward(self, images, targets, gradients=True):
+    def forward(self, images: tf.Tensor, targets: np.ndarray | list, gradients: bool = True) -> tuple:
         """One pass over ``images``: per layer, activations (N, h, w, C) and the gradients of each
         image's target score (None when ``gradients`` is False); the chosen classes (-1 for
         callable targets) and the scores. ``targets`` is an int array (-1: top class) or a list
@@ -357,7 +359,7 @@ class CAMBackend:
             grads = [value.numpy().astype(np.float32, copy=False) for value in grads]
         return activations, grads, chosen, scores.numpy()
 
-    def predict(self, batch):
+    def predict(self, batch: np.ndarray) -> np.ndarray:
         """The explained output of a numpy batch, as numpy."""
         images = tf.convert_to_tensor(batch)
         backend = weakref.ref(self)
@@ -365,7 +367,7 @@ class CAMBackend:
             lambda x: backend()._call(x), autograph=False, input_signature=[spec]))
         return function(images).numpy()
 
-    def ablated_outputs(self, image, index, channels):
+    def ablated_outputs(self, image: tf.Tensor, index: int, channels: np.ndarray) -> np.ndarray:
         """The explained output of ``image`` (``(1, H, W, C)``) once per channel in ``channels``,
         with that channel of layer ``index``'s output set to zero."""
         channels = np.asarray(channels)

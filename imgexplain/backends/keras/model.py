@@ -14,17 +14,50 @@ from .layers import all_layers, leaf_layers
 
 
 def predict(model: keras.Model, images: Any) -> np.ndarray:
-    """The model's output for ``images`` ``(N, H, W, C)`` in inference mode, as numpy."""
+    """The model's output for ``images`` ``(N, H, W, C)`` in inference mode, as numpy.
+
+    Parameters
+    ----------
+    model : keras.Model
+    images : array or tensor
+        A batch as the model takes it.
+
+    Returns
+    -------
+    ndarray
+        The model's output.
+    """
     return np.asarray(model(np.asarray(images), training=False))
 
 
 def spatial_size(images: Any) -> tuple[int, int]:
-    """``(H, W)`` of a channels-last batch."""
+    """``(H, W)`` of a channels-last batch.
+
+    Parameters
+    ----------
+    images : array or tensor
+        A batch.
+
+    Returns
+    -------
+    tuple of int
+        ``(H, W)``.
+    """
     return tuple(images.shape[1:3])
 
 
 def clone(model: keras.Model) -> keras.Model:
-    """A copy of ``model`` with the same weights (``keras.models.clone_model``)."""
+    """A copy of ``model`` with the same weights (``keras.models.clone_model``).
+
+    Parameters
+    ----------
+    model : keras.Model
+
+    Returns
+    -------
+    keras.Model
+        An independent copy; changing its weights leaves ``model`` as it is.
+    """
     copied = keras.models.clone_model(model)
     copied.set_weights(model.get_weights())
     return copied
@@ -32,6 +65,18 @@ def clone(model: keras.Model) -> keras.Model:
 
 def counterpart(model: keras.Model, clone: keras.Model, layer: Any) -> Any:
     """The layer of ``clone`` that is ``layer`` in ``model`` (names, indices and None stay as they are).
+
+    Parameters
+    ----------
+    model, clone : keras.Model
+        A model and its :func:`clone`.
+    layer : None, str, int or layer
+        A layer of ``model``, or what names one.
+
+    Returns
+    -------
+    None, str, int or layer
+        The same layer in ``clone``.
 
     Raises
     ------
@@ -47,12 +92,33 @@ def counterpart(model: keras.Model, clone: keras.Model, layer: Any) -> Any:
 
 
 def weighted_layers(model: keras.Model) -> list:
-    """The layers (nested models' included) that compute something themselves and have trainable weights."""
+    """The layers (nested models' included) that compute something themselves and have trainable weights.
+
+    Parameters
+    ----------
+    model : keras.Model
+
+    Returns
+    -------
+    list
+        The layers, in definition order.
+    """
     return [layer for layer in leaf_layers(model) if layer.trainable_weights]
 
 
 def randomize(layer: keras.layers.Layer, rng: np.random.Generator) -> None:
-    """Redraw each trainable weight of ``layer`` from a normal distribution of its mean and standard deviation."""
+    """Redraw each trainable weight of ``layer`` from a normal distribution of its mean and standard deviation.
+
+    Parameters
+    ----------
+    layer : layer of keras.Model
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    None
+        The weights are changed in place.
+    """
     for weight in layer.trainable_weights:
         values = np.asarray(weight.numpy(), dtype=np.float64)
         drawn = rng.normal(values.mean(), values.std(), size=values.shape)
@@ -60,7 +126,17 @@ def randomize(layer: keras.layers.Layer, rng: np.random.Generator) -> None:
 
 
 def layer_name(model: keras.Model, layer: keras.layers.Layer) -> str:
-    """The layer's name."""
+    """The layer's name.
+
+    Parameters
+    ----------
+    model : keras.Model
+    layer : layer of ``model``
+
+    Returns
+    -------
+    str
+    """
     return layer.name
 
 
@@ -110,6 +186,17 @@ def saved_predictor(saved: SavedModel, pixels: Callable, device: Any = None) -> 
 
 
 def two_outputs(model: keras.Model) -> keras.Model:
-    """A one-output (sigmoid) model as two outputs (1 - p, p): CAM explains class 0 as the complement."""
+    """A one-output (sigmoid) model as two outputs (1 - p, p): CAM explains class 0 as the complement.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A model of one output column.
+
+    Returns
+    -------
+    keras.Model
+        ``(1 - p, p)`` for each image.
+    """
     output = model.outputs[0]
     return keras.Model(model.inputs, keras.ops.concatenate([1.0 - output, output], axis=-1))

@@ -14,29 +14,74 @@ from imgexplain.backends.torch.runtime import from_torch
 
 
 def predict(model: torch.nn.Module, images: Any) -> np.ndarray:
-    """The model's output for ``images`` (an array or tensor ``(N, C, H, W)``), as numpy, without autograd."""
+    """The model's output for ``images`` (an array or tensor ``(N, C, H, W)``), as numpy, without autograd.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    images : array or tensor
+        A batch as the model takes it.
+
+    Returns
+    -------
+    ndarray
+        The model's output.
+    """
     tensor = images if isinstance(images, torch.Tensor) else torch.as_tensor(np.asarray(images, dtype=np.float32))
     with torch.no_grad():
         return model(tensor).detach().cpu().numpy()
 
 
 def spatial_size(images: Any) -> tuple[int, int]:
-    """``(H, W)`` of a channels-first batch."""
+    """``(H, W)`` of a channels-first batch.
+
+    Parameters
+    ----------
+    images : array or tensor
+        A batch.
+
+    Returns
+    -------
+    tuple of int
+        ``(H, W)``.
+    """
     return tuple(images.shape[2:4])
 
 
 def clone(model: torch.nn.Module) -> torch.nn.Module:
-    """A deep copy of ``model``, weights included."""
+    """A deep copy of ``model``, weights included.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+
+    Returns
+    -------
+    torch.nn.Module
+        An independent copy; changing its weights leaves ``model`` as it is.
+    """
     return copy.deepcopy(model)
 
 
 def counterpart(model: torch.nn.Module, clone: torch.nn.Module, layer: Any) -> Any:
     """The module of ``clone`` that is ``layer`` in ``model`` (names, indices and None stay as they are).
 
+    Parameters
+    ----------
+    model, clone : torch.nn.Module
+        A model and its :func:`clone`.
+    layer : None, str, int or layer
+        A layer of ``model``, or what names one.
+
+    Returns
+    -------
+    None, str, int or layer
+        The same layer in ``clone``.
+
     Raises
     ------
     ValueError
-        When ``layer`` is not a module of ``model``.
+        When ``layer`` is not a layer of ``model``.
     """
     if layer is None or isinstance(layer, (str, Integral)):
         return layer
@@ -47,12 +92,33 @@ def counterpart(model: torch.nn.Module, clone: torch.nn.Module, layer: Any) -> A
 
 
 def weighted_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
-    """The modules that hold parameters of their own, in definition order."""
+    """The modules that hold parameters of their own, in definition order.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+
+    Returns
+    -------
+    list
+        The layers, in definition order.
+    """
     return [module for module in model.modules() if any(True for _ in module.parameters(recurse=False))]
 
 
 def randomize(layer: torch.nn.Module, rng: np.random.Generator) -> None:
-    """Redraw each of the module's own parameters from a normal distribution of its mean and standard deviation."""
+    """Redraw each of the module's own parameters from a normal distribution of its mean and standard deviation.
+
+    Parameters
+    ----------
+    layer : layer of torch.nn.Module
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    None
+        The weights are changed in place.
+    """
     with torch.no_grad():
         for parameter in layer.parameters(recurse=False):
             values = parameter.detach().cpu().numpy().astype(np.float64)
@@ -61,7 +127,17 @@ def randomize(layer: torch.nn.Module, rng: np.random.Generator) -> None:
 
 
 def layer_name(model: torch.nn.Module, layer: torch.nn.Module) -> str:
-    """The name of ``layer`` in ``model.named_modules()``."""
+    """The name of ``layer`` in ``model.named_modules()``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    layer : layer of ``model``
+
+    Returns
+    -------
+    str
+    """
     return next(name for name, module in model.named_modules() if module is layer)
 
 
@@ -139,5 +215,16 @@ class _TwoOutputs(torch.nn.Module):
 
 
 def two_outputs(model: torch.nn.Module) -> torch.nn.Module:
-    """A one-output (sigmoid) model as two outputs (1 - p, p): CAM explains class 0 as the complement."""
+    """A one-output (sigmoid) model as two outputs (1 - p, p): CAM explains class 0 as the complement.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A model of one output column.
+
+    Returns
+    -------
+    torch.nn.Module
+        ``(1 - p, p)`` for each image.
+    """
     return _TwoOutputs(model).eval()

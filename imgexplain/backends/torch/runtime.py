@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import numpy as np
 import torch
 
 from imgexplain.backends.predictors import ChunkedPredictor, check_batch_size, check_device, check_preprocess
@@ -15,7 +14,22 @@ from imgexplain.predictor import PredictorError
 
 
 def torch_device(device: Any = None) -> torch.device:
-    """The torch.device for ``device``: ``None`` takes CUDA when torch sees a GPU, else the CPU."""
+    """The torch.device for ``device``.
+
+    Parameters
+    ----------
+    device : {None, 'cpu', 'cuda', 'cuda:N'} or torch.device
+        ``None`` takes CUDA when torch sees a GPU, else the CPU.
+
+    Returns
+    -------
+    torch.device
+
+    Raises
+    ------
+    ValueError
+        When CUDA is asked for and torch sees no GPU, or ``device`` names no device.
+    """
     name = check_device(device)
     if name is None:
         name = "cuda" if torch.cuda.is_available() else "cpu"
@@ -74,6 +88,13 @@ def from_torch(module: Any, preprocess: Callable | None = None, batch_size: int 
     -------
     TorchPredictor
         ``predictor(images)`` -> the module's output (its first, if it returns several) as a numpy array.
+
+    Raises
+    ------
+    TypeError
+        When ``module`` is not a module, or ``preprocess`` or ``batch_size`` has a wrong type.
+    ValueError
+        When ``device`` is not on this machine, or ``batch_size`` is below 1.
     """
     if isinstance(module, torch.export.ExportedProgram):
         module = module.module()
