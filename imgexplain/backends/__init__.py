@@ -9,7 +9,9 @@ an attribute of the module, loaded with the framework on first use:
 - ``predict``, ``spatial_size``, ``clone``, ``counterpart``, ``weighted_layers``, ``randomize``,
   ``layer_name``: what :func:`imgexplain.evaluate.randomization_check` does with a model;
 - ``load_saved`` and ``saved_predictor``: a user's saved model file, and its predictor;
-- ``two_outputs``: a one-output (sigmoid) model as two outputs, for CAM.
+- ``two_outputs``: a one-output (sigmoid) model as two outputs, for CAM;
+- ``owns_tensor`` (without importing the framework), ``tensor_sum``, ``tensor_softmax`` and
+  ``tensor_mask``: what :mod:`imgexplain.targets` does with one image's output tensor.
 
 A new framework is one new module here, named in :data:`FRAMEWORKS`.
 """
@@ -21,7 +23,7 @@ from types import ModuleType
 from typing import Any
 
 __all__ = ["FRAMEWORKS", "ModelError", "SavedModel", "backend_for", "backend_named", "cam_backend",
-           "load_saved", "provides"]
+           "load_saved", "provides", "tensor_backend"]
 
 # In the order their model types are named in error messages.
 FRAMEWORKS = ("keras", "torch", "onnx")
@@ -94,6 +96,25 @@ def backend_for(model: Any, needs: str | None = None) -> ModuleType:
                 if needs is None or provides(backend_named(name), needs)]
     raise TypeError(f"model must be {' or '.join(accepted)}; "
                     f"got {type(model).__module__}.{type(model).__name__}")
+
+
+def tensor_backend(value: Any) -> ModuleType | None:
+    """The backend whose framework made the tensor ``value``, without importing any framework.
+
+    Parameters
+    ----------
+    value : object
+
+    Returns
+    -------
+    module or None
+        None for numpy arrays and anything else no backend owns.
+    """
+    for name in FRAMEWORKS:
+        backend = backend_named(name)
+        if provides(backend, "owns_tensor") and backend.owns_tensor(value):
+            return backend
+    return None
 
 
 def provides(backend: ModuleType, name: str) -> bool:

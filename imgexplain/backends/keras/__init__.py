@@ -21,11 +21,19 @@ def owns(model: Any) -> bool:
     return keras is not None and isinstance(model, keras.Model)
 
 
+
+def owns_tensor(value: Any) -> bool:
+    """Whether ``value`` is a TensorFlow tensor (False when TensorFlow was never imported)."""
+    tensorflow = sys.modules.get("tensorflow")
+    return tensorflow is not None and bool(tensorflow.is_tensor(value))
+
+
 # Each name -> the module that defines it.
 LAZY = {
     "CAMBackend": "cam",
     "predict": "model", "spatial_size": "model", "clone": "model", "counterpart": "model",
     "weighted_layers": "model", "randomize": "model", "layer_name": "model",
     "load_saved": "model", "saved_predictor": "model", "two_outputs": "model",
+    "tensor_sum": "tensors", "tensor_softmax": "tensors", "tensor_mask": "tensors",
 }
 __getattr__ = lazy_attributes(__name__, LAZY)

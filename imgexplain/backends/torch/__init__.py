@@ -21,6 +21,13 @@ def owns(model: Any) -> bool:
     return torch is not None and isinstance(model, torch.nn.Module)
 
 
+
+def owns_tensor(value: Any) -> bool:
+    """Whether ``value`` is a torch.Tensor (False when torch was never imported)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
 # Each name -> the module that defines it.
 LAZY = {
     "CAMBackend": "cam",
@@ -28,5 +35,6 @@ LAZY = {
     "predict": "model", "spatial_size": "model", "clone": "model", "counterpart": "model",
     "weighted_layers": "model", "randomize": "model", "layer_name": "model",
     "load_saved": "model", "saved_predictor": "model", "two_outputs": "model",
+    "tensor_sum": "tensors", "tensor_softmax": "tensors", "tensor_mask": "tensors",
 }
 __getattr__ = lazy_attributes(__name__, LAZY)
