@@ -241,10 +241,10 @@ def check_explain_arguments(args) -> dict:
 
 def check_device(device):
     """The --device argument, checked before any model loads (the GPU's presence is checked when it does)."""
-    from imgexplain import runtimes
+    from imgexplain.backends.predictors import check_device as checked_device
 
     try:
-        return runtimes.check_device(device)
+        return checked_device(device)
     except ValueError as error:
         raise InputError(f"--device: {error}") from None
 

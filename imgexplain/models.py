@@ -3,8 +3,8 @@
 :func:`load_model` takes ``'efficientnet-lite0'`` (built in, ImageNet) or the path of a saved model
 and returns a :class:`Classifier`: the model with what the explainers need around it (input size,
 preprocessing, a predictor of probabilities, class names). The kind of a saved file is read from its
-content (:func:`model_kind`); each kind has one loader in :data:`LOADERS`, so a new format is one
-more entry there. TensorFlow and torch are imported only by the loader of their kind.
+content (:func:`model_kind`) and loaded by the backend of its framework (:mod:`imgexplain.backends`),
+which alone imports TensorFlow, torch or ONNX Runtime.
 """
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from imgexplain import backends
+from imgexplain.backends import ModelError
 
 BUILTIN_MODEL = "efficientnet-lite0"
 
@@ -29,10 +32,6 @@ PREPROCESSING: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "imagenet": lambda images: (images / 255.0 - _IMAGENET_MEAN) / _IMAGENET_STD,
     "lite": lambda images: (images - 127.0) / 128.0,
 }
-
-
-class ModelError(ValueError):
-    """A model file that cannot be loaded, or a model that fails on an image of its input size."""
 
 
 @dataclass
@@ -162,74 +161,6 @@ def model_kind(model: str) -> str:
     raise ModelError(f"{model!r} is not a model file; {expected}")
 
 
-@dataclass
-class SavedModel:
-    """What a loader reads from a file: the model, the (H, W) and channels it fixes (or None), its fixed batch."""
-
-    model: object
-    framework: str
-    input_size: tuple[int, int] | None
-    channels: int = 3
-    batch: int | None = None
-
-
-def _load_keras(path: str) -> SavedModel:
-    import keras
-
-    model = keras.saving.load_model(path)
-    shape = tuple(model.inputs[0].shape) if getattr(model, "inputs", None) else ()
-    size = (int(shape[1]), int(shape[2])) if len(shape) == 4 and None not in shape[1:3] else None
-    channels = int(shape[3]) if len(shape) == 4 and shape[3] is not None else 3
-    return SavedModel(model, "keras", size, channels)
-
-
-def _load_exported(path: str) -> SavedModel:
-    """The program as a module with its layers (so CAM can hook them)."""
-    import torch
-
-    program = torch.export.load(path)
-    first_input = program.graph_signature.user_inputs[0]
-    (node,) = [node for node in program.graph.nodes if node.op == "placeholder" and node.name == first_input]
-    shape = tuple(node.meta["val"].shape)
-    if len(shape) != 4 or not all(isinstance(size, int) for size in shape[1:]):
-        raise ModelError(f"{path!r} takes input of shape {shape}; expected images (N, C, H, W) of a fixed size")
-    batch = shape[0] if isinstance(shape[0], int) else None
-    if batch not in (None, 1):
-        raise ModelError(f"{path!r} was exported for batches of exactly {batch} images; export it "
-                         "with a batch of 1 or a dynamic batch (dynamic_shapes)")
-    # An exported graph is fixed in the mode it was exported in; eval() only sets the flags that CAM checks.
-    return SavedModel(torch.export.unflatten(program).eval(), "torch", (shape[2], shape[3]), shape[1], batch)
-
-
-def _load_torchscript(path: str) -> SavedModel:
-    import torch
-
-    return SavedModel(torch.jit.load(path, map_location="cpu").eval(), "torch", None)
-
-
-def _channels_first(shape) -> bool:
-    return shape[1] in (1, 3)
-
-
-def _load_onnx(path: str, device=None) -> SavedModel:
-    """The model on ONNX Runtime (an `imgexplain.runtimes.OnnxPredictor`), taking images channels first or last."""
-    from imgexplain.runtimes import from_onnx
-
-    predictor = from_onnx(path, device=device)
-    shape = predictor.input_shape
-    if len(shape) != 4 or not (_channels_first(shape) or shape[3] in (1, 3)):
-        raise ModelError(f"{path!r} takes input of shape {shape}; expected images (N, C, H, W) or (N, H, W, C) "
-                         "of 1 or 3 channels")
-    height, width, channels = (*shape[2:], shape[1]) if _channels_first(shape) else shape[1:]
-    size = (height, width) if height is not None and width is not None else None
-    return SavedModel(predictor, "onnx", size, channels, predictor.batch_size)
-
-
-LOADERS: dict[str, Callable[..., SavedModel]] = {
-    "keras": _load_keras, "exported": _load_exported, "torchscript": _load_torchscript, "onnx": _load_onnx,
-}
-
-
 def _as_channels(images: np.ndarray, channels: int) -> np.ndarray:
     """(N, H, W, 3) images for a model of ``channels`` input channels: one channel is their luminance."""
     if channels == 1:
@@ -242,11 +173,11 @@ def load_saved_model(path: str, kind: str, input_size=None, preprocess: str = "n
 
     ``input_size`` None takes the size the model file fixes. Models of one input channel get the
     luminance of the RGB images. ONNX models run on ONNX Runtime, PyTorch models through
-    `imgexplain.runtimes.from_torch`, both on ``device`` (None: the best available).
+    `imgexplain.backends.torch.from_torch`, both on ``device`` (None: the best available).
     """
     to_input = PREPROCESSING[preprocess]
     try:
-        saved = LOADERS[kind](path, device=device) if kind == "onnx" else LOADERS[kind](path)
+        saved = backends.load_saved(path, kind, device)
     except ModelError:
         raise
     except Exception as error:  # the loaders raise many types for a damaged file
@@ -254,7 +185,7 @@ def load_saved_model(path: str, kind: str, input_size=None, preprocess: str = "n
     input_size = input_size or saved.input_size
     if input_size is None:
         raise ModelError(f"{path!r} does not fix its input size: give it (--input-size H,W)")
-    model, batch, channels = saved.model, saved.batch, saved.channels
+    channels = saved.channels
     if channels not in (1, 3):
         raise ModelError(f"{path!r} takes images of {channels} channels; expected 1 (grey) or 3 (RGB)")
 
@@ -262,40 +193,20 @@ def load_saved_model(path: str, kind: str, input_size=None, preprocess: str = "n
         images = _as_channels(np.asarray(images, dtype=np.float32), channels)
         return np.asarray(to_input(images), dtype=np.float32)
 
-    if saved.framework == "keras":
-        model_input = pixels
-
-        def scores(images):
-            return model.predict(model_input(images), verbose=0)
-
-    elif saved.framework == "onnx":
-        def model_input(images):
-            return pixels(images).transpose(0, 3, 1, 2) if _channels_first(model.input_shape) else pixels(images)
-
-        model.preprocess = model_input
-        scores = model
-
-    else:
-        import torch
-
-        from imgexplain.runtimes import from_torch
-
-        def model_input(images):
-            return torch.from_numpy(np.ascontiguousarray(pixels(images).transpose(0, 3, 1, 2)))
-
-        try:
-            scores = from_torch(model, preprocess=model_input, batch_size=batch, device=device)
-        except ValueError as error:  # a device this machine does not have
-            raise ModelError(str(error)) from None
+    backend = backends.backend_named(saved.framework)
+    try:
+        model_input, scores = backend.saved_predictor(saved, pixels, device)
+    except ValueError as error:  # a device this machine does not have
+        raise ModelError(str(error)) from None
 
     def predictor(images):
         return probabilities(scores(images))
 
     return Classifier(
-        name=Path(path).name, framework=saved.framework, model=model, input_size=tuple(input_size),
+        name=Path(path).name, framework=saved.framework, model=saved.model, input_size=tuple(input_size),
         preprocess=model_input, predictor=predictor, top_classes=numbered_classes,
-        cam_model=_two_outputs(model, saved.framework)
-        if saved.framework != "onnx" and _n_outputs(scores, input_size) == 1 else None,
+        cam_model=backend.two_outputs(saved.model)
+        if backends.provides(backend, "two_outputs") and _n_outputs(scores, input_size) == 1 else None,
     )
 
 
@@ -305,27 +216,6 @@ def _n_outputs(scores, input_size) -> int | None:
         return int(np.asarray(scores(np.full((1, *input_size, 3), 128.0, dtype=np.float32))).shape[-1])
     except Exception:
         return None
-
-
-def _two_outputs(model, framework: str):
-    """A one-output (sigmoid) model as two outputs (1 - p, p): CAM explains class 0 as the complement."""
-    if framework == "keras":
-        import keras
-
-        output = model.outputs[0]
-        return keras.Model(model.inputs, keras.ops.concatenate([1.0 - output, output], axis=-1))
-    import torch
-
-    class TwoOutputs(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.model = model
-
-        def forward(self, x):
-            output = self.model(x)
-            return torch.cat([1.0 - output, output], dim=1)
-
-    return TwoOutputs().eval()
 
 
 def load_model(model: str = BUILTIN_MODEL, *, framework: str | None = None, input_size=None,

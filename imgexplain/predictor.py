@@ -100,9 +100,13 @@ def labels_from_output(output, n_images: int, name: str = "predictor") -> np.nda
 
 
 def __getattr__(name):
-    """``from_onnx`` and ``from_torch``, fast predictors for users' models, from `imgexplain.runtimes`."""
-    if name in ("from_onnx", "from_torch"):
-        from imgexplain import runtimes
+    """``from_onnx`` and ``from_torch``, fast predictors for users' models, from their backends."""
+    if name == "from_onnx":
+        from imgexplain.backends.onnx import from_onnx
 
-        return getattr(runtimes, name)
+        return from_onnx
+    if name == "from_torch":
+        from imgexplain.backends.torch.runtime import from_torch
+
+        return from_torch
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,39 +9,24 @@ work on all three.
 """
 from __future__ import annotations
 
-import sys
 from numbers import Integral
 
 import numpy as np
 
+from imgexplain.backends import tensor_backend
+
 __all__ = ["ClassScore", "ClassProbability", "SegmentationRegion", "RegressionOutput"]
 
 
-def _framework(value):
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(value, torch.Tensor):
-        return "torch"
-    tensorflow = sys.modules.get("tensorflow")
-    if tensorflow is not None and tensorflow.is_tensor(value):
-        return "tensorflow"
-    return "numpy"
-
-
 def _total(value):
-    kind = _framework(value)
-    if kind == "tensorflow":
-        return sys.modules["tensorflow"].reduce_sum(value)
-    if kind == "torch":
-        return value.sum()
-    return np.sum(value)
+    backend = tensor_backend(value)
+    return np.sum(value) if backend is None else backend.tensor_sum(value)
 
 
 def _softmax(value):
-    kind = _framework(value)
-    if kind == "tensorflow":
-        return sys.modules["tensorflow"].nn.softmax(value, axis=-1)
-    if kind == "torch":
-        return sys.modules["torch"].softmax(value, dim=-1)
+    backend = tensor_backend(value)
+    if backend is not None:
+        return backend.tensor_softmax(value)
     shifted = np.exp(value - np.max(value, axis=-1, keepdims=True))
     return shifted / shifted.sum(axis=-1, keepdims=True)
 
@@ -100,11 +85,8 @@ class SegmentationRegion:
         else:
             raise ValueError(f"a segmentation output of one image must be (C, H, W) or (H, W, C) with "
                              f"(H, W) = the mask's {self.mask.shape}; got {shape}")
-        mask = self.mask
-        if _framework(output) == "torch":
-            mask = sys.modules["torch"].as_tensor(mask, device=plane.device, dtype=plane.dtype)
-        elif _framework(output) == "tensorflow":
-            mask = sys.modules["tensorflow"].cast(mask, plane.dtype)
+        backend = tensor_backend(output)
+        mask = self.mask if backend is None else backend.tensor_mask(self.mask, plane)
         return _total(plane * mask)
 
     def __repr__(self):

@@ -12,7 +12,7 @@ keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
 from imgexplain import datasets  # noqa: E402
-from imgexplain.cam import keras as cam_keras  # noqa: E402
+from imgexplain.backends.keras import cam as cam_keras  # noqa: E402
 from imgexplain.cam.api import CAM, explain_prediction, image_from_path, show_prediction  # noqa: E402
 from cam_textbook import textbook_map  # noqa: E402
 from imgexplain.render import format_as_image  # noqa: E402
@@ -335,7 +335,7 @@ def test_bad_arguments(model):
 def test_nothing_accumulates_when_called_in_a_loop(model, images):
     cam = CAM(model)
     cam(images)
-    layers = list(cam_keras._all_layers(model))
+    layers = list(cam_keras.all_layers(model))
     nodes = [len(layer._inbound_nodes) for layer in layers]
     traced = len(cam_keras._TRACED[model])
     for _ in range(3):

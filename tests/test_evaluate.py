@@ -9,6 +9,7 @@ from imgexplain.evaluate import (
     randomization_check,
     saliency_from_anchor,
 )
+from imgexplain.evaluate.randomization import map_similarity
 from imgexplain.explanation import Explanation
 from imgexplain.predictor import PredictorError
 
@@ -168,8 +169,8 @@ def test_bad_curve_input_is_rejected_before_any_model_call(kwargs, message):
     "output, message",
     [(np.zeros(3), r"must return \(3, K\) scores"), (np.full((3, 2), np.nan), "non-finite")],
 )
-def test_bad_predictor_output_is_reported(output, message):
-    with pytest.raises(ValueError, match=message):
+def test_bad_predictor_output_is_a_predictor_error(output, message):
+    with pytest.raises(PredictorError, match=message):
         deletion_curve(lambda x: output, np.ones(SHAPE), evidence_weights(), target=0, steps=2)
 
 
@@ -325,8 +326,15 @@ def test_randomization_check_leaves_the_model_alone_and_is_reproducible(torch_mo
     np.testing.assert_array_equal(a["spearman"], b["spearman"])
     assert a["spearman"].shape == a["ssim"].shape == (3,)
     assert a["layers"] == ["0", "2", "6"][::-1]
-    assert np.all(a["spearman"] <= 1) and np.all(a["ssim"] <= 1)
     assert not np.allclose(a["maps"], a["random_maps"])
+
+
+def test_map_similarity_has_known_answers():
+    ramp = np.arange(64.0).reshape(8, 8) / 63
+    assert map_similarity(ramp[::2, ::2], ramp[::2, ::2], (8, 8)) == pytest.approx((1.0, 1.0))
+    rho, ssim = map_similarity(ramp, 1 - ramp, (8, 8))
+    assert rho == pytest.approx(-1.0) and ssim < 0
+    assert map_similarity(ramp, np.zeros((8, 8)), (8, 8))[0] == 0.0
 
 
 def test_cascade_randomizes_from_the_output_down(torch_model):
@@ -343,6 +351,8 @@ def test_randomization_check_rejects_what_it_cannot_explain(torch_model):
         randomization_check(lambda x: x, images)
     with pytest.raises(ValueError, match="targets must lie in"):
         randomization_check(model, images, targets=9)
+    with pytest.raises(PredictorError, match="raised RuntimeError"):
+        randomization_check(type(model[6])(5, 2), images)
 
 
 @pytest.mark.slow

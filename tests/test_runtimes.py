@@ -6,9 +6,13 @@ import torch
 from onnx import TensorProto, helper
 
 import imgexplain.predictor
-from imgexplain import runtimes
+from imgexplain.backends import onnx as onnx_backend
+from imgexplain.backends import predictors
+from imgexplain.backends import torch as torch_backend
+from imgexplain.backends.onnx import from_onnx
+from imgexplain.backends.predictors import CHUNK_SIZES, ChunkedPredictor
+from imgexplain.backends.torch import from_torch
 from imgexplain.predictor import PredictorError
-from imgexplain.runtimes import CHUNK_SIZES, ChunkedPredictor, from_onnx, from_torch
 from stripes import SIZE, stripe_detector, striped_image
 
 RNG = np.random.default_rng(0)
@@ -138,7 +142,7 @@ class FakeClock:
 @pytest.fixture
 def clock(monkeypatch):
     fake = FakeClock()
-    monkeypatch.setattr(runtimes.time, "perf_counter", fake)
+    monkeypatch.setattr(predictors.time, "perf_counter", fake)
     return fake
 
 
@@ -239,7 +243,7 @@ def test_onnx_providers_take_cuda_when_there_is_one(monkeypatch, available, devi
     import onnxruntime
 
     monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: available)
-    assert runtimes.onnx_providers(device) == expected
+    assert onnx_backend.onnx_providers(device) == expected
 
 
 def test_onnx_cuda_without_the_provider_is_a_value_error(monkeypatch):
@@ -247,7 +251,7 @@ def test_onnx_cuda_without_the_provider_is_a_value_error(monkeypatch):
 
     monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
     with pytest.raises(ValueError, match="no CUDA provider.*onnxruntime-gpu"):
-        runtimes.onnx_providers("cuda")
+        onnx_backend.onnx_providers("cuda")
 
 
 @pytest.mark.parametrize("has_cuda, device, expected", [
@@ -256,15 +260,15 @@ def test_onnx_cuda_without_the_provider_is_a_value_error(monkeypatch):
 ])
 def test_torch_device_takes_cuda_when_there_is_one(monkeypatch, has_cuda, device, expected):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: has_cuda)
-    assert runtimes.torch_device(device) == torch.device(expected)
+    assert torch_backend.torch_device(device) == torch.device(expected)
 
 
 def test_torch_cuda_without_a_gpu_is_a_value_error(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ValueError, match="torch sees no CUDA device"):
-        runtimes.torch_device("cuda")
+        torch_backend.torch_device("cuda")
     with pytest.raises(ValueError, match="device must be"):
-        runtimes.torch_device("cuda:x")
+        torch_backend.torch_device("cuda:x")
 
 
 # Saved models on the command line: ONNX on ONNX Runtime, PyTorch through from_torch
@@ -300,7 +304,7 @@ def test_saved_onnx_and_torch_models_give_the_same_probabilities(saved_models):
         classifier = models.load_model(str(saved_models / name), preprocess="unit", device="cpu")
         assert classifier.input_size == (SIZE, SIZE)
         np.testing.assert_allclose(classifier.predictor(images.astype(np.float32)), expected, atol=1e-5)
-    assert isinstance(models.load_model(str(saved_models / "first.onnx")).model, runtimes.OnnxPredictor)
+    assert isinstance(models.load_model(str(saved_models / "first.onnx")).model, onnx_backend.OnnxPredictor)
 
 
 def test_command_explains_with_an_onnx_model_as_with_the_exported_one(saved_models, tmp_path, capsys):

@@ -3,12 +3,12 @@ optional refinements of pytorch-grad-cam (several layers, test-time augmentation
 maps at the input size). Masked and ablated passes run in chunks bounded in bytes."""
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from numbers import Integral
 
 import numpy as np
 
+from imgexplain.backends import cam_backend
 from imgexplain.cam import methods
 from imgexplain.cam.methods import METHODS
 from imgexplain.cam.outputs import check_target_range, scores_of
@@ -19,23 +19,6 @@ __all__ = ["CAM", "CAMResult"]
 # Test-time augmentations of aug_smooth, as pytorch-grad-cam's: horizontal flips times input scalings.
 _AUGMENTATIONS = tuple((flip, factor) for flip in (False, True) for factor in (1.0, 0.9, 1.1))
 _INT32_LIMIT = 2**31
-
-
-def _backend(model, layers, output, reshape_transform):
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(model, torch.nn.Module):
-        from imgexplain.cam.torch import TorchBackend
-
-        return TorchBackend(model, layers=layers, output=output, reshape_transform=reshape_transform)
-    keras = sys.modules.get("keras")
-    if keras is not None and isinstance(model, keras.Model):
-        from imgexplain.cam.keras import KerasBackend
-
-        return KerasBackend(model, layers=layers, output=output, reshape_transform=reshape_transform)
-    if any(cls.__module__.split(".")[0] == "tf_keras" for cls in type(model).__mro__):
-        raise TypeError("model is a Keras 2 (tf_keras) model; class activation maps need Keras 3")
-    raise TypeError(f"model must be a keras.Model (Keras 3) or a torch.nn.Module; "
-                    f"got {type(model).__module__}.{type(model).__name__}")
 
 
 def _is_index(value):
@@ -164,7 +147,7 @@ class CAM:
         self.verbose = bool(verbose)
         self._several = isinstance(layer, (list, tuple)) or self.method == "fullgrad"
         layers = None if layer is None else (list(layer) if self._several else [layer])
-        self._backend = _backend(model, layers, output, reshape_transform)
+        self._backend = cam_backend(model, layers, output, reshape_transform)
 
     @property
     def layer(self):

@@ -8,7 +8,9 @@ every example and test here.
 """
 import numpy as np
 
-from imgexplain.runtimes import OnnxPredictor, check_device, torch_device
+from imgexplain.backends import torch as torch_backend
+from imgexplain.backends.onnx import OnnxPredictor
+from imgexplain.backends.predictors import check_device
 
 FRAMEWORKS = ("torch", "keras")
 INPUT_SIZE = (224, 224)
@@ -57,7 +59,7 @@ class PretrainedModel:
         pooling): the layer for Grad-CAM.
     batch_size : int or None
         How many images `predictor` and `forward` send to ONNX Runtime at a time; None:
-        `imgexplain.runtimes.ONNX_BATCH_SIZE`.
+        `imgexplain.backends.onnx.ONNX_BATCH_SIZE`.
     device : {None, 'cpu', 'cuda', 'cuda:N'}
         Where ONNX Runtime runs; None: the best available.
     """
@@ -74,7 +76,7 @@ class PretrainedModel:
 
     @property
     def runtime(self):
-        """The network on ONNX Runtime, an `imgexplain.runtimes.OnnxPredictor` taking (N, 3, 224, 224)
+        """The network on ONNX Runtime, an `imgexplain.backends.onnx.OnnxPredictor` taking (N, 3, 224, 224)
         normalised inputs to logits. Exported from the PyTorch weights on first use, then cached."""
         if self._runtime is None:
             from imgexplain.zoo.onnx_export import efficientnet_lite0_session
@@ -175,7 +177,7 @@ def efficientnet_lite0(framework="torch", device=None):
     if framework == "torch":
         from imgexplain.zoo.torch_port import load_efficientnet_lite0
 
-        return PretrainedModel(load_efficientnet_lite0().to(torch_device(device)), name="efficientnet_lite0",
+        return PretrainedModel(load_efficientnet_lite0().to(torch_backend.torch_device(device)), name="efficientnet_lite0",
                                framework="torch", feature_layer="_head_activation", device=device)
     from imgexplain.zoo.keras_port import load_efficientnet_lite0
 

@@ -10,7 +10,7 @@ import logging
 import warnings
 from pathlib import Path
 
-from imgexplain.runtimes import onnx_session
+from imgexplain.backends.onnx import onnx_session
 from imgexplain.zoo.keras_port import cache_dir, write_cache_file
 
 # Bump when the export changes, so that stale caches are not used.

@@ -3,34 +3,35 @@ shapes, and recording layers' outputs while the model runs (by swapping their ``
 from __future__ import annotations
 
 import contextlib
+from typing import Callable, Iterator
 
 import keras
 
-from .outputs import token_grid
+from imgexplain.cam.outputs import token_grid
 
 _MISSING = object()
 
 
-def is_feature_map(shape) -> bool:
+def is_feature_map(shape: tuple | None) -> bool:
     """A 4-D ``(N, h, w, C)`` shape whose spatial size is not 1x1 (unknown sizes count)."""
     return shape is not None and len(shape) == 4 and (shape[1], shape[2]) != (1, 1)
 
 
-def _all_layers(model):
+def all_layers(model: keras.Model) -> Iterator[keras.layers.Layer]:
     """Every layer of ``model``, nested models included (each before its own layers)."""
     for layer in model.layers:
         yield layer
         if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
+            yield from all_layers(layer)
 
 
-def _leaf_layers(model):
+def leaf_layers(model: keras.Model) -> list[keras.layers.Layer]:
     """The layers that compute something themselves, descending into nested models."""
-    return [layer for layer in _all_layers(model)
+    return [layer for layer in all_layers(model)
             if not isinstance(layer, (keras.Model, keras.layers.InputLayer))]
 
 
-def _static_shape(layer):
+def static_shape(layer: keras.layers.Layer) -> tuple | None:
     """The layer's symbolic output shape, or None when it has none (subclassed models, or a
     layer used more than once)."""
     try:
@@ -40,12 +41,13 @@ def _static_shape(layer):
     return tuple(output.shape) if hasattr(output, "shape") else None
 
 
-def _is_candidate(shape):
+def is_candidate(shape: tuple | None) -> bool:
+    """A feature map or transformer tokens: what a class activation map can be made of."""
     return is_feature_map(shape) or token_grid(shape) is not None
 
 
 @contextlib.contextmanager
-def _recording(layers, record):
+def recording(layers: list, record: Callable) -> Iterator[None]:
     """While inside, each layer's output passes through ``record(layer, output)``."""
     replaced = []
     try:

@@ -11,17 +11,18 @@ import contextlib
 import warnings
 import weakref
 from numbers import Integral
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from .outputs import check_score, check_target_range, select_output, token_grid
+from imgexplain.cam.outputs import check_score, check_target_range, select_output, token_grid
 
 # model -> {input shape: (name of the automatically chosen module, its token grid or None)}
 _CHOSEN = weakref.WeakKeyDictionary()
 
 
-def is_feature_map(shape) -> bool:
+def is_feature_map(shape: tuple | None) -> bool:
     """A 4-D ``(N, C, h, w)`` shape whose spatial size is not 1x1."""
     return shape is not None and len(shape) == 4 and (shape[2], shape[3]) != (1, 1)
 
@@ -62,7 +63,7 @@ def _class_scores(outputs, targets):
     return outputs.gather(1, chosen[:, None])[:, 0], chosen
 
 
-def target_scores(outputs, targets):
+def target_scores(outputs: torch.Tensor, targets: np.ndarray | list) -> tuple[torch.Tensor, np.ndarray]:
     """``(scores, chosen classes)``: ``targets`` is an int array or a list of callables."""
     if isinstance(targets, np.ndarray):
         scores, chosen = _class_scores(outputs, targets)
@@ -75,14 +76,15 @@ def target_scores(outputs, targets):
     return torch.stack(scores), np.full(len(scores), -1, dtype=np.int64)
 
 
-class TorchBackend:
+class CAMBackend:
     """Runs a ``torch.nn.Module`` for :class:`imgexplain.cam.api.CAM` (channels first)."""
 
     channels_first = True
     # A module does not declare how many classes it outputs: targets are checked after the forward pass.
     n_classes = None
 
-    def __init__(self, model, layers=None, output=None, reshape_transform=None):
+    def __init__(self, model: torch.nn.Module, layers: list | None = None, output: Any = None,
+                 reshape_transform: Callable | None = None):
         self.model = model
         self.output = output
         self.reshape_transform = reshape_transform
@@ -232,7 +234,7 @@ class TorchBackend:
             for handle in handles:
                 handle.remove()
 
-    def prepare(self, images):
+    def prepare(self, images: Any) -> torch.Tensor:
         """Check a batch ``(N, C, H, W)`` and make it a tensor on the model's device."""
         if not isinstance(images, torch.Tensor):
             array = np.asarray(images)
@@ -254,20 +256,20 @@ class TorchBackend:
         return images.to(device=parameter.device, dtype=parameter.dtype)
 
     @staticmethod
-    def spatial_size(images):
+    def spatial_size(images: torch.Tensor) -> tuple[int, int]:
         return tuple(images.shape[2:])
 
     @staticmethod
-    def flip(images):
+    def flip(images: torch.Tensor) -> torch.Tensor:
         return torch.flip(images, dims=(3,))
 
-    def from_numpy(self, batch):
+    def from_numpy(self, batch: np.ndarray) -> torch.Tensor:
         parameter = next(self.model.parameters(), None)
         tensor = torch.from_numpy(np.ascontiguousarray(batch))
         return tensor.float() if parameter is None else tensor.to(device=parameter.device, dtype=parameter.dtype)
 
     @staticmethod
-    def to_numpy(images):
+    def to_numpy(images: torch.Tensor) -> np.ndarray:
         return images.detach().cpu().numpy()
 
     # --- passes ----------------------------------------------------------------------
@@ -293,7 +295,7 @@ class TorchBackend:
                              f"to turn other outputs into one)")
         return np.moveaxis(tensor.detach().float().cpu().numpy(), 1, -1)
 
-    def forward(self, images, targets, gradients=True):
+    def forward(self, images: torch.Tensor, targets: np.ndarray | list, gradients: bool = True) -> tuple:
         """One pass over ``images``: per layer, activations ``(N, h, w, C)`` channels last and the
         gradients of each image's target score (None when ``gradients`` is False); the chosen
         classes (-1 for callable targets) and the scores. ``targets`` is an int array (-1: top
@@ -352,7 +354,7 @@ class TorchBackend:
         maps = [self._as_map(index, value) for index, value in enumerate(activations)]
         return maps, grads, chosen, scores.detach().float().cpu().numpy()
 
-    def fullgrad_terms(self, images, targets):
+    def fullgrad_terms(self, images: torch.Tensor, targets: np.ndarray | list) -> tuple:
         """FullGrad's terms: ``dy/dx * x`` (N, H, W, C), and ``dy/dz * b`` (N, h, w, K) for the output
         z of every Conv2d with a bias and every BatchNorm2d in eval mode (bias ``beta - mean * gamma /
         sqrt(var + eps)``) that runs once (their names become ``layer_names``); the classes and the scores."""
@@ -397,13 +399,13 @@ class TorchBackend:
         self.layer_names = [name for grad, (name, _) in zip(grads[1:], used) if grad is not None]
         return input_term, bias_terms, chosen, scores.detach().float().cpu().numpy()
 
-    def predict(self, batch):
+    def predict(self, batch: np.ndarray) -> np.ndarray:
         """The explained output of a numpy batch, as numpy."""
         with torch.no_grad(), self._checked_channels():
             outputs = select_output(self.model(self.from_numpy(batch)), self.output)
         return outputs.detach().float().cpu().numpy()
 
-    def ablated_outputs(self, image, index, channels):
+    def ablated_outputs(self, image: torch.Tensor, index: int, channels: np.ndarray) -> np.ndarray:
         """The explained output of ``image`` (a ``(1, C, H, W)`` tensor) once per channel in
         ``channels``, with that channel of layer ``index``'s output set to zero."""
         channels = np.asarray(channels)

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import weakref
 from numbers import Integral
+from typing import Any, Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from .keras_layers import _all_layers, _is_candidate, _leaf_layers, _recording, _static_shape, is_feature_map
-from .outputs import check_score, check_target_range, select_output, token_grid
+from imgexplain.cam.outputs import check_score, check_target_range, select_output, token_grid
+
+from .layers import all_layers, is_candidate, is_feature_map, leaf_layers, recording, static_shape
 
 # model -> {key: traced function}; entries go when the model is garbage collected.
 _TRACED = weakref.WeakKeyDictionary()
@@ -53,12 +55,13 @@ def _callable_scores(outputs, targets):
     return tf.fill([len(scores)], -1), tf.stack(scores)
 
 
-class KerasBackend:
+class CAMBackend:
     """Runs a Keras 3 model for :class:`imgexplain.cam.core.CAM` (channels last)."""
 
     channels_first = False
 
-    def __init__(self, model, layers=None, output=None, reshape_transform=None):
+    def __init__(self, model: keras.Model, layers: list | None = None, output: Any = None,
+                 reshape_transform: Callable | None = None):
         if keras.backend.backend() != "tensorflow":
             raise ValueError(f"Keras models are supported with the TensorFlow backend; "
                              f"this Keras runs on {keras.backend.backend()!r}")
@@ -79,7 +82,7 @@ class KerasBackend:
 
     def _set(self, layers, grids=None):
         self.layers = layers
-        self.grids = grids or [None if self.reshape_transform is not None else token_grid(_static_shape(layer))
+        self.grids = grids or [None if self.reshape_transform is not None else token_grid(static_shape(layer))
                                for layer in layers]
 
     def _output_layer(self, output):
@@ -87,7 +90,7 @@ class KerasBackend:
         model's outputs (``output='logits'`` on a model ending in a softmax)."""
         if not isinstance(output, str) or output in (getattr(self.model, "output_names", None) or ()):
             return None
-        return next((layer for layer in _all_layers(self.model) if layer.name == output), None)
+        return next((layer for layer in all_layers(self.model) if layer.name == output), None)
 
     def _call(self, images, layers=(), record=None):
         """Run the model with each of ``layers``' outputs going through ``record(layer, value)``;
@@ -100,7 +103,7 @@ class KerasBackend:
             return record(layer, value) if any(layer is other for other in layers) else value
 
         extra = [] if self.output_layer is None else [self.output_layer]
-        with _recording(list(layers) + extra, through):
+        with recording(list(layers) + extra, through):
             outputs = self.model(images, training=False)
         if self.output_layer is None:
             return select_output(outputs, self.output)
@@ -109,7 +112,7 @@ class KerasBackend:
         return explained[0]
 
     @property
-    def layer_names(self):
+    def layer_names(self) -> list[str] | None:
         return None if self.layers is None else [layer.name for layer in self.layers]
 
     # --- the layers ------------------------------------------------------------------
@@ -117,10 +120,10 @@ class KerasBackend:
     def _find_layer(self, layer):
         model = self.model
         if isinstance(layer, str):
-            found = next((candidate for candidate in _all_layers(model) if candidate.name == layer), None)
+            found = next((candidate for candidate in all_layers(model) if candidate.name == layer), None)
             if found is None:
-                names = [candidate.name for candidate in _leaf_layers(model)
-                         if _is_candidate(_static_shape(candidate))][-10:]
+                names = [candidate.name for candidate in leaf_layers(model)
+                         if is_candidate(static_shape(candidate))][-10:]
                 hint = f"; feature-map layers include {names}" if names else ""
                 raise ValueError(f"layer {layer!r} is not in model {model.name!r}{hint}")
         elif isinstance(layer, Integral) and not isinstance(layer, bool):
@@ -129,7 +132,7 @@ class KerasBackend:
                                  f"has {len(model.layers)} layers")
             found = model.layers[layer]
         elif isinstance(layer, keras.layers.Layer):
-            if not any(candidate is layer for candidate in _all_layers(model)):
+            if not any(candidate is layer for candidate in all_layers(model)):
                 raise ValueError(f"layer {layer.name!r} is not a layer of model {model.name!r}")
             found = layer
         else:
@@ -137,8 +140,8 @@ class KerasBackend:
                             f"got {type(layer).__name__}")
         if isinstance(found, keras.layers.InputLayer):
             raise ValueError(f"layer {found.name!r} is the model's input, not a feature map")
-        shape = _static_shape(found)
-        if shape is not None and self.reshape_transform is None and not _is_candidate(shape):
+        shape = static_shape(found)
+        if shape is not None and self.reshape_transform is None and not is_candidate(shape):
             raise ValueError(f"layer {found.name!r} outputs shape {shape}; a class activation map "
                              f"needs a 4-D feature map (N, h, w, C) larger than 1x1 (pass reshape_transform= "
                              f"to turn other outputs into one)")
@@ -147,10 +150,10 @@ class KerasBackend:
     def _choose_layer_statically(self):
         """The last feature-map layer, when every layer's output shape is known without running
         and no token output comes after it."""
-        shapes = [(layer, _static_shape(layer)) for layer in _leaf_layers(self.model)]
+        shapes = [(layer, static_shape(layer)) for layer in leaf_layers(self.model)]
         if not shapes or any(shape is None for _, shape in shapes):
             return None
-        candidates = [(layer, shape) for layer, shape in shapes if _is_candidate(shape)]
+        candidates = [(layer, shape) for layer, shape in shapes if is_candidate(shape)]
         if candidates and (len(candidates[-1][1]) == 4 or self.reshape_transform is not None):
             return candidates[-1][0]
         if not candidates:
@@ -179,13 +182,13 @@ class KerasBackend:
                         finished.append((layer, value))
                     return value
 
-                outputs = self._call(images[:1], _leaf_layers(self.model), note)
+                outputs = self._call(images[:1], leaf_layers(self.model), note)
                 score = tf.reduce_max(outputs) if len(outputs.shape) == 2 else tf.reduce_sum(outputs)
             runs = {}
             for layer, _ in finished:
                 runs[id(layer)] = runs.get(id(layer), 0) + 1
             once = [(layer, value) for layer, value in finished if runs[id(layer)] == 1]
-            candidates = [(layer, value) for layer, value in once if _is_candidate(tuple(value.shape))]
+            candidates = [(layer, value) for layer, value in once if is_candidate(tuple(value.shape))]
             if not candidates:
                 self._no_candidate()
             if len(candidates[-1][1].shape) == 4 or self.reshape_transform is not None:
@@ -222,7 +225,7 @@ class KerasBackend:
                              f"class activation maps need a model with one image input")
         return tuple(inputs[0].shape), inputs[0].dtype
 
-    def prepare(self, images):
+    def prepare(self, images: Any) -> tf.Tensor:
         """Check a batch ``(N, H, W, C)`` against the model and make it a tensor."""
         if not tf.is_tensor(images):
             images = np.asarray(images)
@@ -254,7 +257,7 @@ class KerasBackend:
         return tf.cast(tf.convert_to_tensor(images), dtype or "float32")
 
     @property
-    def n_classes(self):
+    def n_classes(self) -> int | None:
         try:
             outputs = self.model.outputs
         except (AttributeError, ValueError):
@@ -262,7 +265,7 @@ class KerasBackend:
         if not outputs:
             return None
         if self.output_layer is not None:
-            shape = _static_shape(self.output_layer)
+            shape = static_shape(self.output_layer)
             return shape[-1] if shape is not None and len(shape) == 2 else None
         try:
             selected = select_output(list(outputs), self.output)
@@ -271,15 +274,15 @@ class KerasBackend:
         return selected.shape[-1] if len(selected.shape) == 2 else None
 
     @staticmethod
-    def spatial_size(images):
+    def spatial_size(images: tf.Tensor) -> tuple[int, int]:
         return tuple(images.shape[1:3])
 
     @staticmethod
-    def flip(images):
+    def flip(images: tf.Tensor) -> tf.Tensor:
         return tf.reverse(images, axis=[2])
 
     @staticmethod
-    def to_numpy(images):
+    def to_numpy(images: tf.Tensor) -> np.ndarray:
         return images.numpy()
 
     # --- passes ----------------------------------------------------------------------
@@ -331,7 +334,7 @@ class KerasBackend:
             functions[key] = build(spec)
         return functions[key]
 
-    def forward(self, images, targets, gradients=True):
+    def forward(self, images: tf.Tensor, targets: np.ndarray | list, gradients: bool = True) -> tuple:
         """One pass over ``images``: per layer, activations (N, h, w, C) and the gradients of each
         image's target score (None when ``gradients`` is False); the chosen classes (-1 for
         callable targets) and the scores. ``targets`` is an int array (-1: top class) or a list
@@ -356,7 +359,7 @@ class KerasBackend:
             grads = [value.numpy().astype(np.float32, copy=False) for value in grads]
         return activations, grads, chosen, scores.numpy()
 
-    def predict(self, batch):
+    def predict(self, batch: np.ndarray) -> np.ndarray:
         """The explained output of a numpy batch, as numpy."""
         images = tf.convert_to_tensor(batch)
         backend = weakref.ref(self)
@@ -364,7 +367,7 @@ class KerasBackend:
             lambda x: backend()._call(x), autograph=False, input_signature=[spec]))
         return function(images).numpy()
 
-    def ablated_outputs(self, image, index, channels):
+    def ablated_outputs(self, image: tf.Tensor, index: int, channels: np.ndarray) -> np.ndarray:
         """The explained output of ``image`` (``(1, H, W, C)``) once per channel in ``channels``,
         with that channel of layer ``index``'s output set to zero."""
         channels = np.asarray(channels)

@@ -1,0 +1,177 @@
+"""Everything framework-specific, one backend per framework; this registry imports none of them.
+
+Each backend (``keras``, ``torch``, ``onnx``) is a module of this package that says whether an object
+is one of its models (``owns``, without importing its framework) and names its kind of model
+(``MODEL_TYPE``) and the saved-file kinds it loads (``SAVED_KINDS``). What it can do with a model is
+an attribute of the module, loaded with the framework on first use:
+
+- ``CAMBackend``: runs a model for :class:`imgexplain.CAM` (layers, activations, gradients);
+- ``predict``, ``spatial_size``, ``clone``, ``counterpart``, ``weighted_layers``, ``randomize``,
+  ``layer_name``: what :func:`imgexplain.evaluate.randomization_check` does with a model;
+- ``load_saved`` and ``saved_predictor``: a user's saved model file, and its predictor;
+- ``two_outputs``: a one-output (sigmoid) model as two outputs, for CAM;
+- ``owns_tensor`` (without importing the framework), ``tensor_sum``, ``tensor_softmax`` and
+  ``tensor_mask``: what :mod:`imgexplain.targets` does with one image's output tensor.
+
+A new framework is one new module here, named in :data:`FRAMEWORKS`.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+__all__ = ["FRAMEWORKS", "ModelError", "SavedModel", "backend_for", "backend_named", "cam_backend",
+           "load_saved", "provides", "tensor_backend"]
+
+# In the order their model types are named in error messages.
+FRAMEWORKS = ("keras", "torch", "onnx")
+
+
+class ModelError(ValueError):
+    """A model file that cannot be loaded, or a model that fails on an image of its input size."""
+
+
+@dataclass
+class SavedModel:
+    """What a loader reads from a file: the model, the (H, W) and channels it fixes (or None), its fixed batch."""
+
+    model: object
+    framework: str
+    input_size: tuple[int, int] | None
+    channels: int = 3
+    batch: int | None = None
+
+
+def backend_named(name: str) -> ModuleType:
+    """The backend module of framework ``name`` (one of :data:`FRAMEWORKS`).
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    module
+        ``imgexplain.backends.<name>``; its framework is not imported until one of its model functions is used.
+
+    Raises
+    ------
+    ValueError
+        When ``name`` is not one of :data:`FRAMEWORKS`.
+    """
+    if name not in FRAMEWORKS:
+        raise ValueError(f"framework must be one of {FRAMEWORKS}; got {name!r}")
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def backend_for(model: Any, needs: str | None = None) -> ModuleType:
+    """The backend that owns ``model`` (and has the attribute ``needs``, when given).
+
+    Parameters
+    ----------
+    model : object
+        A model of one of the frameworks (``keras.Model``, ``torch.nn.Module``, an ONNX predictor).
+    needs : str, optional
+        An attribute the backend must have, e.g. ``"CAMBackend"`` for class activation maps.
+
+    Returns
+    -------
+    module
+        The backend module, e.g. ``imgexplain.backends.torch``.
+
+    Raises
+    ------
+    TypeError
+        When no backend (that has ``needs``) owns ``model``; Keras 2 (``tf_keras``) models are named as such.
+    """
+    for name in FRAMEWORKS:
+        backend = backend_named(name)
+        if backend.owns(model) and (needs is None or provides(backend, needs)):
+            return backend
+    if any(cls.__module__.split(".")[0] == "tf_keras" for cls in type(model).__mro__):
+        raise TypeError("model is a Keras 2 (tf_keras) model; imgexplain needs Keras 3")
+    accepted = [backend_named(name).MODEL_TYPE for name in FRAMEWORKS
+                if needs is None or provides(backend_named(name), needs)]
+    raise TypeError(f"model must be {' or '.join(accepted)}; "
+                    f"got {type(model).__module__}.{type(model).__name__}")
+
+
+def tensor_backend(value: Any) -> ModuleType | None:
+    """The backend whose framework made the tensor ``value``, without importing any framework.
+
+    Parameters
+    ----------
+    value : object
+
+    Returns
+    -------
+    module or None
+        None for numpy arrays and anything else no backend owns.
+    """
+    for name in FRAMEWORKS:
+        backend = backend_named(name)
+        if provides(backend, "owns_tensor") and backend.owns_tensor(value):
+            return backend
+    return None
+
+
+def provides(backend: ModuleType, name: str) -> bool:
+    """Whether ``backend`` has ``name``, without loading its framework."""
+    return name in vars(backend) or name in getattr(backend, "LAZY", {})
+
+
+def cam_backend(model: Any, layers: list | None = None, output: Any = None,
+                reshape_transform: Any = None) -> Any:
+    """The object that runs ``model`` for :class:`imgexplain.CAM` (see :data:`imgexplain.backends`).
+
+    Parameters
+    ----------
+    model : keras.Model or torch.nn.Module
+    layers : list, optional
+        The layers to explain (names, indices or layer objects); None chooses the last feature map.
+    output, reshape_transform :
+        As in :class:`imgexplain.CAM`.
+
+    Returns
+    -------
+    object
+        The backend's ``CAMBackend`` for ``model``.
+
+    Raises
+    ------
+    TypeError
+        When ``model`` is not a model of a framework with class activation maps.
+    """
+    backend = backend_for(model, needs="CAMBackend")
+    return backend.CAMBackend(model, layers=layers, output=output, reshape_transform=reshape_transform)
+
+
+def load_saved(path: str, kind: str, device: str | None = None) -> SavedModel:
+    """Load a saved model file of ``kind`` (see :func:`imgexplain.models.model_kind`) with its backend.
+
+    Parameters
+    ----------
+    path : str
+    kind : str
+        One of the backends' ``SAVED_KINDS`` ('keras', 'exported', 'torchscript', 'onnx').
+    device : {None, 'cpu', 'cuda', 'cuda:N'}
+        Where an ONNX model runs (None: the best available).
+
+    Returns
+    -------
+    SavedModel
+
+    Raises
+    ------
+    ValueError
+        When no backend loads files of ``kind``.
+    ModelError
+        When the file does not fix what imgexplain needs (the loaders' own errors pass through).
+    """
+    for name in FRAMEWORKS:
+        backend = backend_named(name)
+        if kind in backend.SAVED_KINDS:
+            return backend.load_saved(path, kind, device)
+    raise ValueError(f"no backend loads saved models of kind {kind!r}")
