@@ -8,10 +8,12 @@ import logging
 import os
 import threading
 from collections.abc import Iterable
-from numbers import Integral
 
 import numpy as np
 from PIL import Image, ImageOps
+
+from imgexplain._checks import (check_finite, check_numeric_dtype, check_pixel_range, check_positive_int,
+                                check_size)
 
 RESAMPLING = Image.Resampling.BILINEAR
 # Largest image `load_image` accepts by default: 50 megapixels, 150 MB as RGB.
@@ -42,26 +44,6 @@ class ImageTooLargeError(ValueError):
     """The image has more pixels than ``max_pixels`` (``--max-pixels`` on the command line) allows."""
 
 
-def _check_target_size(target_size, allow_none):
-    if target_size is None and allow_none:
-        return None
-    valid = (isinstance(target_size, (tuple, list)) and len(target_size) == 2
-             and all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0
-                     for n in target_size))
-    if not valid:
-        expected = "None or " if allow_none else ""
-        raise ValueError(f"target_size must be {expected}a (height, width) pair of positive integers; "
-                         f"got {target_size!r}")
-    return int(target_size[0]), int(target_size[1])
-
-
-def _check_max_pixels(max_pixels):
-    if max_pixels is None or (isinstance(max_pixels, Integral) and not isinstance(max_pixels, bool)
-                              and max_pixels > 0):
-        return max_pixels
-    raise ValueError(f"max_pixels must be None or a positive int; got {max_pixels!r}")
-
-
 def _check_pixel_count(width, height, max_pixels, name):
     if max_pixels is not None and width * height > max_pixels:
         raise ImageTooLargeError(
@@ -73,8 +55,7 @@ def _as_rgb_uint8(array):
     """A grey, RGB or RGBA array of pixels in 0..255 (or bool) -> (H, W, 3) uint8; alpha composited on white."""
     if array.dtype == bool:
         array = array.astype(np.uint8) * 255
-    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
-        raise TypeError(f"image must be a numeric array of pixels in 0..255; got dtype {array.dtype}")
+    check_numeric_dtype(array, "image", "a numeric array of pixels in 0..255")
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))):
@@ -83,12 +64,8 @@ def _as_rgb_uint8(array):
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ValueError(f"image must not be empty; got shape {array.shape}")
     if array.dtype != np.uint8:
-        if not np.isfinite(array).all():
-            raise ValueError("image contains NaN or infinite values")
-        low, high = array.min(), array.max()
-        if low < 0 or high > 255:
-            raise ValueError(f"image must hold pixels in 0..255 (scale [0, 1] images by 255 first); "
-                             f"got values from {low:g} to {high:g}")
+        check_finite(array, "image")
+        check_pixel_range(array, "image", hint=" (scale [0, 1] images by 255 first)")
         array = np.round(array).astype(np.uint8)
     if array.ndim == 2:
         return np.repeat(array[:, :, None], 3, axis=2)
@@ -118,8 +95,7 @@ def _rgb_from_pil(picture, name):
 
 def _grey_to_uint8(values, name):
     """Grey pixels of a 16-bit, 32-bit integer or floating-point image -> uint8, by the file's own range."""
-    if not np.isfinite(values).all():
-        raise ValueError(f"{name} contains NaN or infinite pixel values")
+    check_finite(values, name)
     low, high = values.min(), values.max()
     if values.dtype.kind in "iu" and low >= 0 and high <= 65535:
         logger.info("%s: 16-bit pixels scaled to 0..255 (divided by 257)", name)
@@ -176,12 +152,12 @@ def check_image_file(path, max_pixels=MAX_PIXELS) -> None:
     OSError
         The file cannot be read.
     """
-    _open_file(path, _check_max_pixels(max_pixels)).close()
+    _open_file(path, check_positive_int(max_pixels, "max_pixels", allow_none=True)).close()
 
 
 def resize_image(image, size):
     """Resize a (H, W, 3) uint8 image to ``size`` = (height, width) with PIL's bilinear filter."""
-    height, width = _check_target_size(size, allow_none=False)
+    height, width = check_size(size, "size")
     image = np.asarray(image)
     if image.shape[:2] == (height, width):
         return image.copy()
@@ -208,8 +184,8 @@ def load_image(image, target_size=(224, 224), *, max_pixels=MAX_PIXELS):
         header before any pixel is decoded. Larger images raise `ImageTooLargeError` (a ValueError).
         None accepts any size, also above Pillow's decompression-bomb limit.
     """
-    size = _check_target_size(target_size, allow_none=True)
-    max_pixels = _check_max_pixels(max_pixels)
+    size = check_size(target_size, "target_size", allow_none=True)
+    max_pixels = check_positive_int(max_pixels, "max_pixels", allow_none=True)
     if isinstance(image, (str, os.PathLike)):
         array = _read_file(image, max_pixels)
     elif isinstance(image, Image.Image):
@@ -250,7 +226,7 @@ def load_cats(target_size=(299, 299), return_X_y=False):
     ``target_names`` (the ImageNet class name of each image) and ``image_names``;
     or ``(data, target)`` if `return_X_y`.
     """
-    size = _check_target_size(target_size, allow_none=False)
+    size = check_size(target_size, "target_size")
     if not isinstance(return_X_y, (bool, np.bool_)):
         raise TypeError(f"return_X_y must be True or False; got {return_X_y!r}")
     data = np.stack([load_image(_skimage_photo(name), size) for name, _, _ in _CATS])
@@ -280,7 +256,7 @@ def load_samples(target_size=(224, 224), names=None):
     -------
     dict mapping each name to a (height, width, 3) uint8 array, in the order of `names`.
     """
-    size = _check_target_size(target_size, allow_none=True)
+    size = check_size(target_size, "target_size", allow_none=True)
     if names is None:
         names = _SAMPLES
     else:

@@ -45,6 +45,19 @@ def call_predictor(predictor: Callable, images: np.ndarray, *, fresh: bool = Fal
                              f"of shape {batch.shape} and dtype {batch.dtype}: {error}") from error
 
 
+def call_scores(predictor: Callable, batch: np.ndarray, fresh: bool = False) -> np.ndarray:
+    """The predictor's ``(N, K)`` scores of ``batch`` (see :func:`call_predictor`); PredictorError when it
+    raises or returns anything else."""
+    output = np.asarray(call_predictor(check_predictor(predictor), batch, fresh=fresh))
+    n, name = len(batch), predictor_name(predictor)
+    if output.ndim != 2 or output.shape[0] != n:
+        raise PredictorError(f"predictor {name!r} must return ({n}, K) scores for {n} images; "
+                             f"got shape {output.shape}")
+    if not np.issubdtype(output.dtype, np.number) or not np.all(np.isfinite(output)):
+        raise PredictorError(f"predictor {name!r} returned non-numeric or non-finite scores")
+    return output
+
+
 class LabelPredictor:
     """Wrap ``predictor`` so that it returns one integer label per image, and count its use.
 

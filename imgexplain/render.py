@@ -11,13 +11,14 @@ from __future__ import annotations
 import io
 import sys
 import textwrap
-from numbers import Real
 
 import matplotlib
 import matplotlib.cm
 import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
+
+from imgexplain._checks import check_finite, check_number, check_pixel_range, is_number
 
 
 def _check_heatmap(heatmap):
@@ -39,7 +40,7 @@ def _alpha_cap(alpha_limit):
     scale of eli5's first releases (whose tutorial passes ``alpha_limit=255.``)."""
     if alpha_limit is None:
         return 1.0
-    if isinstance(alpha_limit, bool) or not isinstance(alpha_limit, Real):
+    if not is_number(alpha_limit):
         raise TypeError(f"alpha_limit must be a number or None; got {type(alpha_limit).__name__}")
     if 0 <= alpha_limit <= 1:
         return float(alpha_limit)
@@ -146,16 +147,16 @@ def show_cam_on_image(image, mask, colormap="jet", image_weight=0.5) -> np.ndarr
         picture = picture / 255.0
     elif not np.issubdtype(picture.dtype, np.floating):
         raise TypeError(f"image must be floats in [0, 1] or uint8; got dtype {picture.dtype}")
-    elif not np.all(np.isfinite(picture)) or picture.min() < 0 or picture.max() > 1:
-        raise ValueError("image of floats must hold values in [0, 1]; scale it (or pass uint8 pixels)")
+    else:
+        check_finite(picture, "image")
+        check_pixel_range(picture, "image", high=1, hint=" as floats; scale it (or pass uint8 pixels)")
     if picture.ndim == 3 and picture.shape[2] == 1:
         picture = picture[:, :, 0]
     if picture.ndim == 2:
         picture = np.repeat(picture[:, :, None], 3, axis=2)
     if picture.ndim != 3 or picture.shape[2] != 3:
         raise ValueError(f"image must be (H, W, 3) or (H, W); got shape {picture.shape}")
-    if isinstance(image_weight, bool) or not isinstance(image_weight, Real) or not 0 <= image_weight <= 1:
-        raise ValueError(f"image_weight must be a number in [0, 1]; got {image_weight!r}")
+    image_weight = check_number(image_weight, "image_weight", 0, 1)
     mask = _check_heatmap(np.asarray(mask) if isinstance(mask, np.ndarray) else mask)
     if mask.shape != picture.shape[:2]:
         from imgexplain.cam.methods import resize_maps
@@ -274,8 +275,7 @@ def _rgb_picture(image, argument: str = "image") -> np.ndarray:
     if image.dtype == np.uint8:
         return image
     image = image.astype(np.float64)
-    if not np.all(np.isfinite(image)):
-        raise ValueError(f"{argument}: the image holds NaN or infinite values")
+    check_finite(image, f"{argument}: the image")
     low, high = image.min(), image.max()
     if low >= 0 and high <= 1:
         image = image * 255

@@ -32,7 +32,8 @@ def make_segmentation_fn(segmentation_fn: Any, segmentation_kwargs: dict | None)
             )
         return segmentation_fn, True, {}
     if not isinstance(segmentation_fn, str) or segmentation_fn not in SEGMENTATION_FUNCTIONS:
-        raise ValueError(
+        error = ValueError if isinstance(segmentation_fn, str) else TypeError
+        raise error(
             f"segmentation_fn must be one of {sorted(SEGMENTATION_FUNCTIONS)} or a callable; got {segmentation_fn!r}"
         )
     if segmentation_kwargs is None:

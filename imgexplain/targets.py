@@ -9,10 +9,9 @@ work on all three.
 """
 from __future__ import annotations
 
-from numbers import Integral
-
 import numpy as np
 
+from imgexplain._checks import check_class_index
 from imgexplain.backends import tensor_backend
 
 __all__ = ["ClassScore", "ClassProbability", "SegmentationRegion", "RegressionOutput"]
@@ -31,18 +30,12 @@ def _softmax(value):
     return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
-def _check_index(name, index):
-    if isinstance(index, bool) or not isinstance(index, Integral) or index < 0:
-        raise ValueError(f"{name} must be an int >= 0; got {index!r}")
-    return int(index)
-
-
 class ClassScore:
     """The model's output for class ``category`` as it is (a logit, or a probability when
     the model ends in a softmax)."""
 
     def __init__(self, category):
-        self.category = _check_index("category", category)
+        self.category = check_class_index(category, "category")
 
     def __call__(self, output):
         return output[..., self.category]
@@ -55,7 +48,7 @@ class ClassProbability:
     """The softmax probability of class ``category``, for models that output logits."""
 
     def __init__(self, category):
-        self.category = _check_index("category", category)
+        self.category = check_class_index(category, "category")
 
     def __call__(self, output):
         return _softmax(output)[..., self.category]
@@ -70,7 +63,7 @@ class SegmentationRegion:
     per image, with ``mask`` of shape ``(H, W)``."""
 
     def __init__(self, category, mask):
-        self.category = _check_index("category", category)
+        self.category = check_class_index(category, "category")
         mask = np.asarray(mask)
         if mask.ndim != 2:
             raise ValueError(f"mask must be a 2-D (H, W) array; got shape {mask.shape}")
@@ -97,7 +90,7 @@ class RegressionOutput:
     """A regression model's output ``index`` (None: the sum of all its outputs)."""
 
     def __init__(self, index=None):
-        self.index = None if index is None else _check_index("index", index)
+        self.index = None if index is None else check_class_index(index, "index")
 
     def __call__(self, output):
         return _total(output) if self.index is None else output[..., self.index]

@@ -93,8 +93,8 @@ def test_size_input_upsamples_bilinearly_and_the_layer_size_stays_the_default(mo
                               align_corners=False)[:, 0].numpy()
     np.testing.assert_allclose(at_input, methods.normalize_maps(upsampled), atol=1e-5)
     assert CAM(model, layer="3", size=(9, 5))(images).shape == (3, 9, 5)
-    for bad in ("layer", (0, 3), 7):
-        with pytest.raises(ValueError, match="size must be"):
+    for bad, error in (("layer", ValueError), ((0, 3), ValueError), ((4.0, 4.0), TypeError), (7, TypeError)):
+        with pytest.raises(error, match="size must be"):
             CAM(model, size=bad)
 
 
@@ -138,6 +138,8 @@ def test_callable_targets(model, images):
         cam(images, targets=lambda output: output)
     with pytest.raises(ValueError, match="category"):
         cam_targets.ClassScore(-1)
+    with pytest.raises(TypeError, match="category"):
+        cam_targets.ClassScore(1.0)
 
 
 def test_segmentation_region_target_against_the_step_by_step_map(images):

@@ -314,7 +314,7 @@ def test_bad_images(model, bad, error, match):
     (3, ValueError, r"\[0, 3\)"),
     ([0, 1, 2, 5], ValueError, r"\[0, 3\)"),
     (-1, ValueError, ">= 0"),
-    ([0, 1], ValueError, "one int per image"),
+    ([0, 1], ValueError, "one int or callable per image"),
     ([0.0, 1.0, 2.0, 1.0], TypeError, "ints"),
     ("1", TypeError, "targets must be"),
 ])
@@ -399,8 +399,10 @@ def test_explain_prediction_with_a_given_picture_and_bad_arguments(model, images
     assert format_as_image(explanation).size == (40, 30)
     with pytest.raises(ValueError, match="one image"):
         explain_prediction(model, images[:2])
-    with pytest.raises(TypeError, match="targets"):
+    with pytest.raises(ValueError, match="non-empty list"):
         explain_prediction(model, images[:1], targets=[])
+    with pytest.raises(TypeError, match="targets must be None or a non-empty list"):
+        explain_prediction(model, images[:1], targets="1")
     with pytest.raises(TypeError, match="unexpected keyword"):
         show_prediction(model, images[:1], alpha=0.5)
     with pytest.raises(ValueError, match="uint8"):

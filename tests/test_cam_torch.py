@@ -353,7 +353,7 @@ def test_bad_images(model, bad, error, match):
     (3, ValueError, r"\[0, 3\)"),
     ([0, 1, 2, 7], ValueError, r"\[0, 3\)"),
     ([-1, 0, 0, 0], ValueError, ">= 0"),
-    ([0, 1], ValueError, "one int per image"),
+    ([0, 1], ValueError, "one int or callable per image"),
     (np.array([True, False, True, True]), TypeError, "ints"),
 ])
 def test_bad_targets(model, images, targets, error, match):

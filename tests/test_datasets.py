@@ -24,11 +24,12 @@ def test_load_cats_at_the_original_size_is_chelsea_itself():
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
-    ({"target_size": 299}, ValueError, "target_size must be a .height, width. pair"),
+    ({"target_size": 299}, TypeError, "target_size must be a .height, width. pair"),
     ({"target_size": (299, 0)}, ValueError, "target_size"),
-    ({"target_size": (299.0, 299.0)}, ValueError, "target_size"),
-    ({"target_size": (True, 299)}, ValueError, "target_size"),
-    ({"target_size": None}, ValueError, "target_size"),
+    ({"target_size": (299, 299, 3)}, ValueError, "target_size"),
+    ({"target_size": (299.0, 299.0)}, TypeError, "target_size"),
+    ({"target_size": (True, 299)}, TypeError, "target_size"),
+    ({"target_size": None}, TypeError, "target_size"),
     ({"return_X_y": "yes"}, TypeError, "return_X_y must be True or False"),
 ])
 def test_load_cats_rejects_bad_arguments(kwargs, error, match):
@@ -226,9 +227,10 @@ def test_max_pixels_none_lifts_pillows_own_limit_too(tmp_path, monkeypatch):
     assert datasets.MAX_PIXELS >= 4000 * 3000
 
 
-@pytest.mark.parametrize("max_pixels", [0, -5, 1.5, True, "1000"])
-def test_bad_max_pixels(max_pixels):
-    with pytest.raises(ValueError, match="max_pixels must be None or a positive int"):
+@pytest.mark.parametrize("max_pixels, error", [(0, ValueError), (-5, ValueError), (1.5, TypeError),
+                                               (True, TypeError), ("1000", TypeError)])
+def test_bad_max_pixels(max_pixels, error):
+    with pytest.raises(error, match="max_pixels must be None or a positive int"):
         datasets.load_image(np.zeros((2, 2)), None, max_pixels=max_pixels)
 
 

@@ -141,27 +141,30 @@ def test_ties_are_broken_reproducibly_with_a_seed():
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
+    "kwargs, error, message",
     [
-        (dict(saliency=np.zeros((2, 2, 2))), "saliency must be a 2-D map"),
-        (dict(saliency=np.full(SHAPE, np.nan)), "saliency contains NaN"),
-        (dict(saliency=np.array([["a"]])), "saliency must be a real-valued"),
-        (dict(steps=0), "steps must be a positive int"),
-        (dict(batch_size=2.5), "batch_size must be a positive int"),
-        (dict(baseline="noise"), "baseline must be one of"),
-        (dict(baseline=np.zeros((3, 3))), "a baseline image must be numeric"),
-        (dict(target=-1), "target must be None or a non-negative int"),
-        (dict(image=np.zeros((2, 2, 2, 2))), "image must be a numeric"),
-        (dict(segments=np.zeros((3, 3), dtype=int)), "segments must be an integer array"),
-        (dict(segments=grid_segments(), saliency=np.ones(3)), "one score per superpixel"),
+        (dict(saliency=np.zeros((2, 2, 2))), ValueError, "saliency must be a 2-D map"),
+        (dict(saliency=np.full(SHAPE, np.nan)), ValueError, "saliency contains NaN"),
+        (dict(saliency=np.array([["a"]])), TypeError, "saliency must be a real-valued"),
+        (dict(steps=0), ValueError, "steps must be a positive int"),
+        (dict(batch_size=2.5), TypeError, "batch_size must be a positive int"),
+        (dict(baseline="noise"), ValueError, "baseline must be one of"),
+        (dict(baseline=np.zeros((3, 3))), ValueError, "a baseline image must be numeric"),
+        (dict(target=-1), ValueError, "target must be None or a non-negative int"),
+        (dict(target="1"), TypeError, "target must be None or a non-negative int"),
+        (dict(image=np.zeros((2, 2, 2, 2))), ValueError, "image must be a numeric"),
+        (dict(image=np.full(SHAPE, "a")), TypeError, "image must be a numeric"),
+        (dict(segments=np.zeros((3, 3), dtype=int)), ValueError, "segments must be an integer array"),
+        (dict(segments=grid_segments(), saliency=np.ones(3)), ValueError, "one score per superpixel"),
     ],
 )
-def test_bad_curve_input_is_rejected_before_any_model_call(kwargs, message):
+def test_bad_curve_input_is_rejected_before_any_model_call(kwargs, error, message):
     model = LinearModel(evidence_weights())
     arguments = dict(image=np.ones(SHAPE), saliency=evidence_weights(), target=1)
     arguments.update(kwargs)
-    with pytest.raises((ValueError, TypeError), match=message):
+    with pytest.raises(error, match=message) as raised:
         deletion_curve(model, **arguments)
+    assert type(raised.value) is error
     assert model.batches == []
 
 
@@ -256,24 +259,27 @@ def test_anchor_precision_is_reproducible_with_a_seed():
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
+    "kwargs, error, message",
     [
-        (dict(explanation=anchor_explanation([7])), r"anchor superpixels \[7\] are not labels"),
-        (dict(explanation={"segments": grid_segments()}), "must hold 'segments' and raw"),
+        (dict(explanation=anchor_explanation([7])), ValueError, r"anchor superpixels \[7\] are not labels"),
+        (dict(explanation={"segments": grid_segments()}), ValueError, "must hold 'segments' and raw"),
         (dict(explanation=Explanation({}, {"segments": grid_segments(), "raw": {"feature": [0]}})),
-         "p_sample was not given"),
-        (dict(p_sample=1.5), r"p_sample must be a number in \[0, 1\]"),
-        (dict(n=0), "n must be a positive int"),
-        (dict(image=np.zeros((4, 4, 3))), "segments must have the image's shape"),
-        (dict(images_background=np.zeros((2, 4, 4, 3))), "images_background must have shape"),
+         ValueError, "p_sample was not given"),
+        (dict(p_sample=1.5), ValueError, r"p_sample must be a number in \[0, 1\]"),
+        (dict(p_sample="0.5"), TypeError, r"p_sample must be a number in \[0, 1\]"),
+        (dict(n=0), ValueError, "n must be a positive int"),
+        (dict(n=10.0), TypeError, "n must be a positive int"),
+        (dict(image=np.zeros((4, 4, 3))), ValueError, "segments must have the image's shape"),
+        (dict(images_background=np.zeros((2, 4, 4, 3))), ValueError, "images_background must have shape"),
     ],
 )
-def test_bad_anchor_input_is_rejected_before_any_model_call(kwargs, message):
+def test_bad_anchor_input_is_rejected_before_any_model_call(kwargs, error, message):
     calls = []
     arguments = dict(image=textured_image(), explanation=anchor_explanation([0]))
     arguments.update(kwargs)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(error, match=message) as raised:
         anchor_precision(lambda x: calls.append(x), **arguments)
+    assert type(raised.value) is error
     assert calls == []
 
 

@@ -98,9 +98,9 @@ def test_onnx_input_that_does_not_fit_the_model_is_a_value_error(model_path, pre
 
 @pytest.mark.parametrize("kwargs, error, match", [
     ({"preprocess": "channels_first"}, TypeError, "preprocess must be callable"),
-    ({"batch_size": 0}, ValueError, "batch_size must be a positive integer"),
-    ({"batch_size": 2.0}, TypeError, "batch_size must be a positive integer"),
-    ({"batch_size": True}, TypeError, "batch_size must be a positive integer"),
+    ({"batch_size": 0}, ValueError, "batch_size must be None or a positive integer"),
+    ({"batch_size": 2.0}, TypeError, "batch_size must be None or a positive integer"),
+    ({"batch_size": True}, TypeError, "batch_size must be None or a positive integer"),
     ({"device": "gpu"}, ValueError, "device must be 'cpu', 'cuda'"),
     ({"device": 0}, TypeError, "device must be"),
 ])

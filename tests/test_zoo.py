@@ -102,8 +102,8 @@ def test_decode_predictions_orders_classes_like_keras():
     (np.full((1, 1000), "a"), 5, TypeError, "real numbers"),
     (np.zeros((1, 1000)), 0, ValueError, "top must be"),
     (np.zeros((1, 1000)), 1001, ValueError, "top must be"),
-    (np.zeros((1, 1000)), 2.0, ValueError, "top must be"),
-    (np.zeros((1, 1000)), True, ValueError, "top must be"),
+    (np.zeros((1, 1000)), 2.0, TypeError, "top must be"),
+    (np.zeros((1, 1000)), True, TypeError, "top must be"),
 ])
 def test_decode_predictions_rejects_bad_input(probs, top, error, match):
     with pytest.raises(error, match=match):

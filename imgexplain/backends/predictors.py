@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from imgexplain._checks import check_positive_int
 from imgexplain.predictor import PredictorError
 
 CHUNK_SIZES = (1, 2, 4, 8, 16, 32)
@@ -75,13 +76,7 @@ def check_batch_size(batch_size: Any) -> int | None:
     ValueError
         When it is below 1.
     """
-    if batch_size is None:
-        return None
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-        raise TypeError(f"batch_size must be a positive integer or None; got {type(batch_size).__name__}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer or None; got {batch_size}")
-    return int(batch_size)
+    return check_positive_int(batch_size, "batch_size", allow_none=True)
 
 
 def check_preprocess(preprocess: Any) -> Callable:

@@ -9,11 +9,11 @@ or a ``keras.Model`` if that framework is already imported.
 from __future__ import annotations
 
 import logging
-from numbers import Integral
 
 import numpy as np
 from PIL import Image
 
+from imgexplain._checks import check_size, is_int
 from imgexplain._version import __version__
 from imgexplain.cam.core import CAM, CAMResult
 from imgexplain.cam.explanation import CAMExplanation
@@ -84,11 +84,13 @@ def explain_prediction(model, doc, targets=None, layer=None, method="gradcam", i
         ``.image``, ``.heatmap``, ``.targets`` (``target``, ``score``, ``heatmap``),
         ``.method`` and ``.layer``.
     """
+    if is_int(targets):
+        targets = [targets]
     if targets is not None:
-        if isinstance(targets, Integral) and not isinstance(targets, bool):
-            targets = [targets]
-        if isinstance(targets, (str, bytes)) or not hasattr(targets, "__len__") or len(targets) == 0:
+        if isinstance(targets, (str, bytes)) or not hasattr(targets, "__len__"):
             raise TypeError(f"targets must be None or a non-empty list of class indices; got {targets!r}")
+        if len(targets) == 0:
+            raise ValueError(f"targets must be None or a non-empty list of class indices; got {targets!r}")
     cam = CAM(model, layer=layer, method=method, output=output)
     array = _as_numpy(doc)
     if array.ndim == 4 and array.shape[0] != 1:
@@ -133,9 +135,5 @@ def image_from_path(path, image_shape=(224, 224)) -> np.ndarray:
     :func:`imgexplain.datasets.load_image` (bilinear, as everywhere in imgexplain), or kept as
     it is when ``image_shape`` is None. For PyTorch models, transpose to ``(1, 3, H, W)``.
     """
-    if image_shape is not None:
-        if (not isinstance(image_shape, (tuple, list)) or len(image_shape) != 2
-                or not all(isinstance(size, Integral) and not isinstance(size, bool) and size > 0
-                           for size in image_shape)):
-            raise ValueError(f"image_shape must be None or (height, width) positive ints; got {image_shape!r}")
+    image_shape = check_size(image_shape, "image_shape", allow_none=True)
     return load_image(path, target_size=image_shape).astype(np.float32)[None]

@@ -4,10 +4,10 @@ maps at the input size). Masked and ablated passes run in chunks bounded in byte
 from __future__ import annotations
 
 from dataclasses import dataclass
-from numbers import Integral
 
 import numpy as np
 
+from imgexplain._checks import check_class_indices, check_positive_int, check_size, is_int
 from imgexplain.backends import cam_backend
 from imgexplain.cam import methods
 from imgexplain.cam.methods import METHODS
@@ -18,11 +18,7 @@ __all__ = ["CAM", "CAMResult"]
 
 # Test-time augmentations of aug_smooth, as pytorch-grad-cam's: horizontal flips times input scalings.
 _AUGMENTATIONS = tuple((flip, factor) for flip in (False, True) for factor in (1.0, 0.9, 1.1))
-_INT32_LIMIT = 2**31
-
-
-def _is_index(value):
-    return isinstance(value, Integral) and not isinstance(value, (bool, np.bool_))
+_ACCEPTED_TARGETS = "None, an int, a callable, or one int or callable per image"
 
 
 def _check_targets(targets, n_images, n_classes):
@@ -30,39 +26,25 @@ def _check_targets(targets, n_images, n_classes):
     and None, or None and one callable per image."""
     if targets is None:
         return np.full(n_images, -1, dtype=np.int64), None
-    if callable(targets) and not _is_index(targets):
+    if callable(targets) and not is_int(targets):
         return None, [targets] * n_images
-    if _is_index(targets):
-        targets = [targets] * n_images
-    if isinstance(targets, (str, bytes)) or not hasattr(targets, "__len__"):
-        raise TypeError(f"targets must be None, an int, a callable or a sequence of them; got "
-                        f"{type(targets).__name__}")
-    if len(targets) != n_images:
-        raise ValueError(f"targets must be None, an int or one int per image ({n_images}); "
-                         f"got {len(targets)} targets")
-    items = list(targets)
-    if any(callable(item) and not _is_index(item) for item in items):
-        return None, [ClassScore(item) if _is_index(item) else item for item in items]
-    too_large = [int(item) for item in items if _is_index(item) and item >= _INT32_LIMIT]
-    if too_large:
-        raise ValueError(f"targets must be class indices below 2**31; got {too_large}")
-    values = np.asarray(items)
-    if values.dtype == bool or not np.issubdtype(values.dtype, np.integer):
-        raise TypeError(f"targets must be class indices (ints) or callables; got {targets!r}")
-    if np.any(values < 0):
-        raise ValueError(f"targets must be class indices >= 0; got {values.tolist()}")
+    one_per_image = (hasattr(targets, "__len__") and getattr(targets, "ndim", 1) > 0
+                     and not isinstance(targets, (str, bytes)) and len(targets) == n_images)
+    if one_per_image and any(callable(item) and not is_int(item) for item in targets):
+        return None, [ClassScore(item) if is_int(item) else item for item in targets]
+    values = check_class_indices(targets, n_images, accepted=_ACCEPTED_TARGETS)
     if n_classes is not None:
         check_target_range(values, n_classes)
-    return values.astype(np.int64), None
+    return values, None
 
 
 def _check_size(size):
     if size is None or size == "input":
         return size
-    if (isinstance(size, (tuple, list)) and len(size) == 2
-            and all(_is_index(value) and value > 0 for value in size)):
-        return tuple(int(value) for value in size)
-    raise ValueError(f"size must be None (the layer's resolution), 'input' or (height, width); got {size!r}")
+    if not isinstance(size, (tuple, list)):
+        error = ValueError if isinstance(size, str) else TypeError
+        raise error(f"size must be None (the layer's resolution), 'input' or (height, width); got {size!r}")
+    return check_size(size, "size")
 
 
 @dataclass(frozen=True)
@@ -127,10 +109,10 @@ class CAM:
     def __init__(self, model, layer=None, method="gradcam", output=None, batch_size=32,
                  reshape_transform=None, size=None, forward=None, max_chunk_bytes=256 * 2**20, verbose=False):
         if not isinstance(method, str) or method.lower() not in METHODS:
-            raise ValueError(f"method must be one of {list(METHODS)}; got {method!r}")
-        for name, value in (("batch_size", batch_size), ("max_chunk_bytes", max_chunk_bytes)):
-            if not _is_index(value) or value < 1:
-                raise ValueError(f"{name} must be a positive int; got {value!r}")
+            error = ValueError if isinstance(method, str) else TypeError
+            raise error(f"method must be one of {list(METHODS)}; got {method!r}")
+        batch_size = check_positive_int(batch_size, "batch_size")
+        max_chunk_bytes = check_positive_int(max_chunk_bytes, "max_chunk_bytes")
         for name, value in (("reshape_transform", reshape_transform), ("forward", forward)):
             if value is not None and not callable(value):
                 raise TypeError(f"{name} must be None or a callable; got {type(value).__name__}")

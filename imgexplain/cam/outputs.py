@@ -5,6 +5,8 @@ import math
 
 import numpy as np
 
+from imgexplain._checks import check_class_range
+
 # A token output may carry this many class, distillation or register tokens before its patches.
 MAX_EXTRA_TOKENS = 8
 
@@ -32,11 +34,7 @@ def select_output(outputs, output):
 def check_target_range(targets, n_classes):
     """Raise if any of the integer array ``targets`` is not a class of an ``n_classes`` output.
     A one-output (sigmoid) model has two classes: 1 is its output, 0 the complement."""
-    n_classes = max(n_classes, 2) if n_classes == 1 else n_classes
-    bad = targets[(targets < 0) | (targets >= n_classes)]
-    if bad.size:
-        raise ValueError(f"targets must lie in [0, {n_classes}) for a model with {n_classes} "
-                         f"classes; got {bad.tolist()}")
+    check_class_range(targets, 2 if n_classes == 1 else n_classes)
 
 
 def token_grid(shape):

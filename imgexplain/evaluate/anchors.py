@@ -2,12 +2,11 @@
 an explainer claims), and an anchor as a saliency for the deletion and insertion curves."""
 from __future__ import annotations
 
-from numbers import Real
 from typing import Any, Callable
 
 import numpy as np
 
-from imgexplain.evaluate._checks import check_image, check_positive_int
+from imgexplain._checks import check_image, check_number, check_positive_int
 from imgexplain.predictor import LabelPredictor, check_predictor, rows_per_batch
 from imgexplain.segmentation import superpixel_means
 
@@ -101,8 +100,7 @@ def anchor_precision(predictor: Callable, image: np.ndarray, explanation: Any, n
         if p_sample is None:
             raise ValueError("p_sample was not given and the explanation does not record it "
                              "in meta['params']['p_sample']")
-    if not isinstance(p_sample, Real) or not 0.0 <= p_sample <= 1.0:
-        raise ValueError(f"p_sample must be a number in [0, 1]; got {p_sample!r}")
+    p_sample = check_number(p_sample, "p_sample", 0, 1)
     labels, inverse = np.unique(segments, return_inverse=True)
     inverse = inverse.reshape(segments.shape)
     anchor_columns = np.searchsorted(labels, anchor)

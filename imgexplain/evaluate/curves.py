@@ -7,14 +7,13 @@ score; the area under the curve summarises it. A faithful saliency makes the del
 from __future__ import annotations
 
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Real
 from typing import Any, Callable
 
 import numpy as np
 
-from imgexplain.evaluate._checks import (call_scores, check_finite, check_image, check_positive_int,
-                                         resized)
-from imgexplain.predictor import rows_per_batch
+from imgexplain._checks import check_class_index, check_finite, check_image, check_positive_int
+from imgexplain.predictor import call_scores, rows_per_batch
 
 __all__ = ["BASELINES", "Curve", "deletion_curve", "insertion_curve"]
 
@@ -125,8 +124,7 @@ def _curve(kind: str, predictor: Callable, image: Any, saliency: Any, target: An
     image = check_image(image)
     steps = check_positive_int(steps, "steps")
     batch_size = check_positive_int(batch_size, "batch_size")
-    if target is not None and (not isinstance(target, Integral) or target < 0):
-        raise ValueError(f"target must be None or a non-negative int; got {target!r}")
+    target = check_class_index(target, "target", allow_none=True)
     unit_of_pixel, unit_scores, unit_areas = _units(saliency, image.shape[:2], segments)
     fill, baseline_name = _baseline(image, baseline)
 
@@ -160,6 +158,15 @@ def _curve(kind: str, predictor: Callable, image: Any, saliency: Any, target: An
         scores.append(output[:, target])
     return Curve(kind=kind, fractions=covered, scores=np.concatenate(scores).astype(float),
                  target=int(target), baseline=baseline_name)
+
+
+def resized(saliency: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``saliency`` as floats of ``shape``, resized bilinearly when it has another shape."""
+    if saliency.shape == tuple(shape):
+        return saliency.astype(float)
+    from skimage.transform import resize
+
+    return resize(saliency.astype(float), shape, order=1, mode="edge", anti_aliasing=False)
 
 
 def _units(saliency: Any, shape: tuple[int, int],

@@ -5,13 +5,13 @@ The model is cloned and its weights redrawn by its framework's backend (:mod:`im
 """
 from __future__ import annotations
 
-from numbers import Integral
 from typing import Any, Sequence
 
 import numpy as np
 
+from imgexplain._checks import check_class_indices
 from imgexplain.backends import backend_for
-from imgexplain.evaluate._checks import resized
+from imgexplain.evaluate.curves import resized
 from imgexplain.predictor import PredictorError
 
 __all__ = ["randomization_check"]
@@ -75,13 +75,9 @@ def randomization_check(model: Any, images: Any, method: str = "gradcam", layer:
     n_images = scores.shape[0]
     if targets is None:
         targets = np.argmax(scores, axis=1)
-    elif isinstance(targets, Integral):
-        targets = np.full(n_images, int(targets))
-    targets = np.asarray(targets)
-    if targets.shape != (n_images,) or not np.issubdtype(targets.dtype, np.integer):
-        raise ValueError(f"targets must be None, an int or {n_images} ints; got {targets!r}")
-    if np.any((targets < 0) | (targets >= scores.shape[1])):
-        raise ValueError(f"targets must lie in [0, {scores.shape[1]}); got {targets.tolist()}")
+    else:
+        targets = check_class_indices(targets, n_images, scores.shape[1],
+                                      accepted="None, an int or one int per image")
     size = ops.spatial_size(images)
 
     trained_maps = np.asarray(CAM(model, layer=layer, method=method)(images, targets=targets))

@@ -8,6 +8,7 @@ every example and test here.
 """
 import numpy as np
 
+from imgexplain._checks import check_finite, check_numeric_dtype, check_pixel_range
 from imgexplain.backends import torch as torch_backend
 from imgexplain.backends.onnx import OnnxPredictor
 from imgexplain.backends.predictors import check_device
@@ -19,9 +20,7 @@ INPUT_SIZE = (224, 224)
 def _check_images(images):
     """`images` as a float32 (N, 224, 224, 3) array of 0..255 pixels, or a clear error."""
     array = np.asarray(images)
-    if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer)
-                                   or np.issubdtype(array.dtype, np.floating)):
-        raise TypeError(f"images must be a numeric array of pixels in 0..255; got dtype {array.dtype}")
+    check_numeric_dtype(array, "images", "a numeric array of pixels in 0..255")
     if array.ndim != 4 or array.shape[1:] != (*INPUT_SIZE, 3):
         raise ValueError(f"images must have shape (N, {INPUT_SIZE[0]}, {INPUT_SIZE[1]}, 3) (RGB, channels "
                          f"last); got shape {array.shape}. Resize images with "
@@ -29,11 +28,8 @@ def _check_images(images):
     if array.shape[0] == 0:
         raise ValueError("images must hold at least one image; got an empty batch")
     array = array.astype(np.float32, copy=False)
-    if not np.isfinite(array).all():
-        raise ValueError("images contains NaN or infinite values")
-    low, high = array.min(), array.max()
-    if low < 0 or high > 255:
-        raise ValueError(f"images must hold pixels in 0..255; got values from {low:g} to {high:g}")
+    check_finite(array, "images")
+    check_pixel_range(array, "images")
     return array
 
 

@@ -9,6 +9,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from imgexplain._checks import check_int
+
 N_CLASSES = 1000
 
 
@@ -53,8 +55,7 @@ def decode_predictions(probs, top=5):
         raise TypeError(f"probs must hold real numbers; got dtype {probs.dtype}")
     if np.isnan(probs).any():
         raise ValueError("probs contains NaN")
-    if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or not 1 <= top <= N_CLASSES:
-        raise ValueError(f"top must be an integer between 1 and {N_CLASSES}; got {top!r}")
+    top = check_int(top, "top", 1, N_CLASSES)
     classes = imagenet_class_index()
     best = np.argsort(-probs, axis=1, kind="stable")[:, :top]
     return [[(classes[k].wnid, classes[k].name, float(row[k])) for k in order]
