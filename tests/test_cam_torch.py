@@ -337,30 +337,6 @@ def test_a_model_in_training_mode_is_used_as_it_is_with_a_warning(images):
         CAM(model)(images)
 
 
-@pytest.mark.parametrize("bad, error, match", [
-    (np.zeros((3, 16, 16), dtype=np.float32), ValueError, r"images\[None\]"),
-    (np.zeros((2, 16, 16, 3), dtype=np.float32), ValueError, "channels last"),
-    (np.zeros((2, 4, 16, 16), dtype=np.float32), ValueError, "4 channels"),
-    (np.zeros((0, 3, 16, 16), dtype=np.float32), ValueError, "empty"),
-    (np.array([[["a"]]]), TypeError, "numeric"),
-])
-def test_bad_images(model, bad, error, match):
-    with pytest.raises(error, match=match):
-        CAM(model)(bad)
-
-
-@pytest.mark.parametrize("targets, error, match", [
-    (3, ValueError, r"\[0, 3\)"),
-    ([0, 1, 2, 7], ValueError, r"\[0, 3\)"),
-    ([-1, 0, 0, 0], ValueError, ">= 0"),
-    ([0, 1], ValueError, "one int or callable per image"),
-    (np.array([True, False, True, True]), TypeError, "ints"),
-])
-def test_bad_targets(model, images, targets, error, match):
-    with pytest.raises(error, match=match):
-        CAM(model)(images, targets=targets)
-
-
 def test_explain_prediction_on_a_channels_first_tensor(model, images, caplog):
     doc = torch.as_tensor(images[:1])
     with caplog.at_level(logging.INFO, logger="imgexplain"):
