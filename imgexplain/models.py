@@ -17,6 +17,7 @@ import numpy as np
 
 from imgexplain import backends
 from imgexplain.backends import ModelError
+from imgexplain.predictor import PredictorError
 
 BUILTIN_MODEL = "efficientnet-lite0"
 
@@ -73,10 +74,10 @@ def probabilities(scores) -> np.ndarray:
 
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim != 2:
-        raise ValueError(f"the model returned shape {scores.shape}; expected (N, n_classes)")
+        raise PredictorError(f"the model returned shape {scores.shape}; expected (N, n_classes)")
     if scores.shape[1] == 1:
         if scores.min() < 0 or scores.max() > 1:
-            raise ValueError(f"the model returned one column with values from {scores.min():g} to "
+            raise PredictorError(f"the model returned one column with values from {scores.min():g} to "
                              f"{scores.max():g}; one column must be a sigmoid probability in [0, 1]")
         return np.concatenate([1 - scores, scores], axis=1)
     if scores.min() >= 0 and np.allclose(scores.sum(axis=1), 1.0, atol=1e-3):

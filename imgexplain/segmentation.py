@@ -7,6 +7,8 @@ from typing import Any, Callable
 import numpy as np
 from skimage.segmentation import felzenszwalb, quickshift, slic
 
+from imgexplain._checks import check_size
+
 SEGMENTATION_FUNCTIONS: dict[str, Callable] = {"felzenszwalb": felzenszwalb, "quickshift": quickshift, "slic": slic}
 
 # The reference's defaults, used when `segmentation_kwargs` is None.
@@ -88,9 +90,7 @@ def relabel_segments(labels: Any, image_hw: tuple[int, int], source: str = "segm
 def grid_segments(image_hw: tuple[int, int], cell: tuple[int, int]) -> np.ndarray:
     """Rectangular superpixels of ``cell = (rows, cols)`` pixels, labelled 0..K-1 row by row."""
     height, width = image_hw
-    cell_rows, cell_cols = cell
-    if cell_rows < 1 or cell_cols < 1:
-        raise ValueError(f"cell must be positive; got {cell}")
+    cell_rows, cell_cols = check_size(cell, "cell")
     n_cols = -(-width // cell_cols)
     rows = np.arange(height)[:, None] // cell_rows
     cols = np.arange(width)[None, :] // cell_cols

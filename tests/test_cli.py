@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from imgexplain import cli, models, render
+from imgexplain.predictor import PredictorError
 from stripes import SIZE, stripe_detector, striped_image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -568,9 +569,9 @@ def test_probabilities_are_kept_and_scores_are_softmaxed():
     logits = np.array([[0.0, np.log(3.0)]])
     np.testing.assert_allclose(models.probabilities(logits), [[0.25, 0.75]])
     np.testing.assert_allclose(models.probabilities(np.array([[0.9], [0.0]])), [[0.1, 0.9], [1.0, 0.0]])
-    with pytest.raises(ValueError, match="one column must be a sigmoid probability in"):
+    with pytest.raises(PredictorError, match="one column must be a sigmoid probability in"):
         models.probabilities(np.array([[0.5], [3.0]]))
-    with pytest.raises(ValueError, match=r"shape \(3,\)"):
+    with pytest.raises(PredictorError, match=r"shape \(3,\)"):
         models.probabilities(np.zeros(3))
 
 

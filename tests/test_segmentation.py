@@ -10,6 +10,10 @@ from imgexplain.segmentation import (grid_segments, make_segmentation_fn, relabe
 def test_grid_segments_row_by_row():
     np.testing.assert_array_equal(grid_segments((4, 6), (2, 3)), [[0, 0, 0, 1, 1, 1]] * 2 + [[2, 2, 2, 3, 3, 3]] * 2)
     assert grid_segments((5, 5), (2, 2)).max() == 8  # partial cells at the edges
+    with pytest.raises(ValueError, match="cell must be a"):
+        grid_segments((4, 4), (0, 2))
+    with pytest.raises(TypeError, match="cell must be a"):
+        grid_segments((4, 4), 2)
 
 
 def test_superpixel_means_per_channel_and_for_grayscale():
@@ -54,3 +58,9 @@ def test_custom_function_sees_the_image_unchanged():
     function, custom, _ = make_segmentation_fn(remember, None)
     segment_image(function, np.zeros((8, 8, 1)), custom)
     assert custom and seen == [(8, 8, 1)]
+
+
+@pytest.mark.parametrize("segmentation_fn, error", [("watershed", ValueError), (3, TypeError), (None, TypeError)])
+def test_an_unknown_segmentation_fn_is_refused(segmentation_fn, error):
+    with pytest.raises(error, match="segmentation_fn must be one of"):
+        make_segmentation_fn(segmentation_fn, None)
