@@ -65,12 +65,21 @@ def check_size(value: Any, name: str, allow_none: bool = False) -> tuple[int, in
     return int(value[0]), int(value[1])
 
 
-def check_number(value: Any, name: str, low: float | None = None, high: float | None = None) -> float:
-    """``value`` as a float in ``[low, high]``; NaN is never in range."""
-    expected = f"{name} must be a number{_bounds(low, high, ' in [{low}, {high}]')}"
+def check_number(value: Any, name: str, low: float | None = None, high: float | None = None,
+                 inclusive: bool = True) -> float:
+    """``value`` as a float in ``[low, high]`` (``(low, high)`` unless ``inclusive``); NaN is never in range."""
+    if low == 0 and high is None and not inclusive:
+        expected = f"{name} must be a positive number"
+    elif inclusive:
+        expected = f"{name} must be a number{_bounds(low, high, ' in [{low}, {high}]')}"
+    else:
+        bounds = _bounds(low, high, " in ({low}, {high})").replace(">=", ">").replace("<=", "<")
+        expected = f"{name} must be a number{bounds}"
     if not is_number(value):
         raise TypeError(f"{expected}; got {value!r}")
-    if np.isnan(value) or (low is not None and value < low) or (high is not None and value > high):
+    below = low is not None and (value < low if inclusive else value <= low)
+    above = high is not None and (value > high if inclusive else value >= high)
+    if np.isnan(value) or below or above:
         raise ValueError(f"{expected}; got {value!r}")
     return float(value)
 

@@ -55,6 +55,20 @@ def test_number_in_a_range():
     assert ">= 0" in _raises_exactly(ValueError, _checks.check_number, -1, "x", 0)
 
 
+def test_number_in_an_open_range():
+    assert _checks.check_number(0.5, "tau", 0, 1, inclusive=False) == 0.5
+    for bad in (0, 1, 0.0, 1.5):
+        assert "tau must be a number in (0, 1)" in \
+            _raises_exactly(ValueError, _checks.check_number, bad, "tau", 0, 1, inclusive=False)
+    assert _checks.check_number(1e-9, "timeout", 0, inclusive=False) == 1e-9
+    for bad in (0, -1.0, float("nan")):
+        assert "timeout must be a positive number" in \
+            _raises_exactly(ValueError, _checks.check_number, bad, "timeout", 0, inclusive=False)
+    assert "x must be a number > 2" in _raises_exactly(ValueError, _checks.check_number, 2, "x", 2, inclusive=False)
+    assert "x must be a number < 2" in _raises_exactly(ValueError, _checks.check_number, 2, "x", None, 2, False)
+    _raises_exactly(TypeError, _checks.check_number, True, "tau", 0, 1, inclusive=False)
+
+
 def test_size():
     assert _checks.check_size([4, np.int64(5)], "size") == (4, 5)
     assert _checks.check_size(None, "size", allow_none=True) is None
