@@ -66,15 +66,19 @@ def check_size(value: Any, name: str, allow_none: bool = False) -> tuple[int, in
 
 
 def check_number(value: Any, name: str, low: float | None = None, high: float | None = None,
-                 inclusive: bool = True) -> float:
-    """``value`` as a float in ``[low, high]`` (``(low, high)`` unless ``inclusive``); NaN is never in range."""
+                 inclusive: bool = True, allow_none: bool = False) -> float | None:
+    """``value`` as a float in ``[low, high]`` (``(low, high)`` unless ``inclusive``; None when ``allow_none``
+    and it is None); NaN is never in range."""
+    if value is None and allow_none:
+        return None
+    optional = "None or " if allow_none else ""
     if low == 0 and high is None and not inclusive:
-        expected = f"{name} must be a positive number"
+        expected = f"{name} must be {optional}a positive number"
     elif inclusive:
-        expected = f"{name} must be a number{_bounds(low, high, ' in [{low}, {high}]')}"
+        expected = f"{name} must be {optional}a number{_bounds(low, high, ' in [{low}, {high}]')}"
     else:
         bounds = _bounds(low, high, " in ({low}, {high})").replace(">=", ">").replace("<=", "<")
-        expected = f"{name} must be a number{bounds}"
+        expected = f"{name} must be {optional}a number{bounds}"
     if not is_number(value):
         raise TypeError(f"{expected}; got {value!r}")
     below = low is not None and (value < low if inclusive else value <= low)

@@ -67,6 +67,9 @@ def test_number_in_an_open_range():
     assert "x must be a number > 2" in _raises_exactly(ValueError, _checks.check_number, 2, "x", 2, inclusive=False)
     assert "x must be a number < 2" in _raises_exactly(ValueError, _checks.check_number, 2, "x", None, 2, False)
     _raises_exactly(TypeError, _checks.check_number, True, "tau", 0, 1, inclusive=False)
+    assert _checks.check_number(None, "timeout", 0, inclusive=False, allow_none=True) is None
+    assert "timeout must be None or a positive number" in \
+        _raises_exactly(ValueError, _checks.check_number, 0, "timeout", 0, inclusive=False, allow_none=True)
 
 
 def test_size():
