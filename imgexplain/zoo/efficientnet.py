@@ -6,6 +6,10 @@ Runtime (`imgexplain.zoo.onnx_export`), several times faster than either framewo
 0..255; resize yours with `imgexplain.datasets.load_image`, which uses the same resampling as
 every example and test here.
 """
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
 
 from imgexplain.backends import torch as torch_backend
@@ -62,9 +66,20 @@ class PretrainedModel:
         `imgexplain.backends.onnx.ONNX_BATCH_SIZE`.
     device : {None, 'cpu', 'cuda', 'cuda:N'}
         Where ONNX Runtime runs; None: the best available.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain import zoo
+    >>> m = zoo.efficientnet_lite0()
+    >>> m
+    PretrainedModel(name='efficientnet_lite0', framework='torch', input_size=(224, 224))
+    >>> m.preprocess(np.zeros((2, 224, 224, 3))).shape
+    torch.Size([2, 3, 224, 224])
     """
 
-    def __init__(self, model, *, name, framework, feature_layer, batch_size=None, device=None):
+    def __init__(self, model: Any, *, name: str, framework: str, feature_layer: str,
+                 batch_size: int | None = None, device: str | None = None) -> None:
         self.model = model
         self.name = name
         self.framework = framework
@@ -75,7 +90,7 @@ class PretrainedModel:
         self._runtime = None
 
     @property
-    def runtime(self):
+    def runtime(self) -> OnnxPredictor:
         """The network on ONNX Runtime, an `imgexplain.backends.onnx.OnnxPredictor` taking (N, 3, 224, 224)
         normalised inputs to logits. Exported from the PyTorch weights on first use, then cached."""
         if self._runtime is None:
@@ -85,7 +100,7 @@ class PretrainedModel:
                                           name=f"{self.name} on ONNX Runtime")
         return self._runtime
 
-    def preprocess(self, images):
+    def preprocess(self, images: np.ndarray) -> Any:
         """(N, 224, 224, 3) images in 0..255 -> the model's input.
 
         PyTorch: a (N, 3, 224, 224) float32 tensor on the model's device. Keras: a (N, 224, 224, 3)
@@ -99,12 +114,12 @@ class PretrainedModel:
         device = next(self.model.parameters()).device
         return torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous().to(device)
 
-    def predictor(self, images):
+    def predictor(self, images: np.ndarray) -> np.ndarray:
         """(N, 224, 224, 3) images in 0..255 -> (N, 1000) float32 softmax probabilities (ONNX Runtime)."""
         network_input = _normalise(_check_images(images)).transpose(0, 3, 1, 2)
         return _softmax(self.runtime.run(network_input, self.batch_size))
 
-    def forward(self, inputs):
+    def forward(self, inputs: Any) -> np.ndarray:
         """The outputs `model` gives for ``inputs``, computed on ONNX Runtime.
 
         ``inputs`` is a batch of the network's own input, as `preprocess` makes it: (N, 3, 224, 224) for
@@ -123,7 +138,7 @@ class PretrainedModel:
         logits = self.runtime.run(inputs.transpose(0, 3, 1, 2), self.batch_size)
         return _softmax(logits) if _ends_in_softmax(self.model) else logits
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"PretrainedModel(name={self.name!r}, framework={self.framework!r}, "
                 f"input_size={self.input_size})")
 
@@ -138,7 +153,7 @@ def _ends_in_softmax(keras_model):
     return getattr(activation, "__name__", None) == "softmax"
 
 
-def efficientnet_lite0(framework="torch", device=None):
+def efficientnet_lite0(framework: str = "torch", device: str | None = None) -> PretrainedModel:
     """EfficientNet-Lite0 trained on ImageNet, loaded offline.
 
     ``.predictor`` and ``.forward`` run the same weights on ONNX Runtime, about ten times faster than
@@ -160,6 +175,11 @@ def efficientnet_lite0(framework="torch", device=None):
     -------
     PretrainedModel
         ``.model``, ``.preprocess``, ``.predictor``, ``.input_size`` == (224, 224), ...
+
+    Raises
+    ------
+    TypeError, ValueError
+        `framework` is not one of ``FRAMEWORKS``, or `device` is not a device name.
 
     Examples
     --------
