@@ -694,6 +694,21 @@ def plot_anchor(explanation, ax=None, labels=None):
     ------
     ValueError
         `ax` is a sequence of other than three axes.
+
+    Examples
+    --------
+    An explanation as :meth:`imgexplain.AnchorImage.explain` returns it, written by hand:
+
+    >>> import numpy as np
+    >>> from imgexplain import Explanation
+    >>> from imgexplain.render import plot_anchor
+    >>> segments = np.repeat([0, 1], 32).reshape(8, 8)
+    >>> explanation = Explanation(meta={}, data={
+    ...     "segments": segments, "precision": 0.97, "coverage": 0.5,
+    ...     "raw": {"instance": np.full((8, 8, 3), 90, np.uint8), "feature": [1], "prediction": [3]}})
+    >>> figure = plot_anchor(explanation, labels={3: "cat"})
+    >>> [axis.get_title() for axis in figure.axes]
+    ['image, predicted cat (3)', 'anchor: precision 0.97, coverage 0.50', '2 superpixels']
     """
     from matplotlib.axes import Axes
 

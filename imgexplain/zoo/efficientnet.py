@@ -103,8 +103,23 @@ class PretrainedModel:
     def preprocess(self, images: np.ndarray) -> Any:
         """(N, 224, 224, 3) images in 0..255 -> the model's input.
 
-        PyTorch: a (N, 3, 224, 224) float32 tensor on the model's device. Keras: a (N, 224, 224, 3)
-        float32 array.
+        Parameters
+        ----------
+        images : (N, 224, 224, 3) array-like
+            RGB pixels in 0..255.
+
+        Returns
+        -------
+        torch.Tensor or ndarray
+            PyTorch: a (N, 3, 224, 224) float32 tensor on the model's device. Keras: a
+            (N, 224, 224, 3) float32 array.
+
+        Raises
+        ------
+        TypeError
+            Images that are not numeric.
+        ValueError
+            Another shape, an empty batch, NaN, or pixels outside 0..255.
         """
         pixels = _normalise(_check_images(images))
         if self.framework == "keras":
@@ -115,16 +130,47 @@ class PretrainedModel:
         return torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous().to(device)
 
     def predictor(self, images: np.ndarray) -> np.ndarray:
-        """(N, 224, 224, 3) images in 0..255 -> (N, 1000) float32 softmax probabilities (ONNX Runtime)."""
+        """(N, 224, 224, 3) images in 0..255 -> (N, 1000) float32 softmax probabilities (ONNX Runtime).
+
+        What :class:`imgexplain.AnchorImage` and the evaluation functions take as ``predictor``.
+
+        Parameters
+        ----------
+        images : (N, 224, 224, 3) array-like
+            RGB pixels in 0..255; the array is not modified.
+
+        Returns
+        -------
+        (N, 1000) float32 ndarray
+
+        Raises
+        ------
+        TypeError, ValueError
+            As in :meth:`preprocess`.
+        """
         network_input = _normalise(_check_images(images)).transpose(0, 3, 1, 2)
         return _softmax(self.runtime.run(network_input, self.batch_size))
 
     def forward(self, inputs: Any) -> np.ndarray:
         """The outputs `model` gives for ``inputs``, computed on ONNX Runtime.
 
-        ``inputs`` is a batch of the network's own input, as `preprocess` makes it: (N, 3, 224, 224) for
-        PyTorch (a numpy array or a tensor), (N, 224, 224, 3) for Keras. Returns a float32 numpy array:
-        logits for PyTorch, what the Keras model's last layer outputs for Keras.
+        What :class:`imgexplain.CAM` takes as ``forward=`` for its masked passes.
+
+        Parameters
+        ----------
+        inputs : ndarray or torch.Tensor
+            A batch of the network's own input, as `preprocess` makes it: (N, 3, 224, 224) for
+            PyTorch (a numpy array or a tensor), (N, 224, 224, 3) for Keras.
+
+        Returns
+        -------
+        (N, 1000) float32 ndarray
+            Logits for PyTorch, what the Keras model's last layer outputs for Keras.
+
+        Raises
+        ------
+        ValueError
+            `inputs` of another shape, or an empty batch.
         """
         if type(inputs).__module__.startswith("torch"):
             inputs = inputs.detach().cpu().numpy()
