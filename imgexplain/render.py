@@ -11,13 +11,24 @@ from __future__ import annotations
 import io
 import sys
 import textwrap
+from collections.abc import Mapping, Sequence
 from numbers import Real
+from typing import TYPE_CHECKING, Any, Callable, Union
 
 import matplotlib
 import matplotlib.cm
 import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from numpy.typing import ArrayLike
+
+# A colormap, its name, or a callable from values in [0, 1] to colours.
+Colormap = Union[str, matplotlib.colors.Colormap, Callable]
+# Class names by index.
+Labels = Union[Sequence[str], Mapping[int, str]]
 
 
 def _check_heatmap(heatmap):
@@ -60,7 +71,7 @@ def _colormap(colormap):
     return colormap
 
 
-def colormap_colors(colormap, values) -> np.ndarray:
+def colormap_colors(colormap: Colormap, values: ArrayLike) -> np.ndarray:
     """The RGBA colours (floats in [0, 1]) of ``values`` in [0, 1] under ``colormap``.
 
     Parameters
@@ -90,7 +101,8 @@ def colormap_colors(colormap, values) -> np.ndarray:
     return np.asarray(_colormap(colormap)(np.asarray(values, dtype=np.float64)), dtype=np.float64)
 
 
-def colorize_heatmap(heatmap, colormap=matplotlib.cm.viridis, alpha_limit=0.65) -> np.ndarray:
+def colorize_heatmap(heatmap: np.ndarray, colormap: Colormap = matplotlib.cm.viridis,
+                     alpha_limit: float = 0.65) -> np.ndarray:
     """Colour a 2-D ``heatmap`` in [0, 1] with ``colormap``; the alpha channel is the heat value, capped.
 
     Parameters
@@ -135,8 +147,8 @@ def colorize_heatmap(heatmap, colormap=matplotlib.cm.viridis, alpha_limit=0.65) 
     return rgba
 
 
-def overlay_heatmap(image, heatmap, colormap=matplotlib.cm.viridis, alpha_limit=0.65,
-                    resampling_filter=Image.LANCZOS) -> Image.Image:
+def overlay_heatmap(image: Image.Image | np.ndarray, heatmap: np.ndarray, colormap: Colormap = matplotlib.cm.viridis,
+                    alpha_limit: float = 0.65, resampling_filter: int = Image.LANCZOS) -> Image.Image:
     """Colour ``heatmap`` (see :func:`colorize_heatmap`), resize it to ``image`` and composite it over.
 
     Parameters
@@ -184,8 +196,8 @@ def overlay_heatmap(image, heatmap, colormap=matplotlib.cm.viridis, alpha_limit=
     return Image.alpha_composite(image.convert("RGBA"), layer)
 
 
-def format_as_image(expl, resampling_filter=Image.LANCZOS, colormap=matplotlib.cm.viridis,
-                    alpha_limit=0.65) -> Image.Image:
+def format_as_image(expl: Any, resampling_filter: int = Image.LANCZOS, colormap: Colormap = matplotlib.cm.viridis,
+                    alpha_limit: float = 0.65) -> Image.Image:
     """Lay the heatmap of ``expl`` over its image, as ``eli5.format_as_image`` does.
 
     ``expl`` needs ``.image`` (a PIL image) and ``.targets``, whose first element's
@@ -237,7 +249,8 @@ def format_as_image(expl, resampling_filter=Image.LANCZOS, colormap=matplotlib.c
                            alpha_limit=alpha_limit, resampling_filter=resampling_filter)
 
 
-def show_cam_on_image(image, mask, colormap="jet", image_weight=0.5) -> np.ndarray:
+def show_cam_on_image(image: np.ndarray, mask: np.ndarray, colormap: Colormap = "jet",
+                      image_weight: float = 0.5) -> np.ndarray:
     """Blend a class activation map into an image, as pytorch-grad-cam's ``show_cam_on_image``.
 
     ``image`` is (H, W, 3) or (H, W): floats in [0, 1] or uint8. ``mask`` is a 2-D map in [0, 1]
@@ -317,7 +330,7 @@ class ExplanationFigure(Figure):
     """
 
 
-def figure_png(figure) -> bytes:
+def figure_png(figure: Figure) -> bytes:
     """A figure as PNG bytes, taken out of pyplot's list of figures first.
 
     Jupyter's picture of an explanation, which the inline backend then does not show a second time
@@ -352,7 +365,7 @@ def _ipython_shell():
     return ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
 
 
-def new_figure(**kwargs):
+def new_figure(**kwargs: Any) -> ExplanationFigure:
     """A pyplot figure (so ``plt.show()``, ``plt.savefig`` and Jupyter's inline backend see it)
     that Jupyter shows once when it is a cell's value.
 
@@ -379,7 +392,7 @@ def new_figure(**kwargs):
     return plt.figure(FigureClass=ExplanationFigure, **kwargs)
 
 
-def class_name(target, labels=None) -> str:
+def class_name(target: int, labels: Labels | None = None) -> str:
     """``"class 3"``, or ``"Egyptian cat (285)"`` when ``labels`` names the class.
 
     Parameters
@@ -407,7 +420,8 @@ def class_name(target, labels=None) -> str:
     return f"class {target}"
 
 
-def plot_cam(explanation, ax=None, labels=None, **format_kwargs):
+def plot_cam(explanation: Any, ax: Axes | None = None, labels: Labels | None = None,
+             **format_kwargs: Any) -> Figure:
     """Draw a class activation map explanation: its first target's map over the image, with a colour bar.
 
     Parameters
@@ -529,7 +543,7 @@ def _write_banner(picture: np.ndarray, text: str) -> np.ndarray:
     return np.asarray(canvas)
 
 
-def anchor_picture(image, segments, features) -> np.ndarray:
+def anchor_picture(image: np.ndarray, segments: np.ndarray, features: Sequence[int]) -> np.ndarray:
     """The anchor superpixels as they are, outlined, and the rest of the image faded to grey.
 
     Anchor pixels keep their values exactly. An empty anchor (nothing needs to be kept) fades the
@@ -585,7 +599,7 @@ def anchor_picture(image, segments, features) -> np.ndarray:
     return result
 
 
-def boundaries_picture(image, segments, numbers: bool = True) -> np.ndarray:
+def boundaries_picture(image: np.ndarray, segments: np.ndarray, numbers: bool = True) -> np.ndarray:
     """The image with the superpixel boundaries drawn in yellow (skimage ``mark_boundaries``).
 
     Parameters
@@ -633,7 +647,8 @@ def boundaries_picture(image, segments, numbers: bool = True) -> np.ndarray:
     return np.asarray(canvas)
 
 
-def label_positions(segments, labels=None) -> dict:
+def label_positions(segments: np.ndarray,
+                    labels: Sequence[int] | None = None) -> dict[int, tuple[int, int]]:
     """For each superpixel, its pixel farthest from any boundary, where its id can be written inside it
     even when it is not convex.
 
@@ -673,7 +688,8 @@ def _prediction(raw: dict, labels=None) -> str:
     return class_name(int(prediction[0]), labels) if prediction.size else "class unknown"
 
 
-def plot_anchor(explanation, ax=None, labels=None):
+def plot_anchor(explanation: Any, ax: Axes | Sequence[Axes] | None = None,
+                labels: Labels | None = None) -> Figure:
     """Draw an anchor explanation with matplotlib: image | anchor (its superpixels numbered) |
     superpixels.
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from numbers import Integral
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -61,7 +63,9 @@ def _given_picture(image):
     return np.asarray(Image.fromarray(array).convert("RGB"))
 
 
-def explain_prediction(model, doc, targets=None, layer=None, method="gradcam", image=None, output=None):
+def explain_prediction(model: Any, doc: Any, targets: int | Sequence[int] | None = None, layer: Any = None,
+                       method: str = "gradcam", image: Image.Image | np.ndarray | None = None,
+                       output: int | str | None = None) -> CAMExplanation:
     """Explain a classifier's prediction for one image with a class activation map (eli5's API).
 
     Parameters
@@ -132,7 +136,7 @@ def explain_prediction(model, doc, targets=None, layer=None, method="gradcam", i
     return CAMExplanation.from_result(result, picture, meta)
 
 
-def show_prediction(model, doc, **kwargs):
+def show_prediction(model: Any, doc: Any, **kwargs: Any) -> Image.Image:
     """:func:`explain_prediction` then :func:`imgexplain.render.format_as_image`; returns the picture.
 
     Parameters

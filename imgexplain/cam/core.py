@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from numbers import Integral
+from typing import Any, Callable
 
 import numpy as np
 
@@ -181,8 +182,10 @@ class CAM:
     (2, 8, 8)
     """
 
-    def __init__(self, model, layer=None, method="gradcam", output=None, batch_size=32,
-                 reshape_transform=None, size=None, forward=None, max_chunk_bytes=256 * 2**20, verbose=False):
+    def __init__(self, model: Any, layer: Any = None, method: str = "gradcam", output: int | str | None = None,
+                 batch_size: int = 32, reshape_transform: Callable | None = None,
+                 size: str | tuple[int, int] | None = None, forward: Callable | None = None,
+                 max_chunk_bytes: int = 256 * 2**20, verbose: bool = False) -> None:
         if not isinstance(method, str) or method.lower() not in METHODS:
             raise ValueError(f"method must be one of {list(METHODS)}; got {method!r}")
         for name, value in (("batch_size", batch_size), ("max_chunk_bytes", max_chunk_bytes)):
@@ -207,7 +210,7 @@ class CAM:
         self._backend = cam_backend(model, layers, output, reshape_transform)
 
     @property
-    def layer(self):
+    def layer(self) -> str | list[str] | None:
         """Name of the layer explained (a list for several), known once the model has run when it
         must be found by running."""
         names = self._backend.layer_names
@@ -215,7 +218,8 @@ class CAM:
             return names
         return names[0]
 
-    def __call__(self, images, targets=None, aug_smooth=False, eigen_smooth=False) -> np.ndarray:
+    def __call__(self, images: Any, targets: Any = None, aug_smooth: bool = False,
+                 eigen_smooth: bool = False) -> np.ndarray:
         """The maps of ``images``, ``(N, h, w)`` in [0, 1]: ``compute(...).maps``; see :meth:`compute`.
 
         Examples
@@ -232,7 +236,8 @@ class CAM:
         """
         return self.compute(images, targets, aug_smooth=aug_smooth, eigen_smooth=eigen_smooth).maps
 
-    def compute(self, images, targets=None, aug_smooth=False, eigen_smooth=False) -> CAMResult:
+    def compute(self, images: Any, targets: Any = None, aug_smooth: bool = False,
+                eigen_smooth: bool = False) -> CAMResult:
         """The maps of ``images`` with the classes explained and their scores.
 
         Parameters

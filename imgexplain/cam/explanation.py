@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
 from imgexplain.explanation import Explanation
+
+if TYPE_CHECKING:
+    from imgexplain.cam.core import CAMResult
+    from imgexplain.render import Axes, Figure, Labels
 
 
 class HeatmapArray(np.ndarray):
@@ -51,7 +56,7 @@ class HeatmapArray(np.ndarray):
         """
         return Image.fromarray(np.round(np.asarray(self) * 255).astype(np.uint8), mode="L")
 
-    def resize(self, size, resample=Image.LANCZOS) -> Image.Image:
+    def resize(self, size: tuple[int, int], resample: int = Image.LANCZOS) -> Image.Image:
         """The heatmap as a grayscale PIL image of ``size`` (width, height), as eli5's heatmap.
 
         Parameters
@@ -134,7 +139,7 @@ class CAMExplanation(Explanation):
     """
 
     @classmethod
-    def from_result(cls, result, image, meta: dict) -> "CAMExplanation":
+    def from_result(cls, result: CAMResult, image: np.ndarray, meta: dict) -> CAMExplanation:
         """The explanation of one image from ``result``, whose rows are the classes explained.
 
         Parameters
@@ -170,13 +175,14 @@ class CAMExplanation(Explanation):
         return HeatmapArray(self.data["heatmap"])
 
     @property
-    def targets(self) -> list:
+    def targets(self) -> list[TargetExplanation]:
         """One :class:`TargetExplanation` (class, score, map) per class explained (list)."""
         return [TargetExplanation(target=int(item["target"]), score=float(item["score"]),
                                   heatmap=HeatmapArray(item["heatmap"]))
                 for item in self.data["targets"]]
 
-    def plot(self, ax=None, labels=None, **format_kwargs):
+    def plot(self, ax: Axes | None = None, labels: Labels | None = None,
+             **format_kwargs: Any) -> Figure:
         """Draw the first target's map over the image with a colour bar.
 
         Parameters
