@@ -27,6 +27,7 @@ SUMMARY_NAME = "summary.json"
 PAGES = "report"
 PAGE_SIZE = 100
 ERRORS_SHOWN = 100  # error rows listed in the summary
+BATCH_ROWS = 1024  # rows read at a time: the report's columns are a few KB a row (the maps stay in the table)
 # Columns the report reads (the maps stay in the table).
 COLUMNS = ("image", "index", "status", "error_type", "error", "target", "label", "predicted", "top5", "anchor",
            "precision", "coverage", "num_preds", "anchor_found", "layer", "pictures", "seconds")
@@ -172,7 +173,7 @@ def _order(row: dict) -> tuple:
     return row["index"], row["image"]
 
 
-def _rows(table, columns, names, first=None, last=None) -> Iterator[dict]:
+def _rows(table, columns, names, batch_size, first=None, last=None) -> Iterator[dict]:
     """The rows of ``table`` (``columns`` only) whose image is in ``names`` (all if None), read in batches.
 
     ``first``, ``last``: only rows whose index lies between them (inclusive), filtered before the
@@ -180,7 +181,7 @@ def _rows(table, columns, names, first=None, last=None) -> Iterator[dict]:
     """
     import pyarrow.compute as pc
 
-    for batch in table.batches(columns):
+    for batch in table.batches(columns, batch_size):
         if first is not None:
             index = batch.column("index")
             batch = batch.filter(pc.and_(pc.greater_equal(index, first), pc.less_equal(index, last)))
@@ -190,33 +191,34 @@ def _rows(table, columns, names, first=None, last=None) -> Iterator[dict]:
 
 
 def write_report(out, table, arguments: dict, names=None, title: str = "imgexplain report",
-                 page_size: int = PAGE_SIZE) -> Path:
+                 page_size: int = PAGE_SIZE, batch_size: int = BATCH_ROWS) -> Path:
     """Write ``report.html`` (and its pages) and ``summary.json`` into ``out`` from the results ``table``.
 
-    ``names``: the images to show (default: every row). The table is read in batches, a few times over
-    (the order of the images, the summary, then a page at a time): memory holds one page of rows and
-    a few numbers per image, however large the table. Returns the report's path.
+    ``names``: the images to show (default: every row). The table is read ``batch_size`` rows at a time,
+    a few times over (the order of the images, the summary, then a page at a time): memory holds a batch,
+    a page of rows and a few numbers per image, however large the table. Returns the report's path.
     """
     out = Path(out)
     columns = [name for name in COLUMNS if name in table.schema.names]
     columns += [name for name in table.schema.names if name.startswith("seconds_")]
-    order = sorted(_order(row) for row in _rows(table, ["index", "image"], names))
-    summary = summarize(_rows(table, columns, names), arguments)
+    order = sorted(_order(row) for row in _rows(table, ["index", "image"], names, batch_size))
+    summary = summarize(_rows(table, columns, names, batch_size), arguments)
     atomic_write(out / SUMMARY_NAME, json.dumps(summary, indent=2, default=str))
-    errors = heapq.nsmallest(ERRORS_SHOWN, (row for row in _rows(table, ["index", "image", "status", "error_type",
-                                                                        "error"], names) if row["status"] != "ok"),
-                             key=_order)
+    error_columns = ["index", "image", "status", "error_type", "error"]
+    errors = heapq.nsmallest(ERRORS_SHOWN, (row for row in _rows(table, error_columns, names, batch_size)
+                                            if row["status"] != "ok"), key=_order)
     body = _summary_html(summary, errors, arguments)
     pages, written = out / PAGES, set()
     if len(order) <= page_size:
-        body += "".join(_section_html(row, "") for row in sorted(_rows(table, columns, names), key=_order))
+        rows = sorted(_rows(table, columns, names, batch_size), key=_order)
+        body += "".join(_section_html(row, "") for row in rows)
     else:
         pages.mkdir(exist_ok=True)
         links = []
         for number, start in enumerate(range(0, len(order), page_size), start=1):
             keys = order[start:start + page_size]
             wanted = set(keys)
-            chunk = sorted((row for row in _rows(table, columns, names, keys[0][0], keys[-1][0])
+            chunk = sorted((row for row in _rows(table, columns, names, batch_size, keys[0][0], keys[-1][0])
                             if _order(row) in wanted), key=_order)
             name, shown = f"page-{number:04d}.html", f"images {start + 1} to {start + len(keys)}"
             navigation = f'<p><a href="../{REPORT_NAME}">summary</a></p>'

@@ -177,10 +177,10 @@ class ResultsTable:
             return []
         return sorted(path for path in self.folder.glob("*.parquet") if not path.name.startswith((".", "_")))
 
-    def batches(self, columns=None) -> Iterator:
-        """The rows as pyarrow RecordBatches of at most ``batch_size`` rows, one part after the other."""
+    def batches(self, columns=None, batch_size: int | None = None) -> Iterator:
+        """The rows as pyarrow RecordBatches of at most ``batch_size`` rows (default: the table's), part by part."""
         for part in self.parts():
-            yield from _part_batches(part, self.batch_size, columns)
+            yield from _part_batches(part, batch_size or self.batch_size, columns)
 
     def rows(self, columns=None) -> Iterator[dict]:
         """The rows as dicts, read ``batch_size`` at a time."""
