@@ -62,6 +62,14 @@ def _session_rss(session: int) -> int:
     return total
 
 
+def table_rows(out: Path) -> int:
+    """Rows in OUT/results.parquet (one-row parts while a run goes on, merged files after it)."""
+    import pyarrow.parquet as pq
+
+    parts = [path for path in (out / "results.parquet").glob("*.parquet") if not path.name.startswith((".", "_"))]
+    return sum(pq.ParquetFile(path).metadata.num_rows for path in parts)
+
+
 def run_command(arguments, kill_after_rows: int | None = None, out: Path | None = None) -> dict:
     """Run `imgexplain explain ARGUMENTS` in a new session; its seconds and peak memory (bytes)."""
     command = [sys.executable, "-c", f"import sys; from imgexplain import cli; sys.exit(cli.main({arguments!r}))"]
@@ -93,7 +101,7 @@ def measure(folder: Path, work: Path, name: str, method: str, workers: int, n: i
     out = work / name
     result = run_command(["explain", *map(str, images), "--method", method, "--workers", str(workers),
                           "--out", str(out)])
-    rows = len(list((out / "results.parquet").glob("part-*")))
+    rows = table_rows(out)
     assert rows == n, (rows, n)
     result.update(name=name, method=method, workers=workers, images=n, images_per_second=n / result["seconds"])
     print(f"{name}: {n} images in {result['seconds']:.1f} s, {result['images_per_second']:.2f} images/s, "
@@ -105,7 +113,7 @@ def resume_cost(work: Path, images, n: int, uninterrupted: float) -> dict:
     out = work / "resume"
     arguments = ["explain", *map(str, images), "--method", "gradcam", "--workers", "0", "--out", str(out)]
     first = run_command(arguments, kill_after_rows=n // 2, out=out)
-    done = len(list((out / "results.parquet").glob("part-*")))
+    done = table_rows(out)
     second = run_command(arguments)
     total = first["seconds"] + second["seconds"]
     return {"killed_after_rows": done, "first_seconds": first["seconds"], "resumed_seconds": second["seconds"],
