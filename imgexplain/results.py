@@ -225,6 +225,7 @@ class ResultsTable:
         name = f"compacted-{_stamp()}.parquet"
         staged = self.folder / f"{STAGED_PREFIX}{name}"
         try:
+            # Dictionary encoding only costs memory here: the maps' floats hardly repeat.
             with pq.ParquetWriter(staged, self.schema, use_dictionary=False) as writer:
                 for table in self._kept(merged, retry):
                     writer.write_table(table)
