@@ -3,8 +3,8 @@
 :func:`explain_dataset` is the one code path of the command line and of :func:`explain_many`. With
 ``out`` it appends a row per image to the results table (``OUT/results.parquet``, see
 :mod:`imgexplain.results`) the moment the image is done, and skips the images that table already holds
-(same path, same content, same arguments): a run killed at any moment resumes where it stopped, losing
-at most the images in flight.
+(same path, same content, same arguments) with an 'ok' row: a run killed at any moment resumes where it
+stopped, losing at most the images in flight, and images that gave an error row are tried again.
 """
 from __future__ import annotations
 
@@ -113,8 +113,9 @@ def explain_dataset(images: Iterable, make_explainer: Callable, *, out=None, sch
     out : str, Path or OutputFolder, optional
         Folder of the results table. ``explain`` must then return a dict of the columns of ``schema``
         (a ``pyarrow.Schema``); its optional ``'files'`` entry, ``{relative path: bytes}``, is written
-        into ``out`` before the row. Images already in the table with the same ``arguments`` are
-        skipped; a table of other arguments is refused (ValueError).
+        into ``out`` before the row. Images with an 'ok' row in the table of the same ``arguments`` are
+        skipped; those with an error row are explained again, and their new row replaces it. A table of
+        other arguments is refused (ValueError).
     n_workers : int or None
         0: in this process. N: N Ray workers (actors). None: one per CPU.
     timeout : float, optional
@@ -143,6 +144,7 @@ def explain_dataset(images: Iterable, make_explainer: Callable, *, out=None, sch
     if folder is not None:
         folder.claim()
         table = results_table(folder, schema)
+        table.compact(retry={name for name, _ in items})  # error rows are explained again
     done = table.done() if table is not None else set()
     return _stream(items, done, make_explainer, folder, table, n_workers, timeout, address,
                    float(cpus_per_worker), progress, dict(explain_kwargs or {}))
@@ -186,6 +188,8 @@ def _stream(items, done, make_explainer, folder, table, n_workers, timeout, addr
                 _record(folder, table, outcome, result)
             bar.update()
             yield result
+    if table is not None:
+        table.compact()
 
 
 def _record(folder: OutputFolder, table: ResultsTable, outcome, result: Result) -> None:
