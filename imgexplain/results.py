@@ -45,10 +45,18 @@ def fingerprint(arguments: dict) -> str:
 
 
 def content_hash(data: bytes) -> str:
+    """The SHA-256 of ``data``, in hex (:func:`file_hash` is that of a file).
+
+    Examples
+    --------
+    >>> from imgexplain.results import content_hash
+    >>> content_hash(b"")[:16]
+    'e3b0c44298fc1c14'
+    """
     return hashlib.sha256(data).hexdigest()
 
 
-def file_hash(path, chunk: int = 1 << 20) -> str:
+def file_hash(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     """The SHA-256 of a file's bytes, read in chunks."""
     digest = hashlib.sha256()
     with open(path, "rb") as file:
