@@ -66,7 +66,9 @@ def check_share(size: int) -> float:
 
 @dataclass
 class SearchSettings:
-    """The arguments of :meth:`AnchorImage.explain` that steer the search (see there)."""
+    """The arguments of :meth:`AnchorImage.explain` that steer the search, under the same names (see there),
+    except ``initial_capacity`` (``binary_cache_size``), ``capacity_margin`` (max(``cache_margin``,
+    ``batch_size``)), ``log`` (a callable for progress lines, or None) and ``log_every`` (``verbose_every``)."""
 
     threshold: float
     delta: float
@@ -87,7 +89,17 @@ class SearchSettings:
 
 
 class SampleStore:
-    """Every sample drawn: its mask, the anchor it was drawn for, and whether the label held."""
+    """Every sample drawn: its mask, the anchor it was drawn for, and whether the label held.
+
+    Parameters
+    ----------
+    n_features : int
+        Number of superpixels.
+    capacity : int
+        Rows allocated at first; the store grows by as many rows when fewer than ``margin`` remain free.
+    margin : int
+        Free rows kept available.
+    """
 
     def __init__(self, n_features: int, capacity: int, margin: int):
         self.masks = np.zeros((capacity, n_features), dtype=bool)
@@ -99,6 +111,24 @@ class SampleStore:
         self.margin = margin
 
     def add(self, masks: np.ndarray, anchors: np.ndarray, held: np.ndarray, backgrounds: np.ndarray) -> slice:
+        """Append samples.
+
+        Parameters
+        ----------
+        masks : ndarray of bool, shape (N, n_features)
+            True where a superpixel kept its pixels.
+        anchors : ndarray of bool, shape (N, n_features)
+            True on the superpixels of the anchor each sample was drawn for.
+        held : ndarray of bool, shape (N,)
+            Whether the instance's label held.
+        backgrounds : ndarray of int, shape (N,)
+            Background image of each sample.
+
+        Returns
+        -------
+        slice
+            The rows of the new samples.
+        """
         needed = self.size + len(masks)
         if needed > len(self.held) - self.margin:
             extra = max(self.growth, needed + self.margin - len(self.held))
@@ -113,13 +143,40 @@ class SampleStore:
         return rows
 
     def counts(self, anchors: list[Anchor], rows: slice | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(positives, n_samples) of each anchor over the stored samples valid for it (or over ``rows``)."""
+        """Counts of each anchor over the stored samples valid for it.
+
+        Parameters
+        ----------
+        anchors : list of tuple of int
+            The anchors.
+        rows : slice or None
+            Rows to count; None counts every stored sample.
+
+        Returns
+        -------
+        positives, n_samples : ndarray of float
+            Valid samples where the label held, and valid samples.
+        """
         rows = slice(0, self.size) if rows is None else rows
         valid = self.valid_for(_anchor_matrix(anchors, self.masks.shape[1]), rows)
         return valid[self.held[rows]].sum(axis=0).astype(float), valid.sum(axis=0).astype(float)
 
     def valid_for(self, members: np.ndarray, rows: slice) -> np.ndarray:
-        """(n_rows, n_anchors): whether each sample is a draw from each anchor's distribution.
+        """Whether each sample is a draw from each anchor's distribution.
+
+        Parameters
+        ----------
+        members : ndarray of bool, shape (n_anchors, n_features)
+            The anchors' superpixels.
+        rows : slice
+            Rows of the store.
+
+        Returns
+        -------
+        ndarray of bool, shape (n_rows, n_anchors)
+
+        Notes
+        -----
 
         A sample drawn for C kept C and perturbed every other superpixel independently with probability
         p_sample. When C is a subset of anchor A and the sample happened to keep all of A, the superpixels
@@ -135,7 +192,24 @@ class SampleStore:
 
     def pair_counts(self, anchors: list[Anchor], first: np.ndarray, second: np.ndarray,
                     p_sample: float) -> tuple[np.ndarray, ...]:
-        """For each pair of anchors i = first[k], j = second[k]: (positives_a, n_a, positives_b, n_b, q).
+        """The counts of the paired bound for each pair of anchors i = first[k], j = second[k].
+
+        Parameters
+        ----------
+        anchors : list of tuple of int
+            The anchors.
+        first, second : ndarray of int
+            Indices into ``anchors`` of each pair.
+        p_sample : float
+            Probability that a superpixel outside the anchor is perturbed.
+
+        Returns
+        -------
+        tuple of ndarray of float
+            (positives_a, n_a, positives_b, n_b, q), one entry per pair.
+
+        Notes
+        -----
 
         Let S = i - j and T = j - i with |S| = |T|. Under i's distribution, all of T is kept with probability
         r = (1 - p_sample)^|T|, and then the sample is distributed as one of j's that kept all of S (both
@@ -166,7 +240,10 @@ class SampleStore:
 
 @dataclass
 class SearchResult:
-    """What the search found, in the terms of the reference's ``raw`` dictionary."""
+    """What the search found, in the terms of the reference's ``raw`` dictionary: the anchor's superpixels in
+    the order they were added (``feature``), the mean, precision and coverage after each, the empty anchor's
+    precision (``all_precision``), whether the anchor passed the precision check (``success``), and the covered
+    examples of each step (``example_masks``)."""
 
     feature: list[int]
     mean: list[float]
@@ -179,7 +256,17 @@ class SearchResult:
 
 
 class AnchorSearch:
-    """Beam search for the anchor of one image; see the module docstring."""
+    """Beam search for the anchor of one image; see the module docstring.
+
+    Parameters
+    ----------
+    sampler : PerturbationSampler
+        Draws and labels the perturbed images of the image.
+    instance_label : int
+        The label the anchor must keep.
+    settings : SearchSettings
+        The search's arguments.
+    """
 
     def __init__(self, sampler: PerturbationSampler, instance_label: int, settings: SearchSettings):
         self.sampler = sampler
@@ -194,12 +281,33 @@ class AnchorSearch:
                                                                                     self.n_features)
 
     def coverage(self, anchors: list[Anchor]) -> np.ndarray:
-        """Fraction of the coverage samples that keep every superpixel of each anchor."""
+        """Fraction of the coverage samples that keep every superpixel of each anchor.
+
+        Parameters
+        ----------
+        anchors : list of tuple of int
+            The anchors.
+
+        Returns
+        -------
+        ndarray of float
+        """
         members = _anchor_matrix(anchors, self.n_features)
         return (self.coverage_masks @ members.T.astype(np.float32) == members.sum(axis=1)).mean(axis=0)
 
     def sample(self, requests: list[tuple[Anchor, int]]) -> slice:
-        """Draw ``n`` samples for each (anchor, n) requested, label them all in one model call, store them."""
+        """Draw ``n`` samples for each (anchor, n) requested, label them all in one model call, store them.
+
+        Parameters
+        ----------
+        requests : list of (tuple of int, int)
+            Anchors to draw for, and how many samples each.
+
+        Returns
+        -------
+        slice
+            The rows of the new samples in the store.
+        """
         draws = [self.sampler.draw(np.array(anchor, dtype=np.intp), n) for anchor, n in requests]
         masks = np.concatenate([masks for masks, _ in draws])
         backgrounds = np.concatenate([backgrounds for _, backgrounds in draws])
@@ -209,6 +317,12 @@ class AnchorSearch:
         return self.store.add(masks, drawn_for, held, backgrounds)
 
     def run(self) -> SearchResult:
+        """Search: the empty anchor first, then one size after another until the best anchor is found.
+
+        Returns
+        -------
+        SearchResult
+        """
         s = self.settings
         self.sample([((), s.min_samples_start)])
         empty_mean, empty_passes = self._check_empty_anchor()
@@ -277,7 +391,8 @@ class AnchorSearch:
                 return float(positives[0] / n_samples[0]), False
             self.sample([((), int(LOOK_COUNTS[target] - look.n_valid[0]))])
 
-    def _check_precision(self, anchors: list[Anchor], delta: float, since: int):
+    def _check_precision(self, anchors: list[Anchor], delta: float,
+                         since: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sample the chosen ``anchors`` until each is clearly above or below the threshold at a look; return
         their means and lower bounds at the last look, and whether each passes (mean >= threshold, lower bound
         > threshold - epsilon_stop).
@@ -421,7 +536,7 @@ class AnchorSearch:
             result.example_masks.append(self._covered_examples(prefix))
         return result
 
-    def _covered_examples(self, anchor: Anchor):
+    def _covered_examples(self, anchor: Anchor) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The latest samples valid for ``anchor`` where the label held, and where it changed."""
         rows = slice(0, self.store.size)
         valid = self.store.valid_for(_anchor_matrix([anchor], self.n_features), rows)[:, 0]
