@@ -47,7 +47,7 @@ def test_look_levels_hold_at_every_look_at_once():
     mean at some look in fewer than delta of the runs; the same looks at the fixed level log(1 / delta), without
     the looks' weights, are wrong far more often."""
     rng = np.random.default_rng(1)
-    mu, delta, n_looks = 0.9, 0.2, 20
+    mu, delta, n_looks = 0.9, 0.2, 30
     counts = LOOK_COUNTS[:n_looks]
     positives = np.cumsum(rng.random((2000, counts[-1])) < mu, axis=1)[:, counts - 1]
     means = positives / counts
