@@ -1,6 +1,8 @@
 """verbose=True goes through logging: shown on stderr when nothing is configured, else through the program's handlers."""
 import logging
 
+import numpy as np
+
 from imgexplain._logging import verbose_log
 
 
@@ -56,3 +58,27 @@ def test_not_verbose_logs_nothing_and_changes_nothing(capsys):
         assert log is None
         assert not logger.handlers
     assert capsys.readouterr().err == ""
+
+
+def test_anchor_image_reports_its_progress_as_info_records_of_the_anchors_logger(caplog, capsys):
+    from imgexplain import AnchorImage
+
+    image = np.random.default_rng(0).random((16, 16, 3)).astype(np.float32)
+
+    def quadrants(image):
+        rows, cols = np.indices(image.shape[:2]) // 8
+        return 2 * rows + cols
+
+    def top_left_textured(images):
+        textured = images[:, :8, :8].std(axis=(1, 2)).min(axis=1) > 0.01
+        return np.stack([~textured, textured], axis=1).astype(float)
+
+    explainer = AnchorImage(top_left_textured, image.shape, segmentation_fn=quadrants, seed=0)
+    explainer.explain(image, threshold=0.9, verbose=True)
+    progress = [record for record in caplog.records if record.name == "imgexplain.anchors"]
+    assert progress and all(record.levelno == logging.INFO for record in progress)
+    assert progress[-1].getMessage().startswith("size 1: (0,) precision 1.000")
+    assert capsys.readouterr().out == ""  # nothing printed
+    caplog.clear()
+    explainer.explain(image, threshold=0.9)
+    assert not [record for record in caplog.records if record.name == "imgexplain.anchors"]
