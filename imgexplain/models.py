@@ -385,6 +385,29 @@ def load_saved_model(path: str, kind: str, input_size=None, preprocess: str = "n
     ModelError
         The file cannot be loaded, does not fix an input size that is not given, takes other than 1
         or 3 channels, or asks for a device this machine does not have.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import onnx
+    >>> from onnx import TensorProto, helper
+    >>> graph = helper.make_graph(  # a model whose scores are the image's mean colour
+    ...     [helper.make_node("GlobalAveragePool", ["images"], ["pooled"]),
+    ...      helper.make_node("Flatten", ["pooled"], ["scores"])], "mean_colour",
+    ...     [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, 8, 8])],
+    ...     [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 3])])
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = str(pathlib.Path(folder.name) / "mean_colour.onnx")
+    >>> onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    >>> import numpy as np
+    >>> from imgexplain.models import load_saved_model, model_kind
+    >>> classifier = load_saved_model(path, model_kind(path))
+    >>> classifier.name, classifier.framework, classifier.input_size
+    ('mean_colour.onnx', 'onnx', (8, 8))
+    >>> blue = np.full((1, 8, 8, 3), [0.0, 0.0, 255.0])
+    >>> classifier.top_classes(classifier.predictor(blue)[0], top=1)
+    [(2, 'class 2', 1.0)]
+    >>> folder.cleanup()
     """
     to_input = PREPROCESSING[preprocess]
     try:

@@ -258,6 +258,25 @@ def load_saved(path: str, kind: str, device: str | None = None) -> SavedModel:
         When no backend loads files of ``kind``.
     ModelError
         When the file does not fix what imgexplain needs (the loaders' own errors pass through).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import onnx
+    >>> from onnx import TensorProto, helper
+    >>> graph = helper.make_graph(  # a model whose scores are the image's mean colour
+    ...     [helper.make_node("GlobalAveragePool", ["images"], ["pooled"]),
+    ...      helper.make_node("Flatten", ["pooled"], ["scores"])], "mean_colour",
+    ...     [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, 8, 8])],
+    ...     [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 3])])
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = str(pathlib.Path(folder.name) / "mean_colour.onnx")
+    >>> onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    >>> from imgexplain.backends import load_saved
+    >>> saved = load_saved(path, "onnx")
+    >>> saved.framework, saved.input_size, saved.channels
+    ('onnx', (8, 8), 3)
+    >>> folder.cleanup()
     """
     for name in FRAMEWORKS:
         backend = backend_named(name)
