@@ -1,6 +1,6 @@
 """Throughput, memory and resume cost of `imgexplain explain` on a folder of images.
 
-    /work/main/.venv/bin/python -m bench.dataset [--images 1000] [--anchor-images 6]
+    /work/main/.venv/bin/python -m bench.dataset [--images 1000] [--anchor-images 6] [--memory-only]
 
 Makes N images from scikit-image's sample photographs (flipped, cropped, rotated by a seeded
 generator; JPEG files in a temporary folder), then runs the command line in a fresh process for each
@@ -62,6 +62,14 @@ def _session_rss(session: int) -> int:
     return total
 
 
+def table_rows(out: Path) -> int:
+    """Rows in OUT/results.parquet (one-row parts while a run goes on, merged files after it)."""
+    import pyarrow.parquet as pq
+
+    parts = [path for path in (out / "results.parquet").glob("*.parquet") if not path.name.startswith((".", "_"))]
+    return sum(pq.ParquetFile(path).metadata.num_rows for path in parts)
+
+
 def run_command(arguments, kill_after_rows: int | None = None, out: Path | None = None) -> dict:
     """Run `imgexplain explain ARGUMENTS` in a new session; its seconds and peak memory (bytes)."""
     command = [sys.executable, "-c", f"import sys; from imgexplain import cli; sys.exit(cli.main({arguments!r}))"]
@@ -93,7 +101,7 @@ def measure(folder: Path, work: Path, name: str, method: str, workers: int, n: i
     out = work / name
     result = run_command(["explain", *map(str, images), "--method", method, "--workers", str(workers),
                           "--out", str(out)])
-    rows = len(list((out / "results.parquet").glob("part-*")))
+    rows = table_rows(out)
     assert rows == n, (rows, n)
     result.update(name=name, method=method, workers=workers, images=n, images_per_second=n / result["seconds"])
     print(f"{name}: {n} images in {result['seconds']:.1f} s, {result['images_per_second']:.2f} images/s, "
@@ -105,7 +113,7 @@ def resume_cost(work: Path, images, n: int, uninterrupted: float) -> dict:
     out = work / "resume"
     arguments = ["explain", *map(str, images), "--method", "gradcam", "--workers", "0", "--out", str(out)]
     first = run_command(arguments, kill_after_rows=n // 2, out=out)
-    done = len(list((out / "results.parquet").glob("part-*")))
+    done = table_rows(out)
     second = run_command(arguments)
     total = first["seconds"] + second["seconds"]
     return {"killed_after_rows": done, "first_seconds": first["seconds"], "resumed_seconds": second["seconds"],
@@ -118,11 +126,14 @@ def main(argv=None) -> int:
     parser.add_argument("--anchor-images", type=int, default=6,
                         help="images of the anchor runs, the first ones of the set (default: 6)")
     parser.add_argument("--anchors-only", action="store_true", help="only the anchor runs (recorded separately)")
+    parser.add_argument("--memory-only", action="store_true",
+                        help="only the two Grad-CAM runs in this process (N/4 and N images), for the peak memory")
     args = parser.parse_args(argv)
     n_large, n_anchor = args.images, args.anchor_images
     n_small = n_large // 4
     results = {"runs": []}
-    record = Path("bench/out/dataset-anchors.json" if args.anchors_only else "bench/out/dataset.json")
+    name = "dataset-anchors" if args.anchors_only else "dataset-memory" if args.memory_only else "dataset"
+    record = Path(f"bench/out/{name}.json")
     record.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="imgexplain-bench-") as temporary:
         work = Path(temporary)
@@ -135,10 +146,11 @@ def main(argv=None) -> int:
                     ("gradcam-w2", "gradcam", 2, n_large, [folder]),
                     ("anchor-w0", "anchor,gradcam", 0, n_anchor, files[:n_anchor]),
                     ("anchor-w2", "anchor,gradcam", 2, n_anchor, files[:n_anchor])]
-        for index, setting in enumerate(settings[3:] if args.anchors_only else settings):
+        chosen = settings[3:] if args.anchors_only else settings[:2] if args.memory_only else settings
+        for index, setting in enumerate(chosen):
             results["runs"].append(measure(folder, work, *setting))
             record.write_text(json.dumps(results, indent=2))
-            if index == 1 and not args.anchors_only:
+            if index == 1 and not (args.anchors_only or args.memory_only):
                 results["resume"] = resume_cost(work, [folder], n_large, results["runs"][1]["seconds"])
                 print(f"resume: {results['resume']}", file=sys.stderr)
                 record.write_text(json.dumps(results, indent=2))

@@ -2,7 +2,7 @@
 
 Every name of ``imgexplain.__all__`` is documented, then the public names of the public submodules
 (their ``__all__``, or the functions and classes they define). Numpydoc sections become Markdown
-lists; Examples stay doctests in code blocks.
+lists; Examples stay doctests in code blocks, with their prose between them.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 SUBMODULES = ("imgexplain.backends", "imgexplain.cam", "imgexplain.datasets", "imgexplain.evaluate",
               "imgexplain.models", "imgexplain.render", "imgexplain.targets", "imgexplain.zoo")
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "api.md"
-_LIST_SECTIONS = ("Parameters", "Other Parameters", "Attributes", "Returns", "Yields", "Raises", "Warns")
+_LIST_SECTIONS = ("Parameters", "Other Parameters", "Attributes", "Returns", "Yields", "Raises", "Warns", "See Also")
 _CODE_SECTIONS = ("Examples",)
 _ROLE = re.compile(r":[a-z]+:`(~?)([^`<]*?)\s*(?:<[^`>]*>)?`")
 _NAMES = re.compile(r"`?[*\w.]+`?(, `?[*\w.]+`?)*")
@@ -95,7 +95,10 @@ def _markdown_docstring(docstring: str | None) -> list[str]:
         elif title in _LIST_SECTIONS:
             section = [f"**{title}**", "", *_list_section(body)]
         elif title in _CODE_SECTIONS:
-            section = [f"**{title}**", "", "```python", *[line for line in body if line.strip()], "```"]
+            text = _text(body)
+            while text and not text[0].strip():
+                text.pop(0)
+            section = [f"**{title}**", "", *text]
         else:
             section = [f"**{title}**", "", *_text(body)]
         while section and not section[-1].strip():

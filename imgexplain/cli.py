@@ -94,8 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="Ray cluster to run the workers on (default: RAY_ADDRESS, or a Ray started for "
                               "the run)")
     explain.add_argument("--timeout", type=float, default=None, metavar="S",
-                         help="seconds an image may take on a worker before it is recorded as an error "
-                              "(needs --workers)")
+                         help="seconds an image may take before its worker is stopped and replaced and the "
+                              "image recorded as an error (needs --workers 1 or more: a model call in this "
+                              "process cannot be interrupted)")
     explain.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N",
                          help="refuse images of more than N pixels (default: %(default)s)")
     explain.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help="output folder (default: %(default)s)")
@@ -197,7 +198,9 @@ def _check_numbers(args) -> None:
     if args.timeout is not None and not args.timeout > 0:
         raise InputError(f"--timeout: expected a number of seconds > 0; got {args.timeout}")
     if args.timeout is not None and args.workers == 0:
-        raise InputError("--timeout needs --workers 1 or more: an image explained in this process cannot be stopped")
+        raise InputError("--timeout needs --workers 1 or more: a model call running in this process cannot be "
+                         "interrupted, a worker can be stopped and replaced; --workers 1 explains one image at a "
+                         "time, as --workers 0 does, with the same results")
     if args.max_pixels < 1:
         raise InputError(f"--max-pixels: expected a number of pixels >= 1; got {args.max_pixels}")
 

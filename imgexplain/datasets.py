@@ -4,10 +4,12 @@ Nothing is downloaded: the photographs come inside scikit-image's wheel (``skima
 Every image is resized the same way, by `resize_image` (PIL's bilinear filter, which
 antialiases when shrinking); ``imgexplain.zoo``'s reference outputs assume it.
 """
+from __future__ import annotations
+
 import logging
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -28,7 +30,17 @@ _SAMPLES = ("astronaut", "camera", "chelsea", "coffee", "coins", "horse", "hubbl
 
 
 class Bunch(dict):
-    """A dict whose keys are also attributes, like the Bunch of scikit-learn and alibi."""
+    """A dict whose keys are also attributes, like the Bunch of scikit-learn and alibi.
+
+    Examples
+    --------
+    >>> from imgexplain.datasets import Bunch
+    >>> bunch = Bunch(data=[1, 2], target=[0, 1])
+    >>> bunch.target
+    [0, 1]
+    >>> bunch["data"] is bunch.data
+    True
+    """
 
     def __getattr__(self, key):
         try:
@@ -41,7 +53,20 @@ class Bunch(dict):
 
 
 class ImageTooLargeError(ValueError):
-    """The image has more pixels than ``max_pixels`` (``--max-pixels`` on the command line) allows."""
+    """The image has more pixels than ``max_pixels`` (``--max-pixels`` on the command line) allows.
+
+    A ValueError, raised by `load_image` and `check_image_file` before any pixel is decoded.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain.datasets import ImageTooLargeError, load_image
+    >>> try:
+    ...     load_image(np.zeros((100, 100, 3), np.uint8), max_pixels=1000)
+    ... except ImageTooLargeError as error:
+    ...     print(error)
+    image is 100x100 = 10,000 pixels, more than max_pixels = 1,000; ...
+    """
 
 
 def _check_pixel_count(width, height, max_pixels, name):
@@ -133,7 +158,7 @@ def _read_file(path, max_pixels):
         return _rgb_from_pil(ImageOps.exif_transpose(opened, in_place=True) or opened, os.fspath(path))
 
 
-def check_image_file(path, max_pixels=MAX_PIXELS) -> None:
+def check_image_file(path: str | os.PathLike, max_pixels: int | None = MAX_PIXELS) -> None:
     """Check that `load_image` can read the file at `path`, from its header only (no pixel is decoded).
 
     Parameters
@@ -151,12 +176,58 @@ def check_image_file(path, max_pixels=MAX_PIXELS) -> None:
         Pillow does not recognise the file as an image.
     OSError
         The file cannot be read.
+    ValueError
+        `max_pixels` is neither None nor a positive int.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from PIL import Image
+    >>> from imgexplain.datasets import check_image_file
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = pathlib.Path(folder) / "small.png"
+    ...     Image.new("RGB", (40, 30)).save(path)
+    ...     check_image_file(path)
+    ...     check_image_file(path, max_pixels=1000)
+    Traceback (most recent call last):
+    ...
+    imgexplain.datasets.ImageTooLargeError: .../small.png is 40x30 = 1,200 pixels, more than max_pixels = 1,000; ...
     """
     _open_file(path, check_positive_int(max_pixels, "max_pixels", allow_none=True)).close()
 
 
-def resize_image(image, size):
-    """Resize a (H, W, 3) uint8 image to ``size`` = (height, width) with PIL's bilinear filter."""
+def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a (H, W, 3) uint8 image to ``size`` = (height, width) with PIL's bilinear filter.
+
+    The filter antialiases when shrinking; every image imgexplain loads is resized by this function.
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8 array
+        The image; it is not modified.
+    size : (int, int)
+        (height, width) of the result; the aspect ratio is not kept.
+
+    Returns
+    -------
+    (height, width, 3) uint8 ndarray
+        A new array, also when `image` already has that size.
+
+    Raises
+    ------
+    ValueError
+        `size` is not a pair of positive ints.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain.datasets import resize_image
+    >>> image = np.zeros((4, 4, 3), np.uint8)
+    >>> image[:, 2:] = 200
+    >>> resize_image(image, (2, 2))[..., 0]  # the edge is antialiased
+    array([[ 29, 171],
+           [ 29, 171]], dtype=uint8)
+    """
     height, width = check_size(size, "size")
     image = np.asarray(image)
     if image.shape[:2] == (height, width):
@@ -164,7 +235,9 @@ def resize_image(image, size):
     return np.asarray(Image.fromarray(image).resize((width, height), RESAMPLING))
 
 
-def load_image(image, target_size=(224, 224), *, max_pixels=MAX_PIXELS):
+def load_image(image: str | os.PathLike | Image.Image | np.ndarray,
+               target_size: tuple[int, int] | None = (224, 224), *,
+               max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
     """Load an image as a (height, width, 3) uint8 RGB array, resized to `target_size`.
 
     Parameters
@@ -183,6 +256,35 @@ def load_image(image, target_size=(224, 224), *, max_pixels=MAX_PIXELS):
         Largest number of pixels accepted (default `MAX_PIXELS`); a file's size is read from its
         header before any pixel is decoded. Larger images raise `ImageTooLargeError` (a ValueError).
         None accepts any size, also above Pillow's decompression-bomb limit.
+
+    Returns
+    -------
+    (height, width, 3) uint8 ndarray
+        A new array; an array passed in is not modified.
+
+    Raises
+    ------
+    TypeError
+        An array that is not numeric.
+    ValueError
+        A wrong shape, pixels outside 0..255, NaN, or a wrong `target_size` or `max_pixels`.
+    ImageTooLargeError
+        More pixels than `max_pixels` (a ValueError).
+    PIL.UnidentifiedImageError, OSError
+        A file that is not an image, or that cannot be read.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain.datasets import load_image
+    >>> grey = np.array([[0.0, 255.0], [128.0, 64.0]])
+    >>> rgb = load_image(grey, target_size=None)
+    >>> rgb.shape, rgb.dtype
+    ((2, 2, 3), dtype('uint8'))
+    >>> rgb[1, 0]
+    array([128, 128, 128], dtype=uint8)
+    >>> load_image(grey, target_size=(8, 6)).shape
+    (8, 6, 3)
     """
     size = check_size(target_size, "target_size", allow_none=True)
     max_pixels = check_positive_int(max_pixels, "max_pixels", allow_none=True)
@@ -199,7 +301,7 @@ def load_image(image, target_size=(224, 224), *, max_pixels=MAX_PIXELS):
     return array if size is None else resize_image(array, size)
 
 
-def _skimage_photo(name):
+def _skimage_photo(name: str) -> np.ndarray:
     import skimage.data
 
     if name == "motorcycle":
@@ -207,7 +309,8 @@ def _skimage_photo(name):
     return getattr(skimage.data, name)()
 
 
-def load_cats(target_size=(299, 299), return_X_y=False):
+def load_cats(target_size: tuple[int, int] = (299, 299),
+              return_X_y: bool = False) -> Bunch | tuple[np.ndarray, np.ndarray]:
     """Photographs of cats that ship offline, in the manner of ``alibi.datasets.load_cats``.
 
     Only one cat photograph ships with the dependencies today: scikit-image's ``chelsea``
@@ -222,9 +325,24 @@ def load_cats(target_size=(299, 299), return_X_y=False):
 
     Returns
     -------
-    Bunch with ``data`` (N, height, width, 3) uint8, ``target`` (N,) ImageNet class indices,
-    ``target_names`` (the ImageNet class name of each image) and ``image_names``;
-    or ``(data, target)`` if `return_X_y`.
+    Bunch or (ndarray, ndarray)
+        ``data`` (N, height, width, 3) uint8, ``target`` (N,) ImageNet class indices,
+        ``target_names`` (the ImageNet class name of each image) and ``image_names``;
+        or ``(data, target)`` if `return_X_y`.
+
+    Raises
+    ------
+    TypeError
+        `return_X_y` is not a bool.
+    ValueError
+        `target_size` is not a pair of positive ints.
+
+    Examples
+    --------
+    >>> from imgexplain.datasets import load_cats
+    >>> cats = load_cats(target_size=(32, 32))
+    >>> cats.data.shape, cats.target, cats.target_names
+    ((1, 32, 32, 3), array([281]), ['tabby'])
     """
     size = check_size(target_size, "target_size")
     if not isinstance(return_X_y, (bool, np.bool_)):
@@ -237,7 +355,8 @@ def load_cats(target_size=(299, 299), return_X_y=False):
                  image_names=[name for name, _, _ in _CATS])
 
 
-def load_samples(target_size=(224, 224), names=None):
+def load_samples(target_size: tuple[int, int] | None = (224, 224),
+                 names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """scikit-image's sample photographs as RGB uint8 arrays, by name.
 
     The photographs: astronaut, camera (grey), chelsea (a cat), coffee, coins (grey), horse (a
@@ -254,7 +373,22 @@ def load_samples(target_size=(224, 224), names=None):
 
     Returns
     -------
-    dict mapping each name to a (height, width, 3) uint8 array, in the order of `names`.
+    dict of str to ndarray
+        Each name's (height, width, 3) uint8 image, in the order of `names`.
+
+    Raises
+    ------
+    TypeError
+        `names` is not a sequence of str.
+    ValueError
+        An unknown name, or `target_size` is neither None nor a pair of positive ints.
+
+    Examples
+    --------
+    >>> from imgexplain.datasets import load_samples
+    >>> samples = load_samples((64, 64), names=["coins", "chelsea"])
+    >>> list(samples), samples["coins"].shape
+    (['coins', 'chelsea'], (64, 64, 3))
     """
     size = check_size(target_size, "target_size", allow_none=True)
     if names is None:

@@ -232,8 +232,9 @@ def check_workers(n_workers, timeout) -> None:
         if isinstance(timeout, bool) or not isinstance(timeout, Real) or not timeout > 0:
             raise ValueError(f"timeout must be None or a number of seconds > 0; got {timeout!r}")
         if n_workers == 0:
-            raise ValueError("timeout needs Ray workers (n_workers >= 1): an image explained in this "
-                             "process cannot be stopped")
+            raise ValueError("timeout needs Ray workers (n_workers >= 1): a model call running in this "
+                             "process cannot be interrupted, a worker can be stopped and replaced; n_workers=1 "
+                             "explains one image at a time with the same results")
 
 
 def default_workers(cpus_per_worker: float) -> int:

@@ -41,7 +41,25 @@ class Explanation:
     """The result of an explainer: ``meta`` (name, params, version) and ``data`` (the explanation).
 
     Every key of ``data`` is also an attribute (``exp.anchor`` is ``exp.data['anchor']``)
-    and an item (``exp['anchor']``).
+    and an item (``exp['anchor']``). :class:`imgexplain.AnchorImageExplanation` and
+    :class:`imgexplain.CAMExplanation` are the explanations the explainers return.
+
+    Parameters
+    ----------
+    meta : dict
+        ``name`` (the explainer), ``params`` (its arguments) and ``version`` (imgexplain's).
+    data : dict
+        The explanation itself.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain import Explanation
+    >>> explanation = Explanation(meta={"name": "demo"}, data={"anchor": np.array([[0, 1]])})
+    >>> explanation
+    Explanation(name='demo', data keys: anchor)
+    >>> explanation.anchor is explanation["anchor"]
+    True
     """
 
     def __init__(self, meta: dict, data: dict):
@@ -73,21 +91,89 @@ class Explanation:
         return self.to_json() == other.to_json()
 
     def to_json(self) -> str:
-        """Serialise to a JSON string; numpy arrays come back with their dtype and shape."""
+        """Serialise to a JSON string; numpy arrays come back with their dtype and shape.
+
+        Values JSON does not know are written as their ``repr``.
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from imgexplain import Explanation
+        >>> Explanation(meta={}, data={"mask": np.array([True])}).to_json()
+        '{"meta": {}, "data": {"mask": {"__ndarray__": [true], "dtype": "bool", "shape": [1]}}}'
+        """
         return json.dumps({"meta": _encode(self.meta), "data": _encode(self.data)})
 
     @classmethod
     def from_json(cls, text: str) -> "Explanation":
-        """Rebuild an explanation saved with :meth:`to_json`."""
+        """Rebuild an explanation saved with :meth:`to_json`.
+
+        Parameters
+        ----------
+        text : str
+            What :meth:`to_json` returned.
+
+        Returns
+        -------
+        Explanation
+            Of the class this is called on.
+
+        Raises
+        ------
+        json.JSONDecodeError, KeyError
+            `text` is not JSON, or not an explanation's.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from imgexplain import Explanation
+        >>> saved = Explanation(meta={}, data={"segments": np.zeros((2, 2), np.int32)})
+        >>> Explanation.from_json(saved.to_json()).segments.dtype
+        dtype('int32')
+        """
         content = json.loads(text)
         return cls(meta=_decode(content["meta"]), data=_decode(content["data"]))
 
     def copy(self) -> "Explanation":
-        """A deep copy: changing it leaves this explanation as it is."""
+        """A deep copy: changing it leaves this explanation as it is.
+
+        Returns
+        -------
+        Explanation
+            Of the same class.
+
+        Examples
+        --------
+        >>> from imgexplain import Explanation
+        >>> original = Explanation(meta={}, data={"features": [1, 2]})
+        >>> copied = original.copy()
+        >>> copied.features.append(3)
+        >>> original.features
+        [1, 2]
+        """
         return type(self)(meta=copy.deepcopy(self.meta), data=copy.deepcopy(self.data))
 
     def plot(self, ax=None):
-        """Draw the explanation with matplotlib; subclasses say how."""
+        """Draw the explanation with matplotlib; subclasses say how.
+
+        Parameters
+        ----------
+        ax : matplotlib.axes.Axes, optional
+            Where to draw; a new figure by default.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+
+        Raises
+        ------
+        NotImplementedError
+            This class has no picture (the base class).
+        """
         raise NotImplementedError(f"{type(self).__name__} has no picture")
 
     def _repr_png_(self) -> bytes | None:

@@ -37,7 +37,23 @@ PREPROCESSING: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 
 @dataclass
 class Classifier:
-    """A model as the explainers use it; images are (N, H, W, 3) floats in 0..255."""
+    """A model as the explainers use it; images are (N, H, W, 3) floats in 0..255.
+
+    :func:`load_model` makes them. The comments of the fields say what each is.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain.models import Classifier, numbered_classes
+    >>> def predictor(images):  # two classes, "dark" and "bright": the mean brightness
+    ...     bright = np.asarray(images).reshape(len(images), -1).mean(axis=1) / 255
+    ...     return np.stack([1 - bright, bright], axis=1)
+    >>> toy = Classifier(name="toy", framework="none", model=None, input_size=(4, 4),
+    ...                  preprocess=lambda images: images, predictor=predictor,
+    ...                  top_classes=numbered_classes)
+    >>> toy.top_classes(toy.predictor(np.full((1, 4, 4, 3), 204.0))[0])
+    [(1, 'class 1', 0.8), (0, 'class 0', 0.19999999999999996)]
+    """
 
     name: str
     framework: str
@@ -52,7 +68,32 @@ class Classifier:
     cam_forward: Callable | None = None  # a faster forward pass for CAM's masked passes (CAM's ``forward=``)
 
     def with_labels(self, labels) -> "Classifier":
-        """The same classifier, its classes named by ``labels`` (a list: class k is ``labels[k]``)."""
+        """The same classifier, its classes named by ``labels`` (a list: class k is ``labels[k]``).
+
+        Parameters
+        ----------
+        labels : sequence
+            One name per class; each is made a str.
+
+        Returns
+        -------
+        Classifier
+            A new one; its ``top_classes`` raises ModelError for a model of another number of classes.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from imgexplain.models import Classifier, numbered_classes
+        >>> def predictor(images):  # two classes, "dark" and "bright": the mean brightness
+        ...     bright = np.asarray(images).reshape(len(images), -1).mean(axis=1) / 255
+        ...     return np.stack([1 - bright, bright], axis=1)
+        >>> toy = Classifier(name="toy", framework="none", model=None, input_size=(4, 4),
+        ...                  preprocess=lambda images: images, predictor=predictor,
+        ...                  top_classes=numbered_classes)
+        >>> named = toy.with_labels(["dark", "bright"])
+        >>> named.top_classes(np.array([0.2, 0.8]), top=1)
+        [(1, 'bright', 0.8)]
+        """
         labels = [str(label) for label in labels]
 
         def top_classes(probs, top=5):
@@ -69,6 +110,30 @@ def probabilities(scores) -> np.ndarray:
     Rows of non-negative numbers that sum to 1 are kept; other outputs of two or more
     columns go through a softmax, which changes no prediction. One column must be a
     sigmoid probability p in [0, 1] and becomes two columns, (1 - p, p).
+
+    Parameters
+    ----------
+    scores : (N, K) array-like
+        The model's output.
+
+    Returns
+    -------
+    (N, K) float64 ndarray
+        ``(N, 2)`` for one column.
+
+    Raises
+    ------
+    ValueError
+        `scores` is not 2-D, or one column outside [0, 1].
+
+    Examples
+    --------
+    >>> from imgexplain.models import probabilities
+    >>> probabilities([[0.25], [1.0]])
+    array([[0.75, 0.25],
+           [0.  , 1.  ]])
+    >>> probabilities([[0.0, 0.0]])  # logits: a softmax
+    array([[0.5, 0.5]])
     """
     from scipy.special import softmax
 
@@ -90,12 +155,58 @@ def _best(probs, top: int) -> np.ndarray:
 
 
 def numbered_classes(probs, top: int = 5) -> list[tuple[int, str, float]]:
-    """The ``top`` classes of one row of probabilities, for models without class names."""
+    """The ``top`` classes of one row of probabilities, for models without class names.
+
+    Parameters
+    ----------
+    probs : (K,) array-like
+        One image's probabilities.
+    top : int
+        How many classes, best first.
+
+    Returns
+    -------
+    list of (int, str, float)
+        ``(class index, "class k", probability)``.
+
+    Examples
+    --------
+    >>> from imgexplain.models import numbered_classes
+    >>> numbered_classes([0.1, 0.6, 0.3], top=2)
+    [(1, 'class 1', 0.6), (2, 'class 2', 0.3)]
+    """
     return [(int(k), f"class {k}", float(probs[k])) for k in _best(probs, top)]
 
 
 def top_imagenet_classes(probs, top: int = 5) -> list[tuple[int, str, float]]:
-    """The ``top`` ImageNet classes of one row of probabilities, named by ``zoo.decode_predictions``."""
+    """The ``top`` ImageNet classes of one row of probabilities, named by ``zoo.decode_predictions``.
+
+    Parameters
+    ----------
+    probs : (1000,) array-like
+        One image's probabilities.
+    top : int
+        How many classes, best first.
+
+    Returns
+    -------
+    list of (int, str, float)
+        ``(class index, name, probability)``.
+
+    Raises
+    ------
+    ValueError
+        `probs` does not have 1000 classes, or as in :func:`imgexplain.zoo.decode_predictions`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain.models import top_imagenet_classes
+    >>> probs = np.zeros(1000)
+    >>> probs[281] = 1.0
+    >>> top_imagenet_classes(probs, top=1)
+    [(281, 'tabby', 1.0)]
+    """
     from imgexplain import zoo
 
     decoded = zoo.decode_predictions(np.asarray(probs)[np.newaxis], top=top)[0]
@@ -103,7 +214,32 @@ def top_imagenet_classes(probs, top: int = 5) -> list[tuple[int, str, float]]:
 
 
 def read_labels(path) -> list[str]:
-    """Class names from a text file, one a line (blank lines and surrounding spaces dropped)."""
+    """Class names from a text file, one a line (blank lines and surrounding spaces dropped).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A UTF-8 text file.
+
+    Returns
+    -------
+    list of str
+
+    Raises
+    ------
+    ValueError
+        The file cannot be read, or has no names.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from imgexplain.models import read_labels
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = pathlib.Path(folder) / "labels.txt"
+    ...     _ = path.write_text("cat\\n\\n  dog  \\n")
+    ...     read_labels(path)
+    ['cat', 'dog']
+    """
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
@@ -116,7 +252,33 @@ def read_labels(path) -> list[str]:
 
 def load_builtin(framework: str = "torch", device=None) -> Classifier:
     """The built-in EfficientNet-Lite0 (ImageNet, 224x224) of ``framework`` 'torch' or 'keras'; its predictor
-    runs on ONNX Runtime on ``device`` (None: the best available)."""
+    runs on ONNX Runtime on ``device`` (None: the best available).
+
+    Parameters
+    ----------
+    framework : {"torch", "keras"}
+        As in :func:`imgexplain.zoo.efficientnet_lite0`.
+    device : {None, 'cpu', 'cuda', 'cuda:N'}
+        Where predictions run.
+
+    Returns
+    -------
+    Classifier
+
+    Raises
+    ------
+    ModelError
+        A device this machine does not have.
+    TypeError, ValueError
+        An unknown `framework`.
+
+    Examples
+    --------
+    >>> from imgexplain.models import load_builtin
+    >>> classifier = load_builtin()
+    >>> classifier.name, classifier.input_size, classifier.cam_layer
+    ('efficientnet-lite0', (224, 224), '_head_activation')
+    """
     from imgexplain import zoo
     from imgexplain.zoo.keras_port import CAM_OUTPUT
 
@@ -136,7 +298,32 @@ def load_builtin(framework: str = "torch", device=None) -> Classifier:
 
 def model_kind(model: str) -> str:
     """'builtin', or the kind of a saved model file ('keras', 'exported', 'torchscript', 'onnx'), read from its
-    content ('onnx': from the .onnx suffix, ONNX having no signature of its own)."""
+    content ('onnx': from the .onnx suffix, ONNX having no signature of its own).
+
+    Parameters
+    ----------
+    model : str
+        ``'efficientnet-lite0'`` or a path.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ModelError
+        A path that does not exist, is not a file, or is not a model file of a known kind.
+
+    Examples
+    --------
+    >>> from imgexplain.models import model_kind
+    >>> model_kind("efficientnet-lite0")
+    'builtin'
+    >>> model_kind("no-such-model.keras")
+    Traceback (most recent call last):
+    ...
+    imgexplain.backends.ModelError: unknown model 'no-such-model.keras'; expected ...
+    """
     if model == BUILTIN_MODEL:
         return "builtin"
     path = Path(model)
@@ -175,6 +362,53 @@ def load_saved_model(path: str, kind: str, input_size=None, preprocess: str = "n
     ``input_size`` None takes the size the model file fixes. Models of one input channel get the
     luminance of the RGB images. ONNX models run on ONNX Runtime, PyTorch models through
     `imgexplain.backends.torch.from_torch`, both on ``device`` (None: the best available).
+
+    Parameters
+    ----------
+    path : str
+        The file.
+    kind : str
+        What :func:`model_kind` says of it.
+    input_size : (int, int), optional
+        (height, width) the model takes; by default what the file fixes.
+    preprocess : str
+        A key of :data:`PREPROCESSING`: how images in 0..255 become the model's input.
+    device : {None, 'cpu', 'cuda', 'cuda:N'}
+        Where predictions run.
+
+    Returns
+    -------
+    Classifier
+        Its classes numbered (:func:`numbered_classes`); its predictor returns :func:`probabilities`.
+
+    Raises
+    ------
+    ModelError
+        The file cannot be loaded, does not fix an input size that is not given, takes other than 1
+        or 3 channels, or asks for a device this machine does not have.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import onnx
+    >>> from onnx import TensorProto, helper
+    >>> graph = helper.make_graph(  # a model whose scores are the image's mean colour
+    ...     [helper.make_node("GlobalAveragePool", ["images"], ["pooled"]),
+    ...      helper.make_node("Flatten", ["pooled"], ["scores"])], "mean_colour",
+    ...     [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, 8, 8])],
+    ...     [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 3])])
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = str(pathlib.Path(folder.name) / "mean_colour.onnx")
+    >>> onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    >>> import numpy as np
+    >>> from imgexplain.models import load_saved_model, model_kind
+    >>> classifier = load_saved_model(path, model_kind(path))
+    >>> classifier.name, classifier.framework, classifier.input_size
+    ('mean_colour.onnx', 'onnx', (8, 8))
+    >>> blue = np.full((1, 8, 8, 3), [0.0, 0.0, 255.0])
+    >>> classifier.top_classes(classifier.predictor(blue)[0], top=1)
+    [(2, 'class 2', 1.0)]
+    >>> folder.cleanup()
     """
     to_input = PREPROCESSING[preprocess]
     try:
@@ -223,8 +457,35 @@ def load_model(model: str = BUILTIN_MODEL, *, framework: str | None = None, inpu
                preprocess: str = "none", labels=None, device=None) -> Classifier:
     """The built-in model (``framework`` 'torch' or 'keras') or a saved model file, ready to explain.
 
-    ``labels``: class names, a list or the path of a text file with one name a line. ``device``: where
-    predictions run, 'cpu', 'cuda' or 'cuda:N' (None: the best available).
+    Parameters
+    ----------
+    model : str
+        ``'efficientnet-lite0'`` or the path of a saved model (see :func:`model_kind`).
+    framework : {None, "torch", "keras"}
+        For the built-in model; None is "torch".
+    input_size, preprocess :
+        For a saved model, as in :func:`load_saved_model`.
+    labels : list of str or path, optional
+        Class names, a list or the path of a text file with one name a line (:func:`read_labels`).
+    device : {None, 'cpu', 'cuda', 'cuda:N'}
+        Where predictions run (None: the best available).
+
+    Returns
+    -------
+    Classifier
+
+    Raises
+    ------
+    ModelError
+        A model that cannot be found or loaded.
+    ValueError
+        A labels file that cannot be read.
+
+    Examples
+    --------
+    >>> from imgexplain.models import load_model
+    >>> load_model().name
+    'efficientnet-lite0'
     """
     kind = model_kind(model)
     classifier = load_builtin(framework or "torch", device) if kind == "builtin" else load_saved_model(
@@ -235,13 +496,60 @@ def load_model(model: str = BUILTIN_MODEL, *, framework: str | None = None, inpu
 
 
 def one_line(error: Exception) -> str:
-    """The error's type and the last line of its message (TorchScript puts its traceback first)."""
+    """The error's type and the last line of its message (TorchScript puts its traceback first).
+
+    Parameters
+    ----------
+    error : Exception
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> from imgexplain.models import one_line
+    >>> one_line(RuntimeError("Traceback of TorchScript:\\n  ...\\nshape mismatch"))
+    'RuntimeError: shape mismatch'
+    """
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return f"{type(error).__name__}: {lines[-1]}" if lines else type(error).__name__
 
 
 def probe(classifier: Classifier, image: np.ndarray, preprocess: str = "none") -> np.ndarray:
-    """The model's probabilities for one (H, W, 3) image at its input size; ModelError when it cannot take it."""
+    """The model's probabilities for one (H, W, 3) image at its input size; ModelError when it cannot take it.
+
+    Parameters
+    ----------
+    classifier : Classifier
+    image : (H, W, 3) ndarray
+        At the classifier's input size, pixels in 0..255.
+    preprocess : str
+        Named in the error message.
+
+    Returns
+    -------
+    (K,) ndarray
+
+    Raises
+    ------
+    ModelError
+        The predictor raises, returns other than one row, or NaN.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain.models import Classifier, numbered_classes
+    >>> def predictor(images):  # two classes, "dark" and "bright": the mean brightness
+    ...     bright = np.asarray(images).reshape(len(images), -1).mean(axis=1) / 255
+    ...     return np.stack([1 - bright, bright], axis=1)
+    >>> toy = Classifier(name="toy", framework="none", model=None, input_size=(4, 4),
+    ...                  preprocess=lambda images: images, predictor=predictor,
+    ...                  top_classes=numbered_classes)
+    >>> from imgexplain.models import probe
+    >>> probe(toy, np.full((4, 4, 3), 51.0))
+    array([0.8, 0.2])
+    """
     size = f"{classifier.input_size[0]}x{classifier.input_size[1]} pixels"
     try:
         probs = np.asarray(classifier.predictor(image[None]))

@@ -3,8 +3,8 @@
 :func:`explain_dataset` is the one code path of the command line and of :func:`explain_many`. With
 ``out`` it appends a row per image to the results table (``OUT/results.parquet``, see
 :mod:`imgexplain.results`) the moment the image is done, and skips the images that table already holds
-(same path, same content, same arguments): a run killed at any moment resumes where it stopped, losing
-at most the images in flight.
+(same path, same content, same arguments) with an 'ok' row: a run killed at any moment resumes where it
+stopped, losing at most the images in flight, and images that gave an error row are tried again.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from numbers import Real
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -22,12 +22,32 @@ from imgexplain import distributed
 from imgexplain.distributed import Task
 from imgexplain.results import KEY_COLUMNS, TABLE_NAME, OutputFolder, ResultsTable, atomic_write, content_hash, file_hash
 
+if TYPE_CHECKING:
+    import pyarrow
+
 __all__ = ["Result", "explain_dataset", "explain_many", "list_images"]
 
 
 @dataclass
 class Result:
-    """One image's result: ``value`` is what the explainer returned (None on error)."""
+    """One image's result: ``value`` is what the explainer returned (None on error).
+
+    Attributes
+    ----------
+    index : int
+        The image's position in the input.
+    image : str
+        Its name: the file's path, the name given with it, or its index.
+    status : {"ok", "error"}
+    value : object
+        What ``explain`` returned (None on error).
+    error_type, error : str or None
+        The exception's type and message, on error.
+    seconds : float
+        How long ``explain`` took.
+    exception : BaseException or None
+        The exception itself, when it could be brought back from the worker.
+    """
 
     index: int
     image: str
@@ -45,7 +65,7 @@ def image_extensions() -> set[str]:
     return {extension.lower() for extension in Image.registered_extensions()}
 
 
-def list_images(paths, skip: Callable[[Path], bool] = lambda path: False) -> list[Path]:
+def list_images(paths: Iterable[str | os.PathLike], skip: Callable[[Path], bool] = lambda path: False) -> list[Path]:
     """The image files of ``paths``: files as given, folders walked recursively in name order.
 
     In folders, only files with an image extension that Pillow knows are taken (hidden ones are not);
@@ -96,7 +116,8 @@ def _tasks(items, done, on_skip) -> Iterator[Task]:
                        {"image": name, "content_hash": digest})
 
 
-def explain_dataset(images: Iterable, make_explainer: Callable, *, out=None, schema=None,
+def explain_dataset(images: Iterable, make_explainer: Callable, *,
+                    out: str | os.PathLike | OutputFolder | None = None, schema: pyarrow.Schema | None = None,
                     arguments: dict | None = None, n_workers: int | None = 0, timeout: float | None = None,
                     address: str | None = None, cpus_per_worker: float = 1, progress: bool = True,
                     explain_kwargs: dict | None = None) -> Iterator[Result]:
@@ -113,20 +134,59 @@ def explain_dataset(images: Iterable, make_explainer: Callable, *, out=None, sch
     out : str, Path or OutputFolder, optional
         Folder of the results table. ``explain`` must then return a dict of the columns of ``schema``
         (a ``pyarrow.Schema``); its optional ``'files'`` entry, ``{relative path: bytes}``, is written
-        into ``out`` before the row. Images already in the table with the same ``arguments`` are
-        skipped; a table of other arguments is refused (ValueError).
+        into ``out`` before the row. Images with an 'ok' row in the table of the same ``arguments`` are
+        skipped; those with an error row are explained again, and their new row replaces it. A table of
+        other arguments is refused (ValueError).
     n_workers : int or None
         0: in this process. N: N Ray workers (actors). None: one per CPU.
     timeout : float, optional
         Seconds an image may take on a worker before it is recorded as a ``TimeoutError`` (needs workers).
     address : str, optional
         A Ray cluster to join (default: ``RAY_ADDRESS`` or a Ray started for the call and stopped after it).
+    schema : pyarrow.Schema, optional
+        The columns of the rows, needed with `out`.
+    arguments : dict, optional
+        What the run was made with; a table of other arguments is refused.
+    cpus_per_worker : float
+        CPUs Ray reserves for each worker.
+    progress : bool
+        Show a progress bar (tqdm).
+    explain_kwargs : dict, optional
+        Keyword arguments of every ``explain`` call.
 
     Yields
     ------
     Result
         One per image explained now, in finishing order. Errors are results, never exceptions; a worker
         that dies is replaced and its image retried once before it becomes an error result.
+
+    Raises
+    ------
+    TypeError
+        `make_explainer` is not callable.
+    ValueError
+        Wrong `n_workers`, `timeout` or `cpus_per_worker`, `out` without `schema`, or a results table
+        of other arguments.
+
+    See Also
+    --------
+    explain_many : a list of arrays in, the list of their explanations out.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> class Brightness:  # an explainer: anything with an explain(image) method
+    ...     def explain(self, image):
+    ...         if image.max() > 1:
+    ...             raise ValueError("pixels above 1")
+    ...         return float(image.mean())
+    >>> from imgexplain import explain_dataset
+    >>> images = [("dark", np.zeros((2, 2))), ("bright", np.ones((2, 2))), ("wrong", np.full((2, 2), 9.0))]
+    >>> for result in explain_dataset(images, Brightness, progress=False):
+    ...     print(result.index, result.image, result.status, result.value, result.error)
+    0 dark ok 0.0 None
+    1 bright ok 1.0 None
+    2 wrong error None pixels above 1
     """
     if not callable(make_explainer):
         raise TypeError(f"make_explainer must be a callable that returns an explainer; "
@@ -143,6 +203,7 @@ def explain_dataset(images: Iterable, make_explainer: Callable, *, out=None, sch
     if folder is not None:
         folder.claim()
         table = results_table(folder, schema)
+        table.compact(retry={name for name, _ in items})  # error rows are explained again
     done = table.done() if table is not None else set()
     return _stream(items, done, make_explainer, folder, table, n_workers, timeout, address,
                    float(cpus_per_worker), progress, dict(explain_kwargs or {}))
@@ -186,6 +247,8 @@ def _stream(items, done, make_explainer, folder, table, n_workers, timeout, addr
                 _record(folder, table, outcome, result)
             bar.update()
             yield result
+    if table is not None:
+        table.compact()
 
 
 def _record(folder: OutputFolder, table: ResultsTable, outcome, result: Result) -> None:
@@ -201,7 +264,7 @@ def _record(folder: OutputFolder, table: ResultsTable, outcome, result: Result) 
 
 def explain_many(make_explainer: Callable, images: Sequence[np.ndarray] | np.ndarray, *, n_workers: int | None = None,
                  cpus_per_worker: float = 1, timeout: float | None = None, errors: str = "raise",
-                 progress: bool = True, **explain_kwargs) -> list:
+                 progress: bool = True, **explain_kwargs: Any) -> list:
     """Explain every image with ``make_explainer().explain(image, **explain_kwargs)``, in parallel.
 
     A list-in, list-out wrapper of :func:`explain_dataset`: the explanations in the order of ``images``.
@@ -210,6 +273,50 @@ def explain_many(make_explainer: Callable, images: Sequence[np.ndarray] | np.nda
     stops the workers. ``errors='return'`` puts the exception in that image's place and returns every
     other explanation; a dead worker's image is retried once, an image past ``timeout`` seconds is a
     ``TimeoutError``. ``n_workers`` 0 explains in this process, None uses one Ray worker per CPU.
+
+    Parameters
+    ----------
+    make_explainer : callable
+        Takes no argument and returns an object with an ``explain(image, **kwargs)`` method; called
+        once per worker.
+    images : sequence of ndarray or (N, H, W[, C]) ndarray
+        The images.
+    n_workers : int or None
+        0: in this process. N: N Ray workers. None: one per CPU.
+    cpus_per_worker, timeout, progress :
+        As in :func:`explain_dataset`.
+    errors : {"raise", "return"}
+        Raise the first error, or return it in the image's place.
+    **explain_kwargs
+        Keyword arguments of every ``explain`` call.
+
+    Returns
+    -------
+    list
+        One explanation (or, with ``errors='return'``, exception) per image, in the order of `images`.
+
+    Raises
+    ------
+    TypeError
+        `images` is not a sequence or an array.
+    ValueError
+        No images, a wrong `errors`, or as in :func:`explain_dataset`.
+    Exception
+        With ``errors='raise'``, the first exception an image raised, with a note naming the image.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> class Brightness:  # an explainer: anything with an explain(image) method
+    ...     def explain(self, image):
+    ...         if image.max() > 1:
+    ...             raise ValueError("pixels above 1")
+    ...         return float(image.mean())
+    >>> from imgexplain import explain_many
+    >>> explain_many(Brightness, [np.zeros((2, 2)), np.ones((2, 2))], n_workers=0, progress=False)
+    [0.0, 1.0]
+    >>> explain_many(Brightness, [np.full((2, 2), 9.0)], n_workers=0, progress=False, errors="return")
+    [ValueError('pixels above 1')]
     """
     if errors not in ("raise", "return"):
         raise ValueError(f"errors must be 'raise' or 'return'; got {errors!r}")

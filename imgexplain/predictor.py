@@ -11,7 +11,24 @@ MAX_BATCH_BYTES = 256 * 2**20
 
 
 class PredictorError(RuntimeError):
-    """The predictor raised, or returned something that is not a prediction for each image."""
+    """The predictor raised, or returned something that is not a prediction for each image.
+
+    A RuntimeError: the user's model failed or answered wrongly, while the arguments were right
+    (those raise TypeError or ValueError before any model call).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain import PredictorError
+    >>> from imgexplain.evaluate import deletion_curve
+    >>> def one_score_too_few(images):
+    ...     return np.zeros((len(images) - 1, 2))
+    >>> try:
+    ...     deletion_curve(one_score_too_few, np.zeros((4, 4)), saliency=np.ones((4, 4)), target=0)
+    ... except PredictorError as error:
+    ...     print(type(error).__name__)
+    PredictorError
+    """
 
 
 def check_predictor(predictor: Any) -> Callable:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import io
 import sys
 import textwrap
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Union
 
 import matplotlib
 import matplotlib.cm
@@ -19,6 +21,15 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from imgexplain._checks import check_finite, check_number, check_pixel_range, is_number
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from numpy.typing import ArrayLike
+
+# A colormap, its name, or a callable from values in [0, 1] to colours.
+Colormap = Union[str, matplotlib.colors.Colormap, Callable]
+# Class names by index.
+Labels = Union[Sequence[str], Mapping[int, str]]
 
 
 def _check_heatmap(heatmap):
@@ -61,7 +72,7 @@ def _colormap(colormap):
     return colormap
 
 
-def colormap_colors(colormap, values) -> np.ndarray:
+def colormap_colors(colormap: Colormap, values: ArrayLike) -> np.ndarray:
     """The RGBA colours (floats in [0, 1]) of ``values`` in [0, 1] under ``colormap``.
 
     Parameters
@@ -75,13 +86,56 @@ def colormap_colors(colormap, values) -> np.ndarray:
     -------
     ndarray
         ``values.shape + (4,)`` floats (or ``+ (3,)`` for a callable that returns RGB).
+
+    Raises
+    ------
+    ValueError
+        An unknown colormap name.
+
+    Examples
+    --------
+    >>> from imgexplain.render import colormap_colors
+    >>> colormap_colors("gray", [0.0, 1.0])
+    array([[0., 0., 0., 1.],
+           [1., 1., 1., 1.]])
     """
     return np.asarray(_colormap(colormap)(np.asarray(values, dtype=np.float64)), dtype=np.float64)
 
 
-def colorize_heatmap(heatmap, colormap=matplotlib.cm.viridis, alpha_limit=0.65) -> np.ndarray:
-    """Colour a 2-D ``heatmap`` in [0, 1] with ``colormap``; the alpha channel is the heat
-    value, capped at ``alpha_limit``. Returns an ``(h, w, 4)`` float array in [0, 1]."""
+def colorize_heatmap(heatmap: np.ndarray, colormap: Colormap = matplotlib.cm.viridis,
+                     alpha_limit: float = 0.65) -> np.ndarray:
+    """Colour a 2-D ``heatmap`` in [0, 1] with ``colormap``; the alpha channel is the heat value, capped.
+
+    Parameters
+    ----------
+    heatmap : (h, w) ndarray
+        Values in [0, 1].
+    colormap : str, matplotlib colormap or callable
+        A colormap or its name.
+    alpha_limit : float
+        The largest opacity: a fraction in [0, 1], or a value in (1, 255] read on the 0..255 scale.
+
+    Returns
+    -------
+    (h, w, 4) float ndarray
+        RGBA in [0, 1].
+
+    Raises
+    ------
+    TypeError
+        `heatmap` is not a numpy array.
+    ValueError
+        A heatmap that is not 2-D in [0, 1], an `alpha_limit` out of range, or a colormap that does
+        not give (h, w, 3) or (h, w, 4) colours.
+
+    Examples
+    --------
+    >>> from imgexplain.render import colorize_heatmap
+    >>> import numpy as np
+    >>> colorize_heatmap(np.array([[0.0, 1.0]]), colormap="gray", alpha_limit=0.5)
+    array([[[0. , 0. , 0. , 0. ],
+            [1. , 1. , 1. , 0.5]]])
+    """
     heatmap = _check_heatmap(heatmap)
     cap = _alpha_cap(alpha_limit)
     colours = np.asarray(_colormap(colormap)(heatmap), dtype=np.float64)
@@ -94,10 +148,42 @@ def colorize_heatmap(heatmap, colormap=matplotlib.cm.viridis, alpha_limit=0.65) 
     return rgba
 
 
-def overlay_heatmap(image, heatmap, colormap=matplotlib.cm.viridis, alpha_limit=0.65,
-                    resampling_filter=Image.LANCZOS) -> Image.Image:
-    """Colour ``heatmap`` (see :func:`colorize_heatmap`), resize it to ``image`` with
-    ``resampling_filter`` and composite it over the image. Returns an RGBA PIL image."""
+def overlay_heatmap(image: Image.Image | np.ndarray, heatmap: np.ndarray, colormap: Colormap = matplotlib.cm.viridis,
+                    alpha_limit: float = 0.65, resampling_filter: int = Image.LANCZOS) -> Image.Image:
+    """Colour ``heatmap`` (see :func:`colorize_heatmap`), resize it to ``image`` and composite it over.
+
+    Parameters
+    ----------
+    image : PIL.Image.Image or uint8 ndarray
+        The picture, (H, W) or (H, W, C) when an array.
+    heatmap : (h, w) ndarray
+        Values in [0, 1], of any size.
+    colormap, alpha_limit
+        As in :func:`colorize_heatmap`.
+    resampling_filter : int
+        The PIL filter that resizes the coloured heatmap to the image.
+
+    Returns
+    -------
+    PIL.Image.Image
+        RGBA, of the image's size.
+
+    Raises
+    ------
+    TypeError
+        `image` is neither a PIL image nor an array, or `heatmap` is not an array.
+    ValueError
+        An array that is not uint8 (H, W) or (H, W, C), or as in :func:`colorize_heatmap`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain.render import overlay_heatmap
+    >>> picture = overlay_heatmap(np.zeros((4, 6, 3), np.uint8), np.array([[0.0, 1.0]]), colormap="gray",
+    ...                           alpha_limit=1.0)
+    >>> picture.size, picture.mode
+    ((6, 4), 'RGBA')
+    """
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim not in (2, 3):
             raise ValueError(f"image must be a PIL image or a uint8 (H, W) or (H, W, C) array; got "
@@ -111,15 +197,45 @@ def overlay_heatmap(image, heatmap, colormap=matplotlib.cm.viridis, alpha_limit=
     return Image.alpha_composite(image.convert("RGBA"), layer)
 
 
-def format_as_image(expl, resampling_filter=Image.LANCZOS, colormap=matplotlib.cm.viridis,
-                    alpha_limit=0.65) -> Image.Image:
+def format_as_image(expl: Any, resampling_filter: int = Image.LANCZOS, colormap: Colormap = matplotlib.cm.viridis,
+                    alpha_limit: float = 0.65) -> Image.Image:
     """Lay the heatmap of ``expl`` over its image, as ``eli5.format_as_image`` does.
 
     ``expl`` needs ``.image`` (a PIL image) and ``.targets``, whose first element's
     ``.heatmap`` is drawn. The heatmap is coloured with ``colormap``, made as opaque as
     it is hot but no more than ``alpha_limit``, resized to the image with
-    ``resampling_filter`` and composited over it. Returns an RGBA PIL image; with no
-    targets, the image itself in RGBA.
+    ``resampling_filter`` and composited over it.
+
+    Parameters
+    ----------
+    expl : CAMExplanation
+        Or any object with ``.image`` and ``.targets``.
+    resampling_filter : int
+        A PIL resampling filter.
+    colormap, alpha_limit
+        As in :func:`colorize_heatmap`.
+
+    Returns
+    -------
+    PIL.Image.Image
+        RGBA, of the image's size; with no targets, the image itself in RGBA.
+
+    Raises
+    ------
+    TypeError
+        `expl` has no ``.image`` (a PIL image) or no ``.targets``.
+    ValueError
+        As in :func:`colorize_heatmap`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain import CAMExplanation, CAMResult, format_as_image
+    >>> result = CAMResult(maps=np.array([[[0.0, 1.0]]]), targets=np.array([1]),
+    ...                    scores=np.array([0.9]), layer="conv", method="gradcam")
+    >>> explanation = CAMExplanation.from_result(result, np.zeros((10, 20, 3), np.uint8), meta={})
+    >>> format_as_image(explanation, alpha_limit=0.8).size
+    (20, 10)
     """
     for name in ("image", "targets"):
         if not hasattr(expl, name):
@@ -134,13 +250,45 @@ def format_as_image(expl, resampling_filter=Image.LANCZOS, colormap=matplotlib.c
                            alpha_limit=alpha_limit, resampling_filter=resampling_filter)
 
 
-def show_cam_on_image(image, mask, colormap="jet", image_weight=0.5) -> np.ndarray:
+def show_cam_on_image(image: np.ndarray, mask: np.ndarray, colormap: Colormap = "jet",
+                      image_weight: float = 0.5) -> np.ndarray:
     """Blend a class activation map into an image, as pytorch-grad-cam's ``show_cam_on_image``.
 
     ``image`` is (H, W, 3) or (H, W): floats in [0, 1] or uint8. ``mask`` is a 2-D map in [0, 1]
     (resized bilinearly to the image when its size differs). The result is
     ``(1 - image_weight) * colormap(mask) + image_weight * image``, divided by its maximum, as an
     (H, W, 3) uint8 RGB picture.
+
+    Parameters
+    ----------
+    image : (H, W, 3) or (H, W) ndarray
+        Floats in [0, 1] or uint8 pixels.
+    mask : (h, w) float ndarray
+        The map, in [0, 1].
+    colormap : str, matplotlib colormap or callable
+        ``"jet"``, as OpenCV's ``COLORMAP_JET`` that pytorch-grad-cam uses, by default.
+    image_weight : float
+        The image's share of the blend, in [0, 1].
+
+    Returns
+    -------
+    (H, W, 3) uint8 ndarray
+
+    Raises
+    ------
+    TypeError
+        An image neither float nor uint8.
+    ValueError
+        Values out of range, a wrong shape, or an `image_weight` outside [0, 1].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain import show_cam_on_image
+    >>> image = np.full((4, 4, 3), 0.5)
+    >>> blended = show_cam_on_image(image, np.eye(2), colormap="gray", image_weight=0.5)
+    >>> blended.shape, blended.dtype
+    ((4, 4, 3), dtype('uint8'))
     """
     picture = np.asarray(image)
     if picture.dtype == np.uint8:
@@ -171,12 +319,39 @@ def show_cam_on_image(image, mask, colormap="jet", image_weight=0.5) -> np.ndarr
 # --- figures -------------------------------------------------------------------------------------------
 
 class ExplanationFigure(Figure):
-    """A matplotlib figure of an explanation; Jupyter shows it with :func:`figure_png`."""
+    """A matplotlib figure of an explanation; Jupyter shows it with :func:`figure_png`.
+
+    :func:`new_figure` makes them; :func:`plot_cam` and :func:`plot_anchor` draw on them.
+
+    Examples
+    --------
+    >>> from imgexplain.render import ExplanationFigure, new_figure
+    >>> isinstance(new_figure(), ExplanationFigure)
+    True
+    """
 
 
-def figure_png(figure) -> bytes:
-    """A figure as PNG bytes, taken out of pyplot's list of figures first: Jupyter's picture of an
-    explanation, which the inline backend then does not show a second time at the end of the cell."""
+def figure_png(figure: Figure) -> bytes:
+    """A figure as PNG bytes, taken out of pyplot's list of figures first.
+
+    Jupyter's picture of an explanation, which the inline backend then does not show a second time
+    at the end of the cell.
+
+    Parameters
+    ----------
+    figure : matplotlib.figure.Figure
+
+    Returns
+    -------
+    bytes
+        The PNG file.
+
+    Examples
+    --------
+    >>> from imgexplain.render import figure_png, new_figure
+    >>> figure_png(new_figure(figsize=(1, 1)))[1:4]
+    b'PNG'
+    """
     import matplotlib.pyplot as plt
 
     plt.close(figure)
@@ -191,9 +366,25 @@ def _ipython_shell():
     return ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
 
 
-def new_figure(**kwargs):
+def new_figure(**kwargs: Any) -> ExplanationFigure:
     """A pyplot figure (so ``plt.show()``, ``plt.savefig`` and Jupyter's inline backend see it)
-    that Jupyter shows once when it is a cell's value."""
+    that Jupyter shows once when it is a cell's value.
+
+    Parameters
+    ----------
+    **kwargs
+        As in ``matplotlib.pyplot.figure``.
+
+    Returns
+    -------
+    ExplanationFigure
+
+    Examples
+    --------
+    >>> from imgexplain.render import new_figure
+    >>> new_figure(figsize=(2, 1)).get_size_inches()
+    array([2., 1.])
+    """
     import matplotlib.pyplot as plt
 
     shell = _ipython_shell()
@@ -202,9 +393,26 @@ def new_figure(**kwargs):
     return plt.figure(FigureClass=ExplanationFigure, **kwargs)
 
 
-def class_name(target, labels=None) -> str:
-    """``"class 3"``, or ``"Egyptian cat (285)"`` when ``labels`` (a sequence or a mapping of
-    class index to name) names it."""
+def class_name(target: int, labels: Labels | None = None) -> str:
+    """``"class 3"``, or ``"Egyptian cat (285)"`` when ``labels`` names the class.
+
+    Parameters
+    ----------
+    target : int
+        The class index.
+    labels : sequence or mapping of str, optional
+        Class names by index.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> from imgexplain.render import class_name
+    >>> class_name(3), class_name(1, ["cat", "dog"]), class_name(5, {5: "fox"})
+    ('class 3', 'dog (1)', 'fox (5)')
+    """
     if labels is not None:
         try:
             return f"{labels[target]} ({target})"
@@ -213,7 +421,8 @@ def class_name(target, labels=None) -> str:
     return f"class {target}"
 
 
-def plot_cam(explanation, ax=None, labels=None, **format_kwargs):
+def plot_cam(explanation: Any, ax: Axes | None = None, labels: Labels | None = None,
+             **format_kwargs: Any) -> Figure:
     """Draw a class activation map explanation: its first target's map over the image, with a colour bar.
 
     Parameters
@@ -231,6 +440,24 @@ def plot_cam(explanation, ax=None, labels=None, **format_kwargs):
     Returns
     -------
     matplotlib.figure.Figure
+        The figure of `ax`, or the new one.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As in :func:`format_as_image`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain import CAMExplanation, CAMResult
+    >>> from imgexplain.render import plot_cam
+    >>> result = CAMResult(maps=np.array([[[0.0, 1.0]]]), targets=np.array([1]),
+    ...                    scores=np.array([0.9]), layer="conv", method="gradcam")
+    >>> explanation = CAMExplanation.from_result(result, np.zeros((10, 20, 3), np.uint8), meta={})
+    >>> figure = plot_cam(explanation, labels=["cat", "dog"])
+    >>> figure.axes[0].get_title()
+    'gradcam at conv: dog (1) (score 0.9)'
     """
     import matplotlib.colors
 
@@ -316,12 +543,39 @@ def _write_banner(picture: np.ndarray, text: str) -> np.ndarray:
     return np.asarray(canvas)
 
 
-def anchor_picture(image, segments, features) -> np.ndarray:
+def anchor_picture(image: np.ndarray, segments: np.ndarray, features: Sequence[int]) -> np.ndarray:
     """The anchor superpixels as they are, outlined, and the rest of the image faded to grey.
 
-    Returns an (H, W, 3) uint8 picture. Anchor pixels keep their values exactly. An empty
-    anchor (nothing needs to be kept) fades the whole image and writes `EMPTY_ANCHOR_TEXT`
-    across it.
+    Anchor pixels keep their values exactly. An empty anchor (nothing needs to be kept) fades the
+    whole image and writes `EMPTY_ANCHOR_TEXT` across it.
+
+    Parameters
+    ----------
+    image : (H, W) or (H, W, 3) ndarray
+        The image explained.
+    segments : (H, W) int ndarray
+        Its superpixels' labels.
+    features : sequence of int
+        The labels of the anchor's superpixels.
+
+    Returns
+    -------
+    (H, W, 3) uint8 ndarray
+
+    Raises
+    ------
+    ValueError
+        `segments` of another shape than the image, or `features` that are not labels of it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain.render import anchor_picture
+    >>> image = np.full((8, 8, 3), 100, np.uint8)
+    >>> segments = np.repeat([0, 1], 32).reshape(8, 8)
+    >>> picture = anchor_picture(image, segments, [1])
+    >>> bool((picture[segments == 1] == 100).all()), bool((picture[segments == 0] == 100).any())
+    (True, False)
     """
     from skimage.color import rgb2gray
     from skimage.morphology import dilation
@@ -345,11 +599,36 @@ def anchor_picture(image, segments, features) -> np.ndarray:
     return result
 
 
-def boundaries_picture(image, segments, numbers: bool = True) -> np.ndarray:
+def boundaries_picture(image: np.ndarray, segments: np.ndarray, numbers: bool = True) -> np.ndarray:
     """The image with the superpixel boundaries drawn in yellow (skimage ``mark_boundaries``).
 
-    With ``numbers=True`` each superpixel's id is written at its centre, so the ids of an
-    anchor (``explanation.data['raw']['feature']``) can be found on the picture.
+    Parameters
+    ----------
+    image : (H, W) or (H, W, 3) ndarray
+        The image.
+    segments : (H, W) int ndarray
+        Its superpixels' labels.
+    numbers : bool
+        Write each superpixel's id at its centre, so the ids of an anchor
+        (``explanation.data['raw']['feature']``) can be found on the picture.
+
+    Returns
+    -------
+    (H, W, 3) uint8 ndarray
+
+    Raises
+    ------
+    ValueError
+        `segments` of another shape than the image.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain.render import boundaries_picture
+    >>> segments = np.repeat([0, 1], 32).reshape(8, 8)  # rows 0-3 and rows 4-7
+    >>> picture = boundaries_picture(np.zeros((8, 8, 3), np.uint8), segments, numbers=False)
+    >>> picture[:, 0, 0]  # the red channel of the first column: yellow on both sides of the boundary
+    array([  0,   0,   0, 255, 255,   0,   0,   0], dtype=uint8)
     """
     from PIL import Image, ImageDraw, ImageFont
     from skimage.segmentation import mark_boundaries
@@ -368,9 +647,31 @@ def boundaries_picture(image, segments, numbers: bool = True) -> np.ndarray:
     return np.asarray(canvas)
 
 
-def label_positions(segments, labels=None) -> dict:
-    """``{label: (row, col)}``: for each superpixel (or those in ``labels``), its pixel farthest
-    from any boundary, where its id can be written inside it even when it is not convex."""
+def label_positions(segments: np.ndarray,
+                    labels: Sequence[int] | None = None) -> dict[int, tuple[int, int]]:
+    """For each superpixel, its pixel farthest from any boundary, where its id can be written inside it
+    even when it is not convex.
+
+    Parameters
+    ----------
+    segments : (H, W) int ndarray
+        Superpixel labels.
+    labels : sequence of int, optional
+        Only these superpixels; all by default.
+
+    Returns
+    -------
+    dict of int to (int, int)
+        ``{label: (row, col)}``, the position as numpy ints.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain.render import label_positions
+    >>> segments = np.repeat([[0, 1]], 5, axis=0).repeat(5, axis=1)  # two 5 x 5 squares side by side
+    >>> {label: (int(row), int(col)) for label, (row, col) in label_positions(segments).items()}
+    {0: (2, 3), 1: (2, 7)}
+    """
     from scipy.ndimage import distance_transform_edt, maximum_position
     from skimage.segmentation import find_boundaries
 
@@ -387,13 +688,43 @@ def _prediction(raw: dict, labels=None) -> str:
     return class_name(int(prediction[0]), labels) if prediction.size else "class unknown"
 
 
-def plot_anchor(explanation, ax=None, labels=None):
+def plot_anchor(explanation: Any, ax: Axes | Sequence[Axes] | None = None,
+                labels: Labels | None = None) -> Figure:
     """Draw an anchor explanation with matplotlib: image | anchor (its superpixels numbered) |
     superpixels.
 
-    ``ax`` may be None (a new pyplot figure), a sequence of three axes, or one axes (the anchor
-    picture only). ``labels`` (a sequence or mapping of class names) names the predicted class
-    in the title. Returns the figure.
+    Parameters
+    ----------
+    explanation : AnchorImageExplanation
+        What :meth:`imgexplain.AnchorImage.explain` returns.
+    ax : None, matplotlib Axes or a sequence of three
+        None draws a new pyplot figure; one axes draws the anchor picture only.
+    labels : sequence or mapping of str, optional
+        Class names, for the predicted class in the title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        `ax` is a sequence of other than three axes.
+
+    Examples
+    --------
+    An explanation as :meth:`imgexplain.AnchorImage.explain` returns it, written by hand:
+
+    >>> import numpy as np
+    >>> from imgexplain import Explanation
+    >>> from imgexplain.render import plot_anchor
+    >>> segments = np.repeat([0, 1], 32).reshape(8, 8)
+    >>> explanation = Explanation(meta={}, data={
+    ...     "segments": segments, "precision": 0.97, "coverage": 0.5,
+    ...     "raw": {"instance": np.full((8, 8, 3), 90, np.uint8), "feature": [1], "prediction": [3]}})
+    >>> figure = plot_anchor(explanation, labels={3: "cat"})
+    >>> [axis.get_title() for axis in figure.axes]
+    ['image, predicted cat (3)', 'anchor: precision 0.97, coverage 0.50', '2 superpixels']
     """
     from matplotlib.axes import Axes
 

@@ -8,10 +8,13 @@ place: a reader sees the previous report or the new one, never half of one.
 """
 from __future__ import annotations
 
+import heapq
 import html
 import json
+from array import array
 from collections import Counter
 from pathlib import Path
+from typing import Iterable, Iterator
 from urllib.parse import quote
 
 import numpy as np
@@ -23,6 +26,8 @@ REPORT_NAME = "report.html"
 SUMMARY_NAME = "summary.json"
 PAGES = "report"
 PAGE_SIZE = 100
+ERRORS_SHOWN = 100  # error rows listed in the summary
+BATCH_ROWS = 1024  # rows read at a time: the report's columns are a few KB a row (the maps stay in the table)
 # Columns the report reads (the maps stay in the table).
 COLUMNS = ("image", "index", "status", "error_type", "error", "target", "label", "predicted", "top5", "anchor",
            "precision", "coverage", "num_preds", "anchor_found", "layer", "pictures", "seconds")
@@ -107,39 +112,51 @@ def _section_html(row: dict, root: str, threshold=None) -> str:
             + f'<div class="details">{"".join(details)}</div></section>')
 
 
-def summarize(rows: list[dict], arguments: dict) -> dict:
-    """Counts, errors, timings and classes of the rows, as numbers (what ``summary.json`` holds)."""
-    ok = [row for row in rows if row["status"] == "ok"]
-    timings = {}
-    for key in sorted({key for row in ok for key in row if key.startswith("seconds")}):
-        values = np.array([row[key] for row in ok if row.get(key) is not None], dtype=float)
-        if values.size:
-            timings[key] = {"total": float(values.sum()), "median": float(np.median(values)),
-                            "max": float(values.max())}
-    anchored = [row for row in ok if row.get("precision") is not None]
+def summarize(rows: Iterable[dict], arguments: dict) -> dict:
+    """Counts, errors, timings and classes of the rows, as numbers (what ``summary.json`` holds).
+
+    One pass over ``rows``, which may be a stream: only counters and one number per row and timing are kept.
+    """
+    images = 0
+    error_types, classes = Counter(), Counter()
+    timings: dict[str, array] = {}
+    precision, coverage = array("d"), array("d")
+    for row in rows:
+        images += 1
+        if row["status"] != "ok":
+            error_types[row["error_type"]] += 1
+            continue
+        classes[f"{row['target']} {row['label']}"] += 1
+        for key, value in row.items():
+            if key.startswith("seconds") and value is not None:
+                timings.setdefault(key, array("d")).append(value)
+        if row.get("precision") is not None:
+            precision.append(row["precision"])
+            coverage.append(row["coverage"])
+    ok = images - sum(error_types.values())
     return {
         "generator": "imgexplain", "version": __version__, "arguments": arguments,
-        "images": len(rows), "ok": len(ok), "errors": len(rows) - len(ok),
-        "error_types": dict(Counter(row["error_type"] for row in rows if row["status"] != "ok")),
-        "seconds": timings,
-        "classes": dict(Counter(f"{row['target']} {row['label']}" for row in ok).most_common()),
-        "precision": {"median": float(np.median([r["precision"] for r in anchored]))} if anchored else None,
-        "coverage": {"median": float(np.median([r["coverage"] for r in anchored]))} if anchored else None,
+        "images": images, "ok": ok, "errors": images - ok, "error_types": dict(error_types),
+        "seconds": {key: {"total": float(np.sum(values)), "median": float(np.median(values)),
+                          "max": float(np.max(values))} for key, values in sorted(timings.items())},
+        "classes": dict(classes.most_common()),
+        "precision": {"median": float(np.median(precision))} if precision else None,
+        "coverage": {"median": float(np.median(coverage))} if coverage else None,
     }
 
 
-def _summary_html(summary: dict, rows: list[dict], arguments: dict) -> str:
+def _summary_html(summary: dict, errors: list[dict], arguments: dict) -> str:
+    """The summary's tables; ``errors``: the first error rows (up to :data:`ERRORS_SHOWN`)."""
     counts = _table(["images", "explained", "errors"], [(summary["images"], summary["ok"], summary["errors"])])
     timings = _table(["time per image", "median", "max", "total"], [
         (_escape(key.replace("seconds_", "").replace("seconds", "whole image")), f"{t['median']:.2f} s",
          f"{t['max']:.2f} s", f"{t['total']:.1f} s") for key, t in summary["seconds"].items()])
     classes = _table(["explained class", "images"], [
         (_escape(name), count) for name, count in list(summary["classes"].items())[:20]])
-    errors = [row for row in rows if row["status"] != "ok"]
     error_table = _table(["image", "error"], [
-        (_escape(row["image"]), _escape(f"{row['error_type']}: {row['error']}")) for row in errors[:100]])
-    if len(errors) > 100:
-        error_table += f"<p>and {len(errors) - 100} more errors (see the table)</p>"
+        (_escape(row["image"]), _escape(f"{row['error_type']}: {row['error']}")) for row in errors])
+    if summary["errors"] > len(errors):
+        error_table += f"<p>and {summary['errors'] - len(errors)} more errors (see the table)</p>"
     argument_table = _table(["argument", "value"], [(_escape(k), _escape(v)) for k, v in arguments.items()])
     return (f'<div class="details">{counts}{timings}{classes}</div>'
             + (f"<h2>errors</h2>{error_table}" if errors else "") + argument_table)
@@ -152,35 +169,62 @@ def _page(title: str, body: str) -> str:
             f"<p><small>written by imgexplain {_escape(__version__)}</small></p></body></html>\n")
 
 
+def _order(row: dict) -> tuple:
+    return row["index"], row["image"]
+
+
+def _rows(table, columns, names, batch_size, first=None, last=None) -> Iterator[dict]:
+    """The rows of ``table`` (``columns`` only) whose image is in ``names`` (all if None), read in batches.
+
+    ``first``, ``last``: only rows whose index lies between them (inclusive), filtered before the
+    batch becomes Python objects.
+    """
+    import pyarrow.compute as pc
+
+    for batch in table.batches(columns, batch_size):
+        if first is not None:
+            index = batch.column("index")
+            batch = batch.filter(pc.and_(pc.greater_equal(index, first), pc.less_equal(index, last)))
+        for row in batch.to_pylist():
+            if names is None or row["image"] in names:
+                yield row
+
+
 def write_report(out, table, arguments: dict, names=None, title: str = "imgexplain report",
-                 page_size: int = PAGE_SIZE) -> Path:
+                 page_size: int = PAGE_SIZE, batch_size: int = BATCH_ROWS) -> Path:
     """Write ``report.html`` (and its pages) and ``summary.json`` into ``out`` from the results ``table``.
 
-    ``names``: the images to show (default: every row). Returns the report's path.
+    ``names``: the images to show (default: every row). The table is read ``batch_size`` rows at a time,
+    a few times over (the order of the images, the summary, then a page at a time): memory holds a batch,
+    a page of rows and a few numbers per image, however large the table. Returns the report's path.
     """
     out = Path(out)
     columns = [name for name in COLUMNS if name in table.schema.names]
     columns += [name for name in table.schema.names if name.startswith("seconds_")]
-    rows = table.read(columns=columns).to_pylist()
-    if names is not None:
-        rows = [row for row in rows if row["image"] in names]
-    rows.sort(key=lambda row: (row["index"], row["image"]))
-    summary = summarize(rows, arguments)
+    order = sorted(_order(row) for row in _rows(table, ["index", "image"], names, batch_size))
+    summary = summarize(_rows(table, columns, names, batch_size), arguments)
     atomic_write(out / SUMMARY_NAME, json.dumps(summary, indent=2, default=str))
-    body = _summary_html(summary, rows, arguments)
+    error_columns = ["index", "image", "status", "error_type", "error"]
+    errors = heapq.nsmallest(ERRORS_SHOWN, (row for row in _rows(table, error_columns, names, batch_size)
+                                            if row["status"] != "ok"), key=_order)
+    body = _summary_html(summary, errors, arguments)
     pages, written = out / PAGES, set()
-    if len(rows) <= page_size:
+    if len(order) <= page_size:
+        rows = sorted(_rows(table, columns, names, batch_size), key=_order)
         body += "".join(_section_html(row, "") for row in rows)
     else:
         pages.mkdir(exist_ok=True)
         links = []
-        for number, start in enumerate(range(0, len(rows), page_size), start=1):
-            chunk = rows[start:start + page_size]
-            name = f"page-{number:04d}.html"
+        for number, start in enumerate(range(0, len(order), page_size), start=1):
+            keys = order[start:start + page_size]
+            wanted = set(keys)
+            chunk = sorted((row for row in _rows(table, columns, names, batch_size, keys[0][0], keys[-1][0])
+                            if _order(row) in wanted), key=_order)
+            name, shown = f"page-{number:04d}.html", f"images {start + 1} to {start + len(keys)}"
             navigation = f'<p><a href="../{REPORT_NAME}">summary</a></p>'
-            atomic_write(pages / name, _page(f"{title}: images {start + 1} to {start + len(chunk)}",
+            atomic_write(pages / name, _page(f"{title}: {shown}",
                                              navigation + "".join(_section_html(row, "../") for row in chunk)))
-            links.append(f'<li><a href="{PAGES}/{name}">images {start + 1} to {start + len(chunk)}</a></li>')
+            links.append(f'<li><a href="{PAGES}/{name}">{shown}</a></li>')
             written.add(name)
         body += f"<h2>images</h2><ul>{''.join(links)}</ul>"
     report = out / REPORT_NAME

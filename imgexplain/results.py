@@ -1,8 +1,8 @@
 """The output folder of a dataset run: the Parquet results table, atomic writes, what imgexplain owns.
 
-``OUT/results.parquet`` is a folder of part files, one per batch of finished images, each written
-to a hidden temporary name and renamed into place: a row is either whole or absent, whenever the
-run is killed. ``pandas.read_parquet`` and ``pyarrow.parquet.read_table`` read the folder as one
+``OUT/results.parquet`` is a folder of part files: one per finished image while a run goes on (each
+written to a hidden temporary name and renamed into place), merged into one file at the end of the
+run. A row is either whole or absent, never twice, whenever the run is killed. ``pandas.read_parquet`` and ``pyarrow.parquet.read_table`` read the folder as one
 table (they skip names starting with '.' or '_').
 
 ``OUT/imgexplain.json`` (the manifest) records the arguments of the run that wrote the table and the
@@ -15,8 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 import uuid
 from pathlib import Path
+from typing import Collection, Iterator
 
 from imgexplain._version import __version__
 
@@ -24,6 +26,13 @@ TABLE_NAME = "results.parquet"
 MANIFEST_NAME = "imgexplain.json"
 TEMPORARY_PREFIX = ".imgexplain-"
 _GENERATOR = "imgexplain"
+
+# A compaction's file before it is renamed into place, and its record (both hidden from readers).
+STAGED_PREFIX = ".compacting-"
+JOURNAL_NAME = "_compaction.json"
+# Rows read or merged at a time (and rows per row group of a compacted file): a row with a 224x224 map is
+# about 200 KB, and decoding nested lists takes a few times that.
+BATCH_ROWS = 16
 
 # Columns every row has, whatever the explainer returns.
 KEY_COLUMNS = ("image", "content_hash")
@@ -36,10 +45,18 @@ def fingerprint(arguments: dict) -> str:
 
 
 def content_hash(data: bytes) -> str:
+    """The SHA-256 of ``data``, in hex (:func:`file_hash` is that of a file).
+
+    Examples
+    --------
+    >>> from imgexplain.results import content_hash
+    >>> content_hash(b"")[:16]
+    'e3b0c44298fc1c14'
+    """
     return hashlib.sha256(data).hexdigest()
 
 
-def file_hash(path, chunk: int = 1 << 20) -> str:
+def file_hash(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     """The SHA-256 of a file's bytes, read in chunks."""
     digest = hashlib.sha256()
     with open(path, "rb") as file:
@@ -149,47 +166,135 @@ def _check_can_create(folder: Path) -> None:
 
 
 class ResultsTable:
-    """The rows of a run in ``folder`` (a folder of Parquet parts), appended atomically.
+    """The rows of a run in ``folder`` (a folder of Parquet parts), appended atomically, read in batches.
 
-    ``schema``: the pyarrow schema of the rows. Rows missing a column get null there.
+    ``schema``: the pyarrow schema of the rows. Rows missing a column get null there. Rows are appended
+    as one-row parts (``part-*.parquet``) the moment an image is done; :meth:`compact` merges them into
+    one ``compacted-*.parquet`` file, so that the folder does not grow by a file per image. Readers here
+    take one part at a time, ``batch_size`` rows at a time: memory is bounded however many rows there are.
     """
 
-    def __init__(self, folder, schema):
+    def __init__(self, folder, schema, batch_size: int = BATCH_ROWS):
         self.folder = Path(folder)
         self.schema = schema
+        self.batch_size = batch_size
+        self._finish_compaction()
 
     def parts(self) -> list[Path]:
         if not self.folder.is_dir():
             return []
         return sorted(path for path in self.folder.glob("*.parquet") if not path.name.startswith((".", "_")))
 
-    def read(self, columns=None, filters=None):
-        """The table as a pyarrow Table (empty with the schema when there are no rows yet)."""
-        import pyarrow.parquet as pq
+    def batches(self, columns=None, batch_size: int | None = None) -> Iterator:
+        """The rows as pyarrow RecordBatches of at most ``batch_size`` rows (default: the table's), part by part."""
+        for part in self.parts():
+            yield from _part_batches(part, batch_size or self.batch_size, columns)
 
-        parts = self.parts()
-        if not parts:
-            table = self.schema.empty_table()
-            return table.select(columns) if columns else table
-        return pq.read_table(parts, columns=columns, schema=self.schema, filters=filters)
+    def rows(self, columns=None) -> Iterator[dict]:
+        """The rows as dicts, read ``batch_size`` at a time."""
+        for batch in self.batches(columns):
+            yield from batch.to_pylist()
 
     def done(self) -> set[tuple[str, str]]:
-        """The (image, content hash) of every row already in the table."""
-        table = self.read(columns=list(KEY_COLUMNS))
-        return set(zip(*(table.column(name).to_pylist() for name in KEY_COLUMNS)))
+        """The (image, content hash) of every 'ok' row: what a new run with the same arguments skips."""
+        return {(row["image"], row["content_hash"]) for row in self.rows(list(KEY_COLUMNS) + ["status"])
+                if row["status"] == "ok"}
 
     def append(self, rows: list[dict]) -> None:
         """Write ``rows`` as one new part: all of them, or none if interrupted."""
+        if rows:
+            self.folder.mkdir(exist_ok=True)
+            atomic_write(self.folder / f"part-{_stamp()}.parquet", self._parquet(rows))
+
+    def _parquet(self, rows: list[dict]) -> bytes:
         import io
 
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        if not rows:
-            return
         table = pa.Table.from_pylist([{name: row.get(name) for name in self.schema.names} for row in rows],
                                      schema=self.schema)
         buffer = io.BytesIO()
         pq.write_table(table, buffer)
-        self.folder.mkdir(exist_ok=True)
-        atomic_write(self.folder / f"part-{uuid.uuid4().hex}.parquet", buffer.getvalue())
+        return buffer.getvalue()
+
+    def compact(self, retry: Collection[str] = ()) -> None:
+        """Merge the one-row parts into one file, leaving out the error rows of the images in ``retry``.
+
+        Interrupted at any moment, the table holds each row once or (until the next run finishes the
+        compaction, see :meth:`_finish_compaction`) not at all: never twice.
+        """
+        import pyarrow.parquet as pq
+
+        retry = set(retry)
+        merged = [part for part in self.parts() if part.name.startswith("part-") or self._has_errors_of(part, retry)]
+        if not merged or (len(merged) == 1 and not self._has_errors_of(merged[0], retry)):
+            return
+        name = f"compacted-{_stamp()}.parquet"
+        staged = self.folder / f"{STAGED_PREFIX}{name}"
+        try:
+            # Dictionary encoding only costs memory here: the maps' floats hardly repeat.
+            with pq.ParquetWriter(staged, self.schema, use_dictionary=False) as writer:
+                for table in self._kept(merged, retry):
+                    writer.write_table(table)
+        except BaseException:
+            staged.unlink(missing_ok=True)
+            raise
+        atomic_write(self.folder / JOURNAL_NAME, json.dumps({"name": name, "replaces": [p.name for p in merged]}))
+        self._finish_compaction()
+
+    def _kept(self, parts, retry):
+        """Tables of about ``batch_size`` rows of ``parts``, without the error rows of ``retry``."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        redone = pa.array(sorted(retry), pa.string())
+        pending, count = [], 0
+        for part in parts:
+            for batch in _part_batches(part, self.batch_size):
+                if retry:
+                    redo = pc.and_(pc.equal(batch.column("status"), "error"),
+                                   pc.is_in(batch.column("image"), value_set=redone))
+                    batch = batch.filter(pc.invert(pc.fill_null(redo, False)))
+                pending.append(batch)
+                count += batch.num_rows
+                if count >= self.batch_size:
+                    yield pa.Table.from_batches(pending, self.schema)
+                    pending, count = [], 0
+        if count:
+            yield pa.Table.from_batches(pending, self.schema)
+
+    def _has_errors_of(self, part: Path, retry: set) -> bool:
+        return bool(retry) and any(row["status"] == "error" and row["image"] in retry
+                                   for batch in _part_batches(part, self.batch_size, ["image", "status"])
+                                   for row in batch.to_pylist())
+
+    def _finish_compaction(self) -> None:
+        """Complete a compaction that a killed run left half done, or drop its unfinished file."""
+        journal = self.folder / JOURNAL_NAME
+        try:
+            record = json.loads(journal.read_text())
+        except (OSError, ValueError):
+            for leftover in self.folder.glob(f"{STAGED_PREFIX}*"):
+                leftover.unlink(missing_ok=True)
+            journal.unlink(missing_ok=True)
+            return
+        for name in record["replaces"]:
+            (self.folder / name).unlink(missing_ok=True)
+        staged = self.folder / f"{STAGED_PREFIX}{record['name']}"
+        if staged.exists():
+            os.replace(staged, self.folder / record["name"])
+        journal.unlink()
+
+
+def _part_batches(part: Path, batch_size: int, columns=None) -> Iterator:
+    """The RecordBatches of one Parquet file, ``batch_size`` rows at a time."""
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(part) as file:
+        yield from file.iter_batches(batch_size=batch_size, columns=columns, use_threads=False)
+
+
+def _stamp() -> str:
+    """A file name part that sorts in writing order and never repeats."""
+    return f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"

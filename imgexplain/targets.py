@@ -32,9 +32,27 @@ def _softmax(value):
 
 class ClassScore:
     """The model's output for class ``category`` as it is (a logit, or a probability when
-    the model ends in a softmax)."""
+    the model ends in a softmax).
 
-    def __init__(self, category):
+    Parameters
+    ----------
+    category : int
+        The class index, >= 0.
+
+    Raises
+    ------
+    ValueError
+        `category` is not an int >= 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain.targets import ClassScore
+    >>> float(ClassScore(2)(np.array([0.5, 1.5, 3.0])))
+    3.0
+    """
+
+    def __init__(self, category: int) -> None:
         self.category = check_class_index(category, "category")
 
     def __call__(self, output):
@@ -45,9 +63,27 @@ class ClassScore:
 
 
 class ClassProbability:
-    """The softmax probability of class ``category``, for models that output logits."""
+    """The softmax probability of class ``category``, for models that output logits.
 
-    def __init__(self, category):
+    Parameters
+    ----------
+    category : int
+        The class index, >= 0.
+
+    Raises
+    ------
+    ValueError
+        `category` is not an int >= 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain.targets import ClassProbability
+    >>> round(float(ClassProbability(0)(np.log(np.array([3.0, 1.0])))), 6)
+    0.75
+    """
+
+    def __init__(self, category: int) -> None:
         self.category = check_class_index(category, "category")
 
     def __call__(self, output):
@@ -60,9 +96,31 @@ class ClassProbability:
 class SegmentationRegion:
     """The sum of class ``category``'s output over the pixels where ``mask`` is true, for a
     segmentation model whose output is ``(C, H, W)`` (PyTorch) or ``(H, W, C)`` (Keras)
-    per image, with ``mask`` of shape ``(H, W)``."""
+    per image, with ``mask`` of shape ``(H, W)``.
 
-    def __init__(self, category, mask):
+    Parameters
+    ----------
+    category : int
+        The class index, >= 0.
+    mask : (H, W) array-like
+        The region; nonzero pixels count.
+
+    Raises
+    ------
+    ValueError
+        `category` is not an int >= 0 or `mask` is not 2-D; when called, an output that is
+        neither (C, H, W) nor (H, W, C).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain.targets import SegmentationRegion
+    >>> output = np.arange(8.0).reshape(2, 2, 2)  # (C, H, W): two classes of 2 x 2 pixels
+    >>> float(SegmentationRegion(1, mask=[[1, 0], [0, 1]])(output))
+    11.0
+    """
+
+    def __init__(self, category: int, mask: np.ndarray) -> None:
         self.category = check_class_index(category, "category")
         mask = np.asarray(mask)
         if mask.ndim != 2:
@@ -87,9 +145,28 @@ class SegmentationRegion:
 
 
 class RegressionOutput:
-    """A regression model's output ``index`` (None: the sum of all its outputs)."""
+    """A regression model's output ``index`` (None: the sum of all its outputs).
 
-    def __init__(self, index=None):
+    Parameters
+    ----------
+    index : int or None
+        Which output, >= 0; None sums them.
+
+    Raises
+    ------
+    ValueError
+        `index` is neither None nor an int >= 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain.targets import RegressionOutput
+    >>> output = np.array([1.0, 2.0])
+    >>> float(RegressionOutput()(output)), float(RegressionOutput(0)(output))
+    (3.0, 1.0)
+    """
+
+    def __init__(self, index: int | None = None) -> None:
         self.index = None if index is None else check_class_index(index, "index")
 
     def __call__(self, output):

@@ -7,7 +7,8 @@ import pytest
 from bench.anchor_problems import AnchorProblem, P_SAMPLE, generate, make_problem
 from imgexplain import AnchorImage
 from imgexplain.anchors.sampler import PerturbationSampler
-from imgexplain.anchors.search import AnchorSearch, SampleStore, SearchSettings
+from imgexplain.anchors.bandit import LOOK_COUNTS, kl_lower_bound, look_level
+from imgexplain.anchors.search import AnchorSearch, SampleStore, SearchSettings, check_share
 from imgexplain.predictor import LabelPredictor
 
 FAMILY = generate(24)
@@ -179,7 +180,7 @@ def test_precision_check_waits_for_the_lower_bound():
         drawn_for = np.zeros_like(masks)
         drawn_for[:, 0] = True
         search.store.add(masks, drawn_for, np.ones(10, dtype=bool), np.zeros(10, dtype=np.intp))
-        means, lowers, passes = search._check_precision([(0,)], problem.n_features)
+        means, lowers, passes = search._check_precision([(0,)], 0.1 * check_share(1) / problem.n_features, 0)
         assert not passes[0]
         assert search.store.size > 10  # it sampled before deciding
 
@@ -196,3 +197,68 @@ def test_rounds_must_be_known():
     problem = FAMILY[0]
     with pytest.raises(ValueError, match="rounds must be one of"):
         explain(problem, rounds="fast")
+
+
+def add_samples(search, anchor, held):
+    """Store samples drawn for ``anchor`` that kept everything, labelled ``held``."""
+    held = np.asarray(held, dtype=bool)
+    masks = np.ones((len(held), search.n_features), dtype=bool)
+    drawn_for = np.zeros_like(masks)
+    drawn_for[:, list(anchor)] = True
+    search.store.add(masks, drawn_for, held, np.zeros(len(held), dtype=np.intp))
+
+
+def test_a_look_uses_the_first_samples_of_the_anchor_in_drawing_order():
+    """16 changed labels, then 100 held: the last look (100 samples) holds the 16 changed ones; a look at the
+    last 100 samples would see none of them and a precision of 1."""
+    search = search_on(noisy_single(0.85), 0)
+    add_samples(search, (0,), [False] * 16 + [True] * 100)
+    look = search._look([(0,)], since=0, delta=0.01)
+    count = LOOK_COUNTS[look.index[0]]
+    assert look.n_valid[0] == 116 and count == 100
+    assert look.means[0] == pytest.approx((count - 16) / count)
+    assert look.lowers[0] == pytest.approx(
+        kl_lower_bound(np.array([(count - 16) / count]), look_level(look.index, 0.01) / count)[0])
+
+
+def test_a_look_counts_only_the_samples_stored_since_the_step_began():
+    search = search_on(noisy_single(0.85), 0)
+    add_samples(search, (0,), [True] * 200)
+    since = search.store.size
+    add_samples(search, (0,), [True] * 10 + [False] * 10)
+    look = search._look([(0,)], since=since, delta=0.01)
+    assert look.n_valid[0] == 20 and look.means[0] == pytest.approx(10 / 20)
+
+
+def test_later_steps_check_only_samples_drawn_after_their_candidates_were_known(monkeypatch):
+    """At size 1 every sample counts (the candidates, all superpixels, are fixed before any draw); at size 2
+    only those stored after the step began."""
+    problem = next(p for p in FAMILY if p.kind == "and" and len(p.required) == 2)
+    search = search_on(problem, 0)
+    seen = []
+    check = AnchorSearch._check_precision
+
+    def recording(self, anchors, delta, since):
+        seen.append((len(anchors[0]), since, self.store.size))
+        return check(self, anchors, delta, since)
+
+    monkeypatch.setattr(AnchorSearch, "_check_precision", recording)
+    search.run()
+    assert seen[0][:2] == (1, 0)
+    assert all(since > 0 for size, since, _ in seen[1:])
+
+
+def test_the_checks_share_of_delta_over_sizes_sums_to_one():
+    assert sum(check_share(size) for size in range(10 ** 5)) == pytest.approx(1.0, abs=1e-4)
+    assert check_share(1) > check_share(2) > check_share(8)
+
+
+def test_anchors_just_below_the_claim_are_rarely_returned_as_successes():
+    """True precision 0.89, just below threshold - epsilon_stop = 0.90: over 40 seeds at delta 0.1, at most a
+    few successes (the budget allows 4 in expectation; a sound check has essentially none)."""
+    problem = noisy_single(0.89)
+    assert problem.true_precision([0]) < 0.9
+    logging.getLogger("imgexplain").setLevel(logging.ERROR)
+    explanations = [explain(problem, seed=seed) for seed in range(40)]
+    false = [e.success and problem.true_precision(e.raw["feature"]) < 0.9 for e in explanations]
+    assert sum(false) <= 2

@@ -1,6 +1,8 @@
 """The API reference, docs/api.md, is generated from the docstrings and kept up to date."""
 from pathlib import Path
 
+import numpy as np
+
 import imgexplain
 from imgexplain import _apidoc
 
@@ -29,6 +31,8 @@ def _example(values, scale=(0, 1)):
     >>> _example([1, 2])
     array([0., 1.])
     """
+    values = np.asarray(values, dtype=float)
+    return scale[0] + (scale[1] - scale[0]) * (values - values.min()) / np.ptp(values)
 
 
 def test_a_numpydoc_docstring_becomes_markdown():

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from imgexplain.anchors.bandit import (MIN_ROUND, _Levels, kl_bernoulli, kl_lower_bound, kl_lucb, kl_upper_bound,
-                                       pair_gap_bounds, uniform_level)
+from imgexplain.anchors.bandit import (LOOK_COUNTS, MIN_ROUND, _Levels, kl_bernoulli, kl_lower_bound, kl_lucb,
+                                       kl_upper_bound, last_look, look_level, pair_gap_bounds, uniform_level)
 
 
 def test_kl_bernoulli_known_values():
@@ -40,6 +40,30 @@ def test_uniform_level_holds_at_every_sample_count():
 
     assert crossed(uniform_level(n, delta)) <= delta
     assert crossed(np.full(looks, np.log(1 / delta))) > 1.5 * delta
+
+
+def test_look_levels_hold_at_every_look_at_once():
+    """Looking at the first LOOK_COUNTS[k] draws with level look_level(k, delta), the lower bound is above the
+    mean at some look in fewer than delta of the runs; the same looks at the fixed level log(1 / delta), without
+    the looks' weights, are wrong far more often."""
+    rng = np.random.default_rng(1)
+    mu, delta, n_looks = 0.9, 0.2, 30
+    counts = LOOK_COUNTS[:n_looks]
+    positives = np.cumsum(rng.random((2000, counts[-1])) < mu, axis=1)[:, counts - 1]
+    means = positives / counts
+
+    def wrong(level):
+        return np.mean(np.any(kl_lower_bound(means, level / counts) > mu, axis=1))
+
+    assert wrong(look_level(np.arange(n_looks), delta)) <= delta
+    assert wrong(np.full(n_looks, np.log(1 / delta))) > 1.5 * delta
+
+
+def test_looks_grow_geometrically_and_their_weights_sum_to_one():
+    assert LOOK_COUNTS[0] == 16 and np.all(np.diff(LOOK_COUNTS) > 0)
+    assert last_look(np.array([0, 15, 16, 19, 20])).tolist() == [-1, -1, 0, 0, 1]
+    weights = np.exp(-look_level(np.arange(10 ** 6), 1.0))
+    assert weights.sum() == pytest.approx(1.0, abs=1e-5)
 
 
 def test_uniform_level_grows_slowly_with_the_count():

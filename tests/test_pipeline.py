@@ -1,5 +1,6 @@
 """explain_many and explain_dataset: the same explanations in this process or on Ray workers; faults; bad input."""
 import functools
+import json
 import os
 import signal
 import sys
@@ -11,7 +12,7 @@ import pytest
 
 from imgexplain import AnchorImage, PredictorError
 from imgexplain.distributed import WorkerError
-from imgexplain.pipeline import explain_dataset, explain_many
+from imgexplain.pipeline import explain_dataset, explain_many, table_schema
 from imgexplain.segmentation import grid_segments
 
 SHAPE = (24, 24, 3)
@@ -198,3 +199,105 @@ def test_bad_input_is_rejected_before_any_worker_starts(arguments, error, messag
     with pytest.raises(error, match=message):
         explain_many(call.pop("make_explainer"), call.pop("images"), progress=False, **call)
     assert built == []
+
+
+class MeanOrFailure:
+    """The mean of an image, or an OSError for the images named in ``FAILING`` (a transient fault)."""
+
+    def explain(self, image):
+        if int(image[0, 0, 0]) in FAILING:
+            raise OSError("the model server is down")
+        return {"mean": float(image.mean())}
+
+
+FAILING = set()
+
+
+def _mean_run(images, out):
+    import pyarrow as pa
+
+    return list(explain_dataset(images, MeanOrFailure, out=out, schema=pa.schema([("mean", pa.float64())]),
+                                arguments={"method": "mean"}, n_workers=0, progress=False))
+
+
+def _mean_images(n):
+    images = []
+    for k in range(n):
+        image = np.full((4, 4, 3), 10.0 * k + 1)
+        image[0, 0, 0] = k
+        images.append((f"image {k}", image))
+    return images
+
+
+def test_error_rows_are_explained_again_on_resume_and_replaced_by_the_new_row(tmp_path, monkeypatch):
+    import pandas as pd
+
+    images = _mean_images(4)
+    monkeypatch.setattr(sys.modules[__name__], "FAILING", {1, 3})
+    assert [result.status for result in _mean_run(images, tmp_path)] == ["ok", "error", "ok", "error"]
+    monkeypatch.setattr(sys.modules[__name__], "FAILING", {3})
+    again = _mean_run(images, tmp_path)
+    assert [(result.image, result.status) for result in again] == [("image 1", "ok"), ("image 3", "error")]
+    table = pd.read_parquet(tmp_path / "results.parquet").sort_values("index")
+    assert list(table.image) == [name for name, _ in images]  # one row each: the error row was replaced
+    assert list(table.status) == ["ok", "ok", "ok", "error"]
+    monkeypatch.setattr(sys.modules[__name__], "FAILING", set())
+    assert [result.image for result in _mean_run(images, tmp_path)] == ["image 3"]
+    table = pd.read_parquet(tmp_path / "results.parquet").sort_values("index")
+    assert list(table.status) == ["ok"] * 4
+    np.testing.assert_allclose(table["mean"], [image.mean() for _, image in images])
+
+
+def test_a_run_s_one_row_parts_are_merged_into_one_file_at_its_end(tmp_path):
+    import pandas as pd
+
+    from imgexplain.results import ResultsTable
+
+    images = _mean_images(40)
+    assert len(_mean_run(images[:25], tmp_path)) == 25
+    assert [part.name.split("-")[0] for part in ResultsTable(tmp_path / "results.parquet", None).parts()] == [
+        "compacted"]
+    assert len(_mean_run(images, tmp_path)) == 15
+    assert sorted(pd.read_parquet(tmp_path / "results.parquet")["index"]) == list(range(40))
+    assert sorted(path.name.split("-")[0] for path in (tmp_path / "results.parquet").iterdir()) == [
+        "compacted", "compacted"]
+
+
+@pytest.mark.parametrize("step", ["journal written", "some parts removed", "renamed"])
+def test_a_merge_killed_at_any_step_never_shows_a_row_twice_and_the_next_run_finishes_it(tmp_path, monkeypatch,
+                                                                                        step):
+    import pandas as pd
+    import pyarrow as pa
+
+    from imgexplain import results
+
+    images = _mean_images(6)
+    monkeypatch.setattr(results.ResultsTable, "compact", lambda self, retry=(): None)
+    _mean_run(images, tmp_path)
+    monkeypatch.undo()
+    folder = tmp_path / "results.parquet"
+    table = results.ResultsTable(folder, table_schema(pa.schema([("mean", pa.float64())])))
+    parts = table.parts()
+    assert len(parts) == 6
+
+    def killed(self):  # stands for SIGKILL at the given step of _finish_compaction
+        record = json.loads((folder / results.JOURNAL_NAME).read_text())
+        if step != "journal written":
+            for name in record["replaces"][:3]:
+                (folder / name).unlink()
+        if step == "renamed":
+            for name in record["replaces"][3:]:
+                (folder / name).unlink()
+            os.replace(folder / f"{results.STAGED_PREFIX}{record['name']}", folder / record["name"])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(results.ResultsTable, "_finish_compaction", killed)
+    with pytest.raises(KeyboardInterrupt):
+        table.compact()
+    seen = list(pd.read_parquet(folder).image)
+    assert len(seen) == len(set(seen)) and set(seen) <= {name for name, _ in images}
+    monkeypatch.undo()
+    assert _mean_run(images, tmp_path) == []  # the merge is finished: every row is there, none explained again
+    assert sorted(pd.read_parquet(folder).image) == [name for name, _ in images]
+    assert [part.name.split("-")[0] for part in results.ResultsTable(folder, None).parts()] == ["compacted"]
+    assert not list(folder.glob(".*")) and not (folder / results.JOURNAL_NAME).exists()

@@ -1,5 +1,6 @@
 """The HTML report, its staged writing, and the anchor and superpixel pictures."""
 import json
+import re
 from html.parser import HTMLParser
 
 import matplotlib
@@ -88,6 +89,62 @@ def test_many_images_go_to_linked_pages(tmp_path):
     assert "broken.jpg" in (out / "report" / "page-0003.html").read_text()
     report.write_report(out, table, {}, page_size=3)
     assert [p.name for p in sorted((out / "report").iterdir())] == ["page-0001.html", "page-0002.html"]
+
+
+def _row(k):
+    return {"image": f"image {k:04d}.png", "content_hash": str(k), "index": k, "status": "ok", "seconds": 1.0,
+            "target": k % 7, "label": f"class {k % 7}", "predicted": k % 7,
+            "top5": [{"index": k % 7, "label": f"class {k % 7}", "p": 0.5}] * 5, "gradcam": [[0.5] * 8] * 8,
+            "layer": "features", "seconds_gradcam": 0.25,
+            "pictures": [{"path": f"pictures/{k}.png", "title": "gradcam", "caption": "8x8 map", "colormap": None}]}
+
+
+def _large_table(folder, n, parts=1):
+    from imgexplain import explainers, pipeline
+    from imgexplain.results import OutputFolder
+
+    folder = OutputFolder(folder, ["report.html", "report", "summary.json"], {})
+    folder.claim()
+    table = pipeline.results_table(folder, explainers.row_schema(["gradcam"]))
+    order = np.random.default_rng(0).permutation(n)  # rows in the table in another order than the images'
+    for chunk in np.array_split(order, parts):
+        table.append([_row(int(k)) for k in chunk])
+    return folder.path, table
+
+
+def test_the_report_reads_the_table_in_batches_and_pages_it_in_image_order(tmp_path):
+    out, table = _large_table(tmp_path / "out", 90, parts=9)
+    read = []
+    batches = table.batches
+    table.batches = lambda *args: (read.append(batch.num_rows) or batch for batch in batches(*args))
+    report.write_report(out, table, {}, page_size=20, batch_size=7)
+    assert read and max(read) <= 7
+    assert "gradcam" not in {name for name in table.schema.names if name in report.COLUMNS}  # maps stay unread
+    for number in range(1, 6):
+        page = (out / "report" / f"page-{number:04d}.html").read_text()
+        shown = [int(name) for name in re.findall(r"<h2>image (\d+)\.png</h2>", page)]
+        assert shown == list(range(20 * (number - 1), min(20 * number, 90)))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["images"] == 90 and summary["classes"]["0 class 0"] == 13
+
+
+def _report_peak_python_memory(folder, n):
+    import tracemalloc
+
+    out, table = _large_table(folder, n)
+    tracemalloc.start()
+    report.write_report(out, table, {}, batch_size=50)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+def test_the_report_s_memory_does_not_grow_with_the_rows(tmp_path):
+    # Ten times the rows: a report holding every row would need about 5 MB more (2.5 KB a row as Python
+    # objects); what does grow is a sort key per image (under 200 bytes).
+    small = _report_peak_python_memory(tmp_path / "small", 200)
+    large = _report_peak_python_memory(tmp_path / "large", 2000)
+    assert large - small < 2_000_000, (small, large)
 
 
 def test_output_folder_of_someone_else_is_refused(tmp_path):

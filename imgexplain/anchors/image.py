@@ -4,10 +4,12 @@ from __future__ import annotations
 import copy
 import logging
 import numbers
-from typing import Any, Callable
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from imgexplain._logging import verbose_log
 from imgexplain._version import __version__
 from imgexplain.anchors.sampler import PerturbationSampler
 from imgexplain.anchors.search import ROUNDS, AnchorSearch, SearchSettings
@@ -15,13 +17,37 @@ from imgexplain.explanation import Explanation
 from imgexplain.predictor import LabelPredictor, check_predictor
 from imgexplain.segmentation import make_segmentation_fn, segment_image
 
+if TYPE_CHECKING:
+    from imgexplain.render import Axes, Figure
+
 logger = logging.getLogger(__name__)
+# Where explain(verbose=True) reports the search's progress.
+PROGRESS_LOGGER = logging.getLogger("imgexplain.anchors")
 
 
 def scale_image(image: np.ndarray, scale: tuple = (0, 255)) -> np.ndarray:
     """Scale ``image`` linearly so that its minimum is ``scale[0]`` and its maximum ``scale[1]``.
 
     A constant image has no range to stretch and maps to ``scale[0]`` everywhere.
+
+    Parameters
+    ----------
+    image : array-like
+        Any shape; it is not modified.
+    scale : (float, float)
+        The new minimum and maximum.
+
+    Returns
+    -------
+    float64 ndarray
+        Of the image's shape.
+
+    Examples
+    --------
+    >>> from imgexplain import scale_image
+    >>> scale_image([[0.0, 0.5], [1.0, 0.25]], scale=(0, 255))
+    array([[  0.  , 127.5 ],
+           [255.  ,  63.75]])
     """
     image = np.asarray(image, dtype=np.float64)
     low, high = image.min(), image.max()
@@ -35,10 +61,52 @@ class AnchorImageExplanation(Explanation):
 
     ``empty_anchor`` is True when the prediction holds whatever is perturbed; ``success`` is False when no
     anchor reached the precision threshold and the best one found is returned instead.
+    :meth:`AnchorImage.explain` returns it; the keys of ``data`` are also attributes.
+
+    Attributes
+    ----------
+    anchor : int ndarray
+        The image scaled to 0..255 on the anchor's superpixels, 0 elsewhere (alibi's ``anchor``).
+    segments : (H, W) int ndarray
+        The superpixels, 0..K-1.
+    precision, coverage : float
+        The anchor's estimated precision and coverage.
+    success, empty_anchor : bool
+    raw : dict
+        The search's record: ``feature`` (the anchor's superpixels, in the order added),
+        ``precision``, ``coverage``, ``examples``, ``prediction``, the model's use (``num_preds``,
+        ``model_calls``), ...
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain import AnchorImage
+    >>> image = np.random.default_rng(0).random((16, 16, 3)).astype(np.float32)
+    >>> def quadrants(image):  # four superpixels: 0 1 / 2 3
+    ...     rows, cols = np.indices(image.shape[:2]) // 8
+    ...     return 2 * rows + cols
+    >>> def predictor(images):  # class 1 while the top-left quadrant keeps its texture
+    ...     textured = images[:, :8, :8].std(axis=(1, 2)).min(axis=1) > 0.01
+    ...     return np.stack([~textured, textured], axis=1).astype(float)
+    >>> explanation = AnchorImage(predictor, image.shape, segmentation_fn=quadrants, seed=0).explain(image)
+    >>> type(explanation).__name__, explanation.success, explanation.empty_anchor
+    ('AnchorImageExplanation', True, False)
+    >>> int(explanation.prediction[0]) if "prediction" in explanation else int(explanation.raw["prediction"][0])
+    1
     """
 
-    def plot(self, ax=None):
-        """The image, the anchor and the superpixel boundaries side by side (a matplotlib figure)."""
+    def plot(self, ax: Axes | Sequence[Axes] | None = None) -> Figure:
+        """The image, the anchor and the superpixel boundaries side by side (a matplotlib figure).
+
+        Parameters
+        ----------
+        ax : None, matplotlib Axes or a sequence of three
+            As in :func:`imgexplain.render.plot_anchor`.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
         from imgexplain.render import plot_anchor
 
         return plot_anchor(self, ax=ax)
@@ -49,23 +117,51 @@ class AnchorImage:
 
     Parameters
     ----------
-    predictor
+    predictor : callable
         Callable taking an (N,) + ``image_shape`` array and returning (N, n_classes) scores or probabilities,
         (N,) integer labels, or (N, 1) sigmoid probabilities.
-    image_shape
+    image_shape : tuple of int
         Shape of the images to explain, channels last: (H, W, C) or (H, W).
-    dtype
+    dtype : numpy scalar type
         Numpy type of the arrays given to ``predictor``.
-    segmentation_fn
+    segmentation_fn : {'slic', 'felzenszwalb', 'quickshift'} or callable
         'slic', 'felzenszwalb', 'quickshift' (scikit-image) or a callable returning an (H, W) label image.
         Labels need not be 0..K-1: they are relabelled in order.
-    segmentation_kwargs
+    segmentation_kwargs : dict, optional
         Keyword arguments of the built-in segmentation function; None takes the reference's defaults.
-    images_background
+    images_background : ndarray, optional
         (B,) + ``image_shape`` images whose pixels replace perturbed superpixels (one drawn per sample);
         None replaces a perturbed superpixel by its mean value.
-    seed
+    seed : int, optional
         Seed of every random choice: the same explainer, image and seed give the same explanation.
+
+    Raises
+    ------
+    TypeError
+        A `predictor` that is not callable, a `dtype` that is not numeric, a `seed` that is not a
+        non-negative int, or an `image_shape` that is not a tuple of ints.
+    ValueError
+        An `image_shape` of other than 2 or 3 positive sizes, `images_background` of another shape,
+        or an unknown segmentation.
+
+    Examples
+    --------
+    A predictor of two classes that says 1 while the top-left quadrant of the image keeps its
+    texture, and superpixels that are the four quadrants: the anchor is the top-left quadrant.
+
+    >>> import numpy as np
+    >>> from imgexplain import AnchorImage
+    >>> image = np.random.default_rng(0).random((16, 16, 3)).astype(np.float32)
+    >>> def quadrants(image):  # four superpixels: 0 1 / 2 3
+    ...     rows, cols = np.indices(image.shape[:2]) // 8
+    ...     return 2 * rows + cols
+    >>> def predictor(images):  # class 1 while the top-left quadrant keeps its texture
+    ...     textured = images[:, :8, :8].std(axis=(1, 2)).min(axis=1) > 0.01
+    ...     return np.stack([~textured, textured], axis=1).astype(float)
+    >>> explainer = AnchorImage(predictor, image.shape, segmentation_fn=quadrants, seed=0)
+    >>> explanation = explainer.explain(image)
+    >>> explanation.raw["feature"], explanation.precision, explanation.coverage
+    ([0], 1.0, 0.5024)
     """
 
     def __init__(self, predictor: Callable[[np.ndarray], np.ndarray], image_shape: tuple,
@@ -95,16 +191,89 @@ class AnchorImage:
         }
 
     def reset_predictor(self, predictor: Callable) -> None:
-        """Use ``predictor`` from now on."""
+        """Use ``predictor`` from now on.
+
+        Parameters
+        ----------
+        predictor : callable
+            As in :class:`AnchorImage`.
+
+        Raises
+        ------
+        TypeError
+            `predictor` is not callable.
+        """
         self.predictor = check_predictor(predictor)
 
     def generate_superpixels(self, image: np.ndarray) -> np.ndarray:
-        """The (H, W) superpixel labels, 0..K-1, of ``image``."""
+        """The (H, W) superpixel labels, 0..K-1, of ``image``.
+
+        Parameters
+        ----------
+        image : ndarray
+            An image of ``image_shape``.
+
+        Returns
+        -------
+        (H, W) int ndarray
+
+        Raises
+        ------
+        TypeError, ValueError
+            An image that is not a numeric array of ``image_shape``, or holds NaN.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from imgexplain import AnchorImage
+        >>> image = np.random.default_rng(0).random((16, 16, 3)).astype(np.float32)
+        >>> def quadrants(image):  # four superpixels: 0 1 / 2 3
+        ...     rows, cols = np.indices(image.shape[:2]) // 8
+        ...     return 2 * rows + cols
+        >>> def predictor(images):  # class 1 while the top-left quadrant keeps its texture
+        ...     textured = images[:, :8, :8].std(axis=(1, 2)).min(axis=1) > 0.01
+        ...     return np.stack([~textured, textured], axis=1).astype(float)
+    >>> explainer = AnchorImage(predictor, image.shape, segmentation_fn=quadrants)
+        >>> explainer.generate_superpixels(image)[::8, ::8]
+        array([[0, 1],
+               [2, 3]])
+        """
         return segment_image(self.segmentation_fn, _as_hwc(self._check_image(image)), self.custom_segmentation)
 
     def overlay_mask(self, image: np.ndarray, segments: np.ndarray, mask_features: list,
                      scale: tuple = (0, 255)) -> np.ndarray:
-        """``image`` scaled to ``scale`` where the superpixels ``mask_features`` are, 0 elsewhere (integers)."""
+        """``image`` scaled to ``scale`` where the superpixels ``mask_features`` are, 0 elsewhere (integers).
+
+        Parameters
+        ----------
+        image : ndarray
+            (H, W) or (H, W, C).
+        segments : (H, W) int ndarray
+            Superpixel labels.
+        mask_features : list of int
+            The superpixels to show.
+        scale : (float, float)
+            As in :func:`scale_image`.
+
+        Returns
+        -------
+        int ndarray
+            Of the image's shape.
+
+        Raises
+        ------
+        ValueError
+            `segments` of another (H, W) than the image.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from imgexplain import AnchorImage
+        >>> explainer = AnchorImage(lambda images: np.zeros((len(images), 2)), (2, 2))
+        >>> explainer.overlay_mask(np.array([[0.0, 1.0], [0.5, 0.2]]), np.array([[0, 1], [0, 1]]), [1])
+        array([[  0, 255],
+               [  0,  51]])
+        """
         image = np.asarray(image)
         segments = np.asarray(segments)
         if segments.shape != image.shape[:2]:
@@ -127,35 +296,39 @@ class AnchorImage:
 
         Parameters
         ----------
-        image
+        image : ndarray
             Image of ``image_shape``.
-        p_sample
+        p_sample : float
             Probability that a superpixel outside the anchor is perturbed. Coverage samples are drawn with the
             same probability (the reference always uses 0.5 for them).
-        threshold, delta
+        threshold, delta : float
             Precision the anchor must reach, and the confidence 1 - delta with which it must.
-        tau
+        tau : float
             Tolerance of the KL-LUCB arm selection: the chosen anchor's precision is within ``tau`` of the best
             candidate's with probability 1 - delta.
-        batch_size
+        batch_size : int
             Samples drawn for an arm at each bandit step.
-        coverage_samples
+        coverage_samples : int
             Masks drawn to estimate coverage (no model call).
-        beam_size
+        beam_size : int
             Candidates kept at each anchor size.
-        stop_on_first
+        stop_on_first : bool
             Return the first anchor that satisfies the precision constraint.
-        max_anchor_size
+        max_anchor_size : int or None
             Largest number of superpixels in the anchor; None for no limit.
-        min_samples_start
+        min_samples_start : int
             Samples drawn at the start, with nothing kept fixed.
-        n_covered_ex
+        n_covered_ex : int
             Covered examples kept per anchor step, where the prediction held and where it changed.
-        binary_cache_size, cache_margin
+        binary_cache_size, cache_margin : int
             Initial number of rows of the sample store; it grows by as many rows when fewer than
             ``max(cache_margin, batch_size)`` remain free.
-        verbose, verbose_every
-            Print the search's progress every ``verbose_every`` bandit steps.
+        verbose : bool
+            Report the search's progress, as INFO records of the ``imgexplain.anchors`` logger. A
+            program that configured no logging sees them on stderr; one that did gets them through its
+            handlers, at INFO even when its level is higher.
+        verbose_every : int
+            Report every ``verbose_every`` bandit steps.
         **kwargs
             ``epsilon_stop`` (0.05): tolerance around the threshold when deciding whether an anchor passes;
             ``seed``: overrides the constructor's seed for this call;
@@ -170,6 +343,40 @@ class AnchorImage:
             is a new model evaluation, as the statistics of a random model require). ``raw['memo_used']``
             says whether the memo served samples to the end, ``raw['nondeterministic']`` whether the model
             was declared or found non-deterministic.
+
+        Returns
+        -------
+        AnchorImageExplanation
+            ``anchor``, ``segments``, ``precision``, ``coverage``, ``success``, ``empty_anchor`` and ``raw``.
+
+        Raises
+        ------
+        TypeError
+            An image that is not a numeric array, an unknown keyword, or a wrong ``seed`` or
+            ``deterministic``.
+        ValueError
+            An image of another shape or with NaN, or an argument out of its range.
+        imgexplain.PredictorError
+            The predictor raises, or does not return one label or score row per image.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from imgexplain import AnchorImage
+        >>> image = np.random.default_rng(0).random((16, 16, 3)).astype(np.float32)
+        >>> def quadrants(image):  # four superpixels: 0 1 / 2 3
+        ...     rows, cols = np.indices(image.shape[:2]) // 8
+        ...     return 2 * rows + cols
+        >>> def predictor(images):  # class 1 while the top-left quadrant keeps its texture
+        ...     textured = images[:, :8, :8].std(axis=(1, 2)).min(axis=1) > 0.01
+        ...     return np.stack([~textured, textured], axis=1).astype(float)
+        >>> explainer = AnchorImage(predictor, image.shape, segmentation_fn=quadrants, seed=0)
+        >>> explanation = explainer.explain(image, threshold=0.9, verbose=True)
+        >>> explanation.raw["feature"], explanation.precision
+        ([0], 1.0)
+
+        With ``verbose=True`` and no logging configured, the progress is written to stderr, one line
+        per anchor size: ``size 1: (0,) precision 1.000 lb 0.862 coverage 0.502``.
         """
         params = {key: value for key, value in locals().items() if key not in ("self", "image", "kwargs")}
         epsilon_stop = kwargs.pop("epsilon_stop", 0.05)
@@ -197,13 +404,14 @@ class AnchorImage:
         sampler = PerturbationSampler(hwc_image, segments, predictor, backgrounds, p_sample, rng,
                                       None if deterministic is None else bool(deterministic))
         sampler.remember_instance(instance_label)
-        settings = SearchSettings(
-            threshold=threshold, delta=delta, tau=tau, batch_size=batch_size, coverage_samples=coverage_samples,
-            beam_size=beam_size, stop_on_first=stop_on_first, max_anchor_size=max_anchor_size,
-            min_samples_start=min_samples_start, n_covered_ex=n_covered_ex, initial_capacity=binary_cache_size,
-            capacity_margin=max(cache_margin, batch_size), epsilon_stop=epsilon_stop, rounds=rounds,
-            log=print if verbose else None, log_every=verbose_every)
-        result = AnchorSearch(sampler, instance_label, settings).run()
+        with verbose_log(PROGRESS_LOGGER, verbose) as log:
+            settings = SearchSettings(
+                threshold=threshold, delta=delta, tau=tau, batch_size=batch_size, coverage_samples=coverage_samples,
+                beam_size=beam_size, stop_on_first=stop_on_first, max_anchor_size=max_anchor_size,
+                min_samples_start=min_samples_start, n_covered_ex=n_covered_ex, initial_capacity=binary_cache_size,
+                capacity_margin=max(cache_margin, batch_size), epsilon_stop=epsilon_stop, rounds=rounds,
+                log=log, log_every=verbose_every)
+            result = AnchorSearch(sampler, instance_label, settings).run()
         if not result.success:
             logger.warning("Could not find an anchor satisfying the %s precision constraint; returning the best "
                            "anchor found (precision %.3f).", threshold,

@@ -29,6 +29,24 @@ class PerturbationSampler:
     from then on every sample is a new model evaluation. ``deterministic=True`` trusts the model and makes no
     checks, ``deterministic=False`` never memoises. The images of one request go to the model in chunks of
     at most :data:`imgexplain.predictor.MAX_BATCH_BYTES`.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W, C)
+        The image to explain.
+    segments : ndarray of int, shape (H, W)
+        Superpixel labels 0..K-1.
+    predictor : LabelPredictor
+        The model, answering labels.
+    images_background : ndarray or None, shape (B, H, W, C)
+        Images whose pixels fill perturbed superpixels; None fills them with their mean value.
+    p_sample : float
+        Probability that a superpixel outside the anchor is perturbed.
+    rng : numpy.random.Generator
+        Source of every random draw.
+    deterministic : bool or None
+        Whether the model gives the same label for the same image: None checks, True trusts, False never
+        memoises.
     """
 
     def __init__(self, image: np.ndarray, segments: np.ndarray, predictor: LabelPredictor,
@@ -59,7 +77,13 @@ class PerturbationSampler:
         self.n_checks = 0
 
     def remember_instance(self, label: int) -> None:
-        """Record the instance's label: a mask that keeps every superpixel is the instance itself."""
+        """Record the instance's label: a mask that keeps every superpixel is the instance itself.
+
+        Parameters
+        ----------
+        label : int
+            The model's label of the unperturbed image.
+        """
         all_kept = np.ones((len(self.fills), self.n_features), dtype=bool)
         backgrounds = np.arange(len(self.fills))
         if self.memoise:
@@ -69,8 +93,23 @@ class PerturbationSampler:
             self._to_check = (all_kept[first_check], first_check, np.full(len(first_check), int(label)))
 
     def draw(self, anchor: np.ndarray, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
-        """``n_samples`` masks with the ``anchor`` superpixels kept and every other one perturbed with
-        probability ``p_sample``, and the background image index of each (all 0 without backgrounds)."""
+        """Masks with the ``anchor`` superpixels kept and every other one perturbed with probability
+        ``p_sample``.
+
+        Parameters
+        ----------
+        anchor : ndarray of int
+            Superpixels to keep.
+        n_samples : int
+            Number of masks.
+
+        Returns
+        -------
+        masks : ndarray of bool, shape (n_samples, K)
+            True where a superpixel keeps its pixels.
+        backgrounds : ndarray of int, shape (n_samples,)
+            Background image of each mask (all 0 without backgrounds).
+        """
         masks = self.rng.random((n_samples, self.n_features)) >= self.p_sample
         masks[:, anchor] = True
         backgrounds = self.rng.integers(len(self.fills), size=n_samples)
@@ -79,6 +118,19 @@ class PerturbationSampler:
     def images(self, masks: np.ndarray, backgrounds: np.ndarray) -> np.ndarray:
         """The perturbed images of ``masks``, built in one vectorised step (a new array).
 
+        Parameters
+        ----------
+        masks : ndarray of bool, shape (N, K)
+            True where a superpixel keeps its pixels.
+        backgrounds : ndarray of int, shape (N,)
+            Background image of each mask.
+
+        Returns
+        -------
+        ndarray, shape (N, H, W, C)
+
+        Notes
+        -----
         The choice between original and fill is made on flattened (pixel, channel) values: a long,
         contiguous inner loop is several times faster than broadcasting a per-pixel mask over channels.
         """
@@ -92,7 +144,24 @@ class PerturbationSampler:
 
     def predict(self, masks: np.ndarray, backgrounds: np.ndarray) -> np.ndarray:
         """Labels of the perturbed images; while memoising, only (mask, background) pairs never seen before
-        reach the model."""
+        reach the model.
+
+        Parameters
+        ----------
+        masks : ndarray of bool, shape (N, K)
+            True where a superpixel keeps its pixels.
+        backgrounds : ndarray of int, shape (N,)
+            Background image of each mask.
+
+        Returns
+        -------
+        ndarray of int, shape (N,)
+
+        Raises
+        ------
+        imgexplain.predictor.PredictorError
+            When the model fails or answers wrongly.
+        """
         self.n_requested += len(masks)
         if not self.memoise:
             return self._label(masks, backgrounds)

@@ -15,8 +15,12 @@ that are exact, each explained where it is made:
 - the memo (:class:`~imgexplain.anchors.sampler.PerturbationSampler`): a deterministic model gives a mask
   the same label every time, so a repeated mask is an independent draw whose label is already known.
 
-Every confidence bound holds at all sample counts at once (:func:`~imgexplain.anchors.bandit.uniform_level`),
-so rounds are sized by what is still missing and the precision check may look after every round.
+KL-LUCB's bounds hold at all sample counts at once (:func:`~imgexplain.anchors.bandit.uniform_level`), so its
+rounds are sized by what is still missing. The precision check, whose lower bound is the explanation's claim,
+looks only at a fixed grid of sample counts (:func:`~imgexplain.anchors.bandit.look_level`), unions over the
+candidates of the step and shares delta over the anchor sizes (:meth:`AnchorSearch._look`, :func:`check_share`):
+the chance that an anchor returned with success=True has a precision below threshold - epsilon_stop is at most
+delta.
 """
 from __future__ import annotations
 
@@ -25,17 +29,46 @@ from typing import Callable
 
 import numpy as np
 
-from imgexplain.anchors.bandit import MIN_ROUND, kl_lower_bound, kl_lucb, kl_upper_bound, uniform_level
+from imgexplain.anchors.bandit import (LOOK_BASE, LOOK_COUNTS, kl_lower_bound, kl_lucb, kl_upper_bound, last_look,
+                                       look_level)
 from imgexplain.anchors.sampler import PerturbationSampler
 
 Anchor = tuple[int, ...]
 ROUNDS = ("adaptive", "fixed")
 EMPTY_ANCHOR_GROWTH = 4
+# A round of the precision check goes at most to the first look with this many times the anchor's samples.
+CHECK_GROWTH = 2
+# Shares of delta for the checks of the empty anchor and of the anchors of one superpixel (see check_share).
+EMPTY_SHARE = 0.05
+SINGLE_SHARE = 0.6
+
+
+def check_share(size: int) -> float:
+    """Share of delta for the precision checks of anchors with ``size`` superpixels.
+
+    Parameters
+    ----------
+    size : int
+        Number of superpixels of the anchor, 0 for the empty anchor.
+
+    Returns
+    -------
+    float
+        ``EMPTY_SHARE`` for the empty anchor, ``SINGLE_SHARE`` for one superpixel and, for size k >= 2, the rest
+        times 2 / (k (k + 1)); the shares of all sizes sum to 1. Small anchors get the larger shares: they are
+        the cheap explanations, whose cost the check's level dominates, while a large anchor's cost is mostly
+        the search that found it.
+    """
+    if size <= 1:
+        return (EMPTY_SHARE, SINGLE_SHARE)[size]
+    return (1.0 - EMPTY_SHARE - SINGLE_SHARE) * 2.0 / (size * (size + 1))
 
 
 @dataclass
 class SearchSettings:
-    """The arguments of :meth:`AnchorImage.explain` that steer the search (see there)."""
+    """The arguments of :meth:`AnchorImage.explain` that steer the search, under the same names (see there),
+    except ``initial_capacity`` (``binary_cache_size``), ``capacity_margin`` (max(``cache_margin``,
+    ``batch_size``)), ``log`` (a callable for progress lines, or None) and ``log_every`` (``verbose_every``)."""
 
     threshold: float
     delta: float
@@ -56,7 +89,17 @@ class SearchSettings:
 
 
 class SampleStore:
-    """Every sample drawn: its mask, the anchor it was drawn for, and whether the label held."""
+    """Every sample drawn: its mask, the anchor it was drawn for, and whether the label held.
+
+    Parameters
+    ----------
+    n_features : int
+        Number of superpixels.
+    capacity : int
+        Rows allocated at first; the store grows by as many rows when fewer than ``margin`` remain free.
+    margin : int
+        Free rows kept available.
+    """
 
     def __init__(self, n_features: int, capacity: int, margin: int):
         self.masks = np.zeros((capacity, n_features), dtype=bool)
@@ -68,6 +111,24 @@ class SampleStore:
         self.margin = margin
 
     def add(self, masks: np.ndarray, anchors: np.ndarray, held: np.ndarray, backgrounds: np.ndarray) -> slice:
+        """Append samples.
+
+        Parameters
+        ----------
+        masks : ndarray of bool, shape (N, n_features)
+            True where a superpixel kept its pixels.
+        anchors : ndarray of bool, shape (N, n_features)
+            True on the superpixels of the anchor each sample was drawn for.
+        held : ndarray of bool, shape (N,)
+            Whether the instance's label held.
+        backgrounds : ndarray of int, shape (N,)
+            Background image of each sample.
+
+        Returns
+        -------
+        slice
+            The rows of the new samples.
+        """
         needed = self.size + len(masks)
         if needed > len(self.held) - self.margin:
             extra = max(self.growth, needed + self.margin - len(self.held))
@@ -82,13 +143,40 @@ class SampleStore:
         return rows
 
     def counts(self, anchors: list[Anchor], rows: slice | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(positives, n_samples) of each anchor over the stored samples valid for it (or over ``rows``)."""
+        """Counts of each anchor over the stored samples valid for it.
+
+        Parameters
+        ----------
+        anchors : list of tuple of int
+            The anchors.
+        rows : slice or None
+            Rows to count; None counts every stored sample.
+
+        Returns
+        -------
+        positives, n_samples : ndarray of float
+            Valid samples where the label held, and valid samples.
+        """
         rows = slice(0, self.size) if rows is None else rows
         valid = self.valid_for(_anchor_matrix(anchors, self.masks.shape[1]), rows)
         return valid[self.held[rows]].sum(axis=0).astype(float), valid.sum(axis=0).astype(float)
 
     def valid_for(self, members: np.ndarray, rows: slice) -> np.ndarray:
-        """(n_rows, n_anchors): whether each sample is a draw from each anchor's distribution.
+        """Whether each sample is a draw from each anchor's distribution.
+
+        Parameters
+        ----------
+        members : ndarray of bool, shape (n_anchors, n_features)
+            The anchors' superpixels.
+        rows : slice
+            Rows of the store.
+
+        Returns
+        -------
+        ndarray of bool, shape (n_rows, n_anchors)
+
+        Notes
+        -----
 
         A sample drawn for C kept C and perturbed every other superpixel independently with probability
         p_sample. When C is a subset of anchor A and the sample happened to keep all of A, the superpixels
@@ -104,7 +192,24 @@ class SampleStore:
 
     def pair_counts(self, anchors: list[Anchor], first: np.ndarray, second: np.ndarray,
                     p_sample: float) -> tuple[np.ndarray, ...]:
-        """For each pair of anchors i = first[k], j = second[k]: (positives_a, n_a, positives_b, n_b, q).
+        """The counts of the paired bound for each pair of anchors i = first[k], j = second[k].
+
+        Parameters
+        ----------
+        anchors : list of tuple of int
+            The anchors.
+        first, second : ndarray of int
+            Indices into ``anchors`` of each pair.
+        p_sample : float
+            Probability that a superpixel outside the anchor is perturbed.
+
+        Returns
+        -------
+        tuple of ndarray of float
+            (positives_a, n_a, positives_b, n_b, q), one entry per pair.
+
+        Notes
+        -----
 
         Let S = i - j and T = j - i with |S| = |T|. Under i's distribution, all of T is kept with probability
         r = (1 - p_sample)^|T|, and then the sample is distributed as one of j's that kept all of S (both
@@ -135,7 +240,10 @@ class SampleStore:
 
 @dataclass
 class SearchResult:
-    """What the search found, in the terms of the reference's ``raw`` dictionary."""
+    """What the search found, in the terms of the reference's ``raw`` dictionary: the anchor's superpixels in
+    the order they were added (``feature``), the mean, precision and coverage after each, the empty anchor's
+    precision (``all_precision``), whether the anchor passed the precision check (``success``), and the covered
+    examples of each step (``example_masks``)."""
 
     feature: list[int]
     mean: list[float]
@@ -148,7 +256,17 @@ class SearchResult:
 
 
 class AnchorSearch:
-    """Beam search for the anchor of one image; see the module docstring."""
+    """Beam search for the anchor of one image; see the module docstring.
+
+    Parameters
+    ----------
+    sampler : PerturbationSampler
+        Draws and labels the perturbed images of the image.
+    instance_label : int
+        The label the anchor must keep.
+    settings : SearchSettings
+        The search's arguments.
+    """
 
     def __init__(self, sampler: PerturbationSampler, instance_label: int, settings: SearchSettings):
         self.sampler = sampler
@@ -161,17 +279,35 @@ class AnchorSearch:
         self.coverage_masks = coverage_masks.astype(np.float32)
         self.max_size = self.n_features if settings.max_anchor_size is None else min(settings.max_anchor_size,
                                                                                     self.n_features)
-        # The precision checks share delta over the sizes 0..max_size and, at each size, over every candidate
-        # the chosen anchors were picked from: the check stays valid for whichever anchor the search keeps.
-        self.check_delta = settings.delta / (self.max_size + 1)
 
     def coverage(self, anchors: list[Anchor]) -> np.ndarray:
-        """Fraction of the coverage samples that keep every superpixel of each anchor."""
+        """Fraction of the coverage samples that keep every superpixel of each anchor.
+
+        Parameters
+        ----------
+        anchors : list of tuple of int
+            The anchors.
+
+        Returns
+        -------
+        ndarray of float
+        """
         members = _anchor_matrix(anchors, self.n_features)
         return (self.coverage_masks @ members.T.astype(np.float32) == members.sum(axis=1)).mean(axis=0)
 
     def sample(self, requests: list[tuple[Anchor, int]]) -> slice:
-        """Draw ``n`` samples for each (anchor, n) requested, label them all in one model call, store them."""
+        """Draw ``n`` samples for each (anchor, n) requested, label them all in one model call, store them.
+
+        Parameters
+        ----------
+        requests : list of (tuple of int, int)
+            Anchors to draw for, and how many samples each.
+
+        Returns
+        -------
+        slice
+            The rows of the new samples in the store.
+        """
         draws = [self.sampler.draw(np.array(anchor, dtype=np.intp), n) for anchor, n in requests]
         masks = np.concatenate([masks for masks, _ in draws])
         backgrounds = np.concatenate([backgrounds for _, backgrounds in draws])
@@ -181,6 +317,12 @@ class AnchorSearch:
         return self.store.add(masks, drawn_for, held, backgrounds)
 
     def run(self) -> SearchResult:
+        """Search: the empty anchor first, then one size after another until the best anchor is found.
+
+        Returns
+        -------
+        SearchResult
+        """
         s = self.settings
         self.sample([((), s.min_samples_start)])
         empty_mean, empty_passes = self._check_empty_anchor()
@@ -192,6 +334,7 @@ class AnchorSearch:
         best_coverage = -1.0
         size = 1
         while size <= self.max_size:
+            since = 0 if size == 1 else self.store.size
             candidates = self._propose(best_of_size[size - 1])
             coverages = self.coverage(candidates)
             keep = coverages > best_coverage
@@ -201,7 +344,8 @@ class AnchorSearch:
                 break
             chosen = self._select(candidates, min(s.beam_size, len(candidates)))
             best_of_size[size] = [candidates[index] for index in chosen]
-            means, lowers, passes = self._check_precision(best_of_size[size], len(candidates))
+            means, lowers, passes = self._check_precision(best_of_size[size],
+                                                          s.delta * check_share(size) / len(candidates), since)
             better = np.flatnonzero(passes & (coverages[chosen] > best_coverage))
             if s.log is not None:
                 for anchor, mean, lower, coverage in zip(best_of_size[size], means, lowers, coverages[chosen]):
@@ -222,45 +366,98 @@ class AnchorSearch:
         return self._result(tried[self._select(tried, 1)[0]], success=False)
 
     def _check_empty_anchor(self) -> tuple[float, bool]:
-        """The reference's test of the empty anchor, with a bound valid at every look: it passes when its lower
-        bound exceeds the threshold itself. It is sampled while its mean is above the threshold and, if the mean
-        held, EMPTY_ANCHOR_GROWTH times its samples would clear the threshold (the reference samples until the
-        lower bound reaches threshold - tau, which a bound valid at every look reaches too early to decide)."""
+        """The reference's test of the empty anchor with a sound bound: it passes when its lower bound at a look
+        exceeds the threshold itself.
+
+        The reference passes the empty anchor when its lower bound at level log(1 / delta), a level valid at
+        no look in particular, exceeds the threshold. Where that happens, this check samples on until its own
+        bound decides, as long as a look at most EMPTY_ANCHOR_GROWTH times the samples drawn would pass if the
+        mean held; elsewhere it stops (whether to sample is not a claim, so any rule keeps the bound sound).
+
+        The empty anchor is fixed before any sample is drawn and every sample is drawn for it, so its samples in
+        drawing order are i.i.d. draws from its distribution; its check gets the share ``EMPTY_SHARE`` of delta.
+        """
         s = self.settings
+        delta = s.delta * check_share(0)
         while True:
+            look = self._look([()], since=0, delta=delta)
+            if look.known[0] and look.lowers[0] > s.threshold:
+                return float(look.plan_means[0]), True
             positives, n_samples = self.store.counts([()])
-            mean = positives / n_samples
-            lower = kl_lower_bound(mean, self._check_level(n_samples, 1))[0]
-            reachable = kl_lower_bound(mean, self._check_level(EMPTY_ANCHOR_GROWTH * n_samples, 1))[0] > s.threshold
-            if lower > s.threshold or mean[0] <= s.threshold or not reachable:
-                return float(mean[0]), bool(lower > s.threshold)
-            self.sample([((), self._check_round(n_samples[0]))])
+            reference_lower = kl_lower_bound(positives / n_samples, np.log(1.0 / s.delta) / n_samples)
+            target = _next_look(look.plan_means, look.index, delta, lambda lower, upper: lower > s.threshold,
+                                EMPTY_ANCHOR_GROWTH * look.n_valid)[0]
+            if reference_lower[0] <= s.threshold or target < 0:
+                return float(positives[0] / n_samples[0]), False
+            self.sample([((), int(LOOK_COUNTS[target] - look.n_valid[0]))])
 
-    def _check_level(self, n_samples: np.ndarray, n_candidates: int) -> np.ndarray:
-        """Two-sided level of the precision check, valid at every look (``check_delta``: see ``__init__``)."""
-        return uniform_level(n_samples, self.check_delta / n_candidates / 2.0) / n_samples
+    def _check_precision(self, anchors: list[Anchor], delta: float,
+                         since: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sample the chosen ``anchors`` until each is clearly above or below the threshold at a look; return
+        their means and lower bounds at the last look, and whether each passes (mean >= threshold, lower bound
+        > threshold - epsilon_stop).
 
-    def _check_round(self, n_samples: float) -> int:
-        if self.settings.rounds == "fixed":
-            return self.settings.batch_size
-        return int(np.clip(0.5 * n_samples, MIN_ROUND, self.settings.batch_size))
-
-    def _check_precision(self, anchors: list[Anchor], n_candidates: int):
-        """Sample the chosen anchors until each is clearly above or below the threshold; return their means,
-        lower bounds and whether each passes (mean >= threshold, lower bound > threshold - epsilon_stop)."""
+        Only samples stored from row ``since`` on count, and ``delta`` is the share of one candidate; see
+        :meth:`_look` for why this makes the check's lower bound hold for whichever candidate is checked.
+        The upper bound only decides that an anchor is clearly below the threshold and stops its sampling: a
+        wrong upper bound loses an anchor but never makes a false claim, so the lower bound gets the whole of
+        ``delta`` (one-sided) and the upper bound reuses its level.
+        """
         s = self.settings
+        low, high = s.threshold - s.epsilon_stop, s.threshold + s.epsilon_stop
         while True:
-            positives, n_samples = self.store.counts(anchors)
-            means = positives / n_samples
-            level = self._check_level(n_samples, n_candidates)
-            lowers, uppers = kl_lower_bound(means, level), kl_upper_bound(means, level)
-            above = means >= s.threshold
-            undecided = ((above & (lowers < s.threshold - s.epsilon_stop))
-                         | (~above & (uppers >= s.threshold + s.epsilon_stop)))
+            look = self._look(anchors, since, delta)
+            above = look.means >= s.threshold
+            passes = look.known & above & (look.lowers > low)
+            fails = look.known & ~above & (look.uppers < high)
+            undecided = ~(passes | fails)
             if not undecided.any():
-                return means, lowers, above & (lowers > s.threshold - s.epsilon_stop)
-            n_each = self._check_round(n_samples[undecided].max())
-            self.sample([(anchor, n_each) for anchor, todo in zip(anchors, undecided) if todo])
+                return look.means, look.lowers, passes
+            if s.rounds == "fixed":
+                self.sample([(anchor, s.batch_size) for anchor, todo in zip(anchors, undecided) if todo])
+                continue
+
+            def decided(lower, upper):
+                return np.where(look.plan_means[:, np.newaxis] >= s.threshold, lower > low, upper < high)
+
+            targets = _next_look(look.plan_means, look.index, delta, decided,
+                                 CHECK_GROWTH * np.maximum(look.n_valid, LOOK_BASE))
+            self.sample([(anchor, int(LOOK_COUNTS[target] - n))
+                         for anchor, todo, target, n in zip(anchors, undecided, targets, look.n_valid) if todo])
+
+    def _look(self, anchors: list[Anchor], since: int, delta: float) -> "_Look":
+        """Each anchor's look: the first LOOK_COUNTS[k] of its valid samples stored from row ``since`` on, k the
+        last look they reach, and the one-sided bounds at level look_level(k, delta).
+
+        Why the bound holds. Take one anchor A fixed before row ``since`` was stored. Every later sample valid
+        for A is, given everything drawn before it (including the choice to draw it), a draw from A's
+        distribution (:meth:`SampleStore.valid_for`), so A's valid samples in storage order are i.i.d., however
+        many of them are drawn: the event "A has n valid samples and the first n put the lower bound above A's
+        precision" has the probability it has for n i.i.d. draws (extend the stream by fresh draws where it
+        stops), at most delta w_k at look k (:func:`~imgexplain.anchors.bandit.look_level`). The looks use the
+        first n samples, never the last, so no sample is picked after its label is known.
+
+        Which anchor is checked depends on the samples, so the check unions over every anchor that could be:
+        the candidates of the step, known when the step begins, each with the same ``delta``. Samples stored
+        before the step began do not count: they chose the previous step's beam, and with it the candidates,
+        and a candidate whose pooled samples were lucky is the likelier to be a candidate at all (at size 1 the
+        candidates are every superpixel, fixed before any sample, and ``since`` is 0). Sizes share delta by
+        :func:`check_share`; the sum over sizes, candidates and looks is at most delta.
+        """
+        rows = slice(since, self.store.size)
+        valid = self.store.valid_for(_anchor_matrix(anchors, self.n_features), rows)
+        held = self.store.held[rows, np.newaxis]
+        n_valid = valid.sum(axis=0)
+        index = last_look(n_valid)
+        known = index >= 0
+        counts = np.where(known, LOOK_COUNTS[np.maximum(index, 0)], 0)
+        in_look = valid & (np.cumsum(valid, axis=0) <= counts)
+        means = (in_look & held).sum(axis=0) / np.maximum(counts, 1)
+        plan_means = np.where(known, means, (valid & held).sum(axis=0) / np.maximum(n_valid, 1))
+        level = look_level(np.maximum(index, 0), delta) / np.maximum(counts, 1)
+        return _Look(n_valid=n_valid, index=index, known=known, means=means, plan_means=plan_means,
+                     lowers=np.where(known, kl_lower_bound(means, level), 0.0),
+                     uppers=np.where(known, kl_upper_bound(means, level), 1.0))
 
     def _select(self, anchors: list[Anchor], top_n: int) -> np.ndarray:
         """KL-LUCB over ``anchors`` with pooled counts, paired bounds and shared draws."""
@@ -339,7 +536,7 @@ class AnchorSearch:
             result.example_masks.append(self._covered_examples(prefix))
         return result
 
-    def _covered_examples(self, anchor: Anchor):
+    def _covered_examples(self, anchor: Anchor) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The latest samples valid for ``anchor`` where the label held, and where it changed."""
         rows = slice(0, self.store.size)
         valid = self.store.valid_for(_anchor_matrix([anchor], self.n_features), rows)[:, 0]
@@ -349,6 +546,35 @@ class AnchorSearch:
         changed_rows = np.flatnonzero(valid & ~held)[::-1][:n]
         return (self.store.masks[held_rows], self.store.backgrounds[held_rows],
                 self.store.masks[changed_rows], self.store.backgrounds[changed_rows])
+
+
+@dataclass
+class _Look:
+    """Each anchor's state at its last look (see :meth:`AnchorSearch._look`); ``known`` is False before the
+    first look, ``plan_means`` is the mean at the look or, before it, over every sample counted so far."""
+
+    n_valid: np.ndarray
+    index: np.ndarray
+    known: np.ndarray
+    means: np.ndarray
+    plan_means: np.ndarray
+    lowers: np.ndarray
+    uppers: np.ndarray
+
+
+def _next_look(means: np.ndarray, index: np.ndarray, delta: float, decided: Callable, limit: np.ndarray) -> np.ndarray:
+    """For each anchor, the first look after ``index`` at which, if its mean held, ``decided(lower, upper)``
+    would be True; when none is up to ``limit`` samples, the last look up to ``limit`` (-1 if there is none
+    after ``index``, which only the empty anchor's limit can cause)."""
+    looks = np.arange(len(LOOK_COUNTS))[np.newaxis, :]
+    counts = LOOK_COUNTS[np.newaxis, :].astype(float)
+    level = look_level(looks, delta) / counts
+    mean = np.broadcast_to(np.asarray(means, dtype=float)[:, np.newaxis], (len(means), len(LOOK_COUNTS)))
+    ahead = (looks > np.asarray(index)[:, np.newaxis]) & (counts <= np.asarray(limit)[:, np.newaxis])
+    wanted = ahead & decided(kl_lower_bound(mean, level), kl_upper_bound(mean, level))
+    last_ahead = np.where(ahead.any(axis=1), len(LOOK_COUNTS) - 1 - np.argmax(ahead[:, ::-1], axis=1), -1)
+    first_wanted = np.argmax(wanted, axis=1)
+    return np.where(wanted.any(axis=1), first_wanted, last_ahead)
 
 
 def _anchor_matrix(anchors: list[Anchor], n_features: int) -> np.ndarray:

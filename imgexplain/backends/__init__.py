@@ -30,12 +30,45 @@ FRAMEWORKS = ("keras", "torch", "onnx")
 
 
 class ModelError(ValueError):
-    """A model file that cannot be loaded, or a model that fails on an image of its input size."""
+    """A model file that cannot be loaded, or a model that fails on an image of its input size.
+
+    A ValueError; the command line reports it in one line.
+
+    Examples
+    --------
+    >>> from imgexplain.backends import ModelError
+    >>> from imgexplain.models import load_model
+    >>> try:
+    ...     load_model("no-such-model.onnx")
+    ... except ModelError as error:
+    ...     print(error)
+    unknown model 'no-such-model.onnx'; expected 'efficientnet-lite0', a .keras file, ...
+    """
 
 
 @dataclass
 class SavedModel:
-    """What a loader reads from a file: the model, the (H, W) and channels it fixes (or None), its fixed batch."""
+    """What a loader reads from a file: the model, the (H, W) and channels it fixes (or None), its fixed batch.
+
+    Attributes
+    ----------
+    model : object
+        The framework's model.
+    framework : str
+        One of :data:`FRAMEWORKS`.
+    input_size : (int, int) or None
+        The (height, width) the file fixes.
+    channels : int
+        Input channels.
+    batch : int or None
+        The batch size the file fixes.
+
+    Examples
+    --------
+    >>> from imgexplain.backends import SavedModel
+    >>> SavedModel(model=None, framework="onnx", input_size=(224, 224))
+    SavedModel(model=None, framework='onnx', input_size=(224, 224), channels=3, batch=None)
+    """
 
     model: object
     framework: str
@@ -60,6 +93,13 @@ def backend_named(name: str) -> ModuleType:
     ------
     ValueError
         When ``name`` is not one of :data:`FRAMEWORKS`.
+
+    Examples
+    --------
+    >>> from imgexplain.backends import backend_named
+    >>> torch_backend = backend_named("torch")
+    >>> torch_backend.__name__, torch_backend.MODEL_TYPE, torch_backend.SAVED_KINDS
+    ('imgexplain.backends.torch', 'a torch.nn.Module', ('exported', 'torchscript'))
     """
     if name not in FRAMEWORKS:
         raise ValueError(f"framework must be one of {FRAMEWORKS}; got {name!r}")
@@ -85,6 +125,20 @@ def backend_for(model: Any, needs: str | None = None) -> ModuleType:
     ------
     TypeError
         When no backend (that has ``needs``) owns ``model``; Keras 2 (``tf_keras``) models are named as such.
+
+    Examples
+    --------
+    >>> import torch
+    >>> model = torch.nn.Sequential(
+    ...     torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+    ...     torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3)).eval()
+    >>> from imgexplain.backends import backend_for
+    >>> backend_for(model, needs="CAMBackend").__name__
+    'imgexplain.backends.torch'
+    >>> backend_for("a string")
+    Traceback (most recent call last):
+    ...
+    TypeError: model must be a keras.Model or a torch.nn.Module or ...; got builtins.str
     """
     for name in FRAMEWORKS:
         backend = backend_named(name)
@@ -109,6 +163,13 @@ def tensor_backend(value: Any) -> ModuleType | None:
     -------
     module or None
         None for numpy arrays and anything else no backend owns.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from imgexplain.backends import tensor_backend
+    >>> tensor_backend(torch.zeros(2)).__name__, tensor_backend(np.zeros(2))
+    ('imgexplain.backends.torch', None)
     """
     for name in FRAMEWORKS:
         backend = backend_named(name)
@@ -118,7 +179,25 @@ def tensor_backend(value: Any) -> ModuleType | None:
 
 
 def provides(backend: ModuleType, name: str) -> bool:
-    """Whether ``backend`` has ``name``, without loading its framework."""
+    """Whether ``backend`` has ``name``, without loading its framework.
+
+    Parameters
+    ----------
+    backend : module
+        A backend, e.g. from :func:`backend_named`.
+    name : str
+        An attribute, e.g. ``"CAMBackend"``.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> from imgexplain.backends import backend_named, provides
+    >>> provides(backend_named("torch"), "CAMBackend"), provides(backend_named("onnx"), "CAMBackend")
+    (True, False)
+    """
     return name in vars(backend) or name in getattr(backend, "LAZY", {})
 
 
@@ -143,6 +222,16 @@ def cam_backend(model: Any, layers: list | None = None, output: Any = None,
     ------
     TypeError
         When ``model`` is not a model of a framework with class activation maps.
+
+    Examples
+    --------
+    >>> import torch
+    >>> model = torch.nn.Sequential(
+    ...     torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+    ...     torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3)).eval()
+    >>> from imgexplain.backends import cam_backend
+    >>> type(cam_backend(model)).__module__
+    'imgexplain.backends.torch.cam'
     """
     backend = backend_for(model, needs="CAMBackend")
     return backend.CAMBackend(model, layers=layers, output=output, reshape_transform=reshape_transform)
@@ -169,6 +258,25 @@ def load_saved(path: str, kind: str, device: str | None = None) -> SavedModel:
         When no backend loads files of ``kind``.
     ModelError
         When the file does not fix what imgexplain needs (the loaders' own errors pass through).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import onnx
+    >>> from onnx import TensorProto, helper
+    >>> graph = helper.make_graph(  # a model whose scores are the image's mean colour
+    ...     [helper.make_node("GlobalAveragePool", ["images"], ["pooled"]),
+    ...      helper.make_node("Flatten", ["pooled"], ["scores"])], "mean_colour",
+    ...     [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, 8, 8])],
+    ...     [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 3])])
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = str(pathlib.Path(folder.name) / "mean_colour.onnx")
+    >>> onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    >>> from imgexplain.backends import load_saved
+    >>> saved = load_saved(path, "onnx")
+    >>> saved.framework, saved.input_size, saved.channels
+    ('onnx', (8, 8), 3)
+    >>> folder.cleanup()
     """
     for name in FRAMEWORKS:
         backend = backend_named(name)

@@ -9,6 +9,9 @@ or a ``keras.Model`` if that framework is already imported.
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -60,7 +63,9 @@ def _given_picture(image):
     return np.asarray(Image.fromarray(array).convert("RGB"))
 
 
-def explain_prediction(model, doc, targets=None, layer=None, method="gradcam", image=None, output=None):
+def explain_prediction(model: Any, doc: Any, targets: int | Sequence[int] | None = None, layer: Any = None,
+                       method: str = "gradcam", image: Image.Image | np.ndarray | None = None,
+                       output: int | str | None = None) -> CAMExplanation:
     """Explain a classifier's prediction for one image with a class activation map (eli5's API).
 
     Parameters
@@ -83,6 +88,29 @@ def explain_prediction(model, doc, targets=None, layer=None, method="gradcam", i
     CAMExplanation
         ``.image``, ``.heatmap``, ``.targets`` (``target``, ``score``, ``heatmap``),
         ``.method`` and ``.layer``.
+
+    Raises
+    ------
+    TypeError
+        `targets` is neither None, an int nor a non-empty list; `model` is not a Keras or PyTorch
+        model.
+    ValueError
+        `doc` holds more than one image, `image` is not a uint8 picture, or as in :class:`CAM`.
+
+    Examples
+    --------
+    >>> from imgexplain import explain_prediction
+    >>> import torch
+    >>> _ = torch.manual_seed(0)
+    >>> model = torch.nn.Sequential(
+    ...     torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+    ...     torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3)).eval()
+    >>> doc = torch.rand(1, 3, 8, 8)
+    >>> explanation = explain_prediction(model, doc, targets=[2, 0])
+    >>> explanation.heatmap.shape, [target.target for target in explanation.targets]
+    ((8, 8), [2, 0])
+    >>> explanation.image.size, explanation.method
+    ((8, 8), 'gradcam')
     """
     if is_int(targets):
         targets = [targets]
@@ -110,11 +138,41 @@ def explain_prediction(model, doc, targets=None, layer=None, method="gradcam", i
     return CAMExplanation.from_result(result, picture, meta)
 
 
-def show_prediction(model, doc, **kwargs):
+def show_prediction(model: Any, doc: Any, **kwargs: Any) -> Image.Image:
     """:func:`explain_prediction` then :func:`imgexplain.render.format_as_image`; returns the picture.
 
-    Keywords: ``targets``, ``layer``, ``method``, ``image``, ``output`` for the explanation;
-    ``resampling_filter``, ``colormap``, ``alpha_limit`` for the picture.
+    Parameters
+    ----------
+    model, doc
+        As in :func:`explain_prediction`.
+    **kwargs
+        ``targets``, ``layer``, ``method``, ``image``, ``output`` for the explanation;
+        ``resampling_filter``, ``colormap``, ``alpha_limit`` for the picture.
+
+    Returns
+    -------
+    PIL.Image.Image
+        The heatmap over the image, RGBA, of the image's size.
+
+    Raises
+    ------
+    TypeError
+        An unknown keyword, or as in :func:`explain_prediction`.
+    ValueError
+        As in :func:`explain_prediction` and :func:`imgexplain.render.format_as_image`.
+
+    Examples
+    --------
+    >>> from imgexplain import show_prediction
+    >>> import torch
+    >>> _ = torch.manual_seed(0)
+    >>> model = torch.nn.Sequential(
+    ...     torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+    ...     torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3)).eval()
+    >>> doc = torch.rand(1, 3, 8, 8)
+    >>> picture = show_prediction(model, doc, method="gradcam++", alpha_limit=0.5)
+    >>> picture.size, picture.mode
+    ((8, 8), 'RGBA')
     """
     from imgexplain.render import format_as_image
 
@@ -128,12 +186,39 @@ def show_prediction(model, doc, **kwargs):
                                           if key in _FORMAT_KEYWORDS})
 
 
-def image_from_path(path, image_shape=(224, 224)) -> np.ndarray:
-    """Load an image file as a ``(1, H, W, 3)`` float32 batch in 0..255.
+def image_from_path(path: str | os.PathLike, image_shape: tuple[int, int] | None = (224, 224)) -> np.ndarray:
+    """Load an image file as a ``(1, H, W, 3)`` float32 batch in 0..255 (eli5's API).
 
-    ``image_shape`` is ``(height, width)``; the image is read and resized by
-    :func:`imgexplain.datasets.load_image` (bilinear, as everywhere in imgexplain), or kept as
-    it is when ``image_shape`` is None. For PyTorch models, transpose to ``(1, 3, H, W)``.
+    Parameters
+    ----------
+    path : str or os.PathLike
+        An image file, read by :func:`imgexplain.datasets.load_image`.
+    image_shape : (int, int) or None
+        ``(height, width)`` to resize to (bilinear, as everywhere in imgexplain); None keeps the
+        file's size.
+
+    Returns
+    -------
+    (1, height, width, 3) float32 ndarray
+        For PyTorch models, transpose to ``(1, 3, H, W)``.
+
+    Raises
+    ------
+    ValueError
+        `image_shape` is neither None nor a pair of positive ints, or as in
+        :func:`imgexplain.datasets.load_image`.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from PIL import Image
+    >>> from imgexplain import image_from_path
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = pathlib.Path(folder) / "red.png"
+    ...     Image.new("RGB", (40, 30), (255, 0, 0)).save(path)
+    ...     batch = image_from_path(path, image_shape=(16, 16))
+    >>> batch.shape, batch.dtype, batch[0, 0, 0]
+    ((1, 16, 16, 3), dtype('float32'), array([255.,   0.,   0.], dtype=float32))
     """
     image_shape = check_size(image_shape, "image_shape", allow_none=True)
     return load_image(path, target_size=image_shape).astype(np.float32)[None]

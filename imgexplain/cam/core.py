@@ -4,6 +4,7 @@ maps at the input size). Masked and ablated passes run in chunks bounded in byte
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 
@@ -49,11 +50,37 @@ def _check_size(size):
 
 @dataclass(frozen=True)
 class CAMResult:
-    """What :meth:`CAM.compute` returns for a batch: maps ``(N, h, w)`` in [0, 1], the explained
-    class of each image (-1 for callable targets) and the score explained, the layer's name (a list
-    for several layers) and the method. :meth:`CAMExplanation.from_result
-    <imgexplain.cam.explanation.CAMExplanation.from_result>` turns the result for one image into
-    the explanation that :func:`imgexplain.explain_prediction` returns."""
+    """What :meth:`CAM.compute` returns for a batch of N images.
+
+    :meth:`CAMExplanation.from_result <imgexplain.cam.explanation.CAMExplanation.from_result>` turns
+    the result for one image into the explanation that :func:`imgexplain.explain_prediction` returns.
+
+    Attributes
+    ----------
+    maps : (N, h, w) float32 ndarray
+        The maps, each scaled to [0, 1].
+    targets : (N,) int64 ndarray
+        The class explained in each image; -1 for callable targets.
+    scores : (N,) ndarray
+        The score explained, the model's output for that class.
+    layer : str or list of str
+        The layer's name (a list for several layers).
+    method : str
+        The method, one of :data:`imgexplain.cam.methods.METHODS`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from imgexplain import CAM
+    >>> _ = torch.manual_seed(0)
+    >>> model = torch.nn.Sequential(
+    ...     torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+    ...     torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3)).eval()
+    >>> images = torch.rand(2, 3, 8, 8)
+    >>> result = CAM(model).compute(images, targets=[0, 2])
+    >>> result.maps.shape, result.targets, result.method
+    ((2, 8, 8), array([0, 2]), 'gradcam')
+    """
 
     maps: np.ndarray
     targets: np.ndarray
@@ -104,10 +131,43 @@ class CAM:
     Calling the object returns the maps, ``(N, h, w)`` in [0, 1]; :meth:`compute` also returns
     the explained classes and their scores. ``targets`` may be None (each image's top class), an
     int, a callable on one image's output (see :mod:`imgexplain.targets`), or one per image.
+
+    Raises
+    ------
+    TypeError
+        `reshape_transform` or `forward` is not callable, or `model` is neither a Keras nor a
+        PyTorch model.
+    ValueError
+        An unknown `method` or `layer`, a `batch_size`, `max_chunk_bytes` or `size` out of range, or
+        a `layer` given with ``method="fullgrad"``.
+
+    See Also
+    --------
+    imgexplain.explain_prediction : one image, with eli5's API.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from imgexplain import CAM
+    >>> _ = torch.manual_seed(0)
+    >>> model = torch.nn.Sequential(
+    ...     torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+    ...     torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3)).eval()
+    >>> images = torch.rand(2, 3, 8, 8)
+    >>> cam = CAM(model)
+    >>> maps = cam(images)
+    >>> maps.shape, float(maps.min()), float(maps.max())
+    ((2, 8, 8), 0.0, 1.0)
+    >>> cam.layer
+    '1'
+    >>> CAM(model, method="scorecam", layer="0")(images, targets=1).shape
+    (2, 8, 8)
     """
 
-    def __init__(self, model, layer=None, method="gradcam", output=None, batch_size=32,
-                 reshape_transform=None, size=None, forward=None, max_chunk_bytes=256 * 2**20, verbose=False):
+    def __init__(self, model: Any, layer: Any = None, method: str = "gradcam", output: int | str | None = None,
+                 batch_size: int = 32, reshape_transform: Callable | None = None,
+                 size: str | tuple[int, int] | None = None, forward: Callable | None = None,
+                 max_chunk_bytes: int = 256 * 2**20, verbose: bool = False) -> None:
         if not isinstance(method, str) or method.lower() not in METHODS:
             error = ValueError if isinstance(method, str) else TypeError
             raise error(f"method must be one of {list(METHODS)}; got {method!r}")
@@ -132,7 +192,7 @@ class CAM:
         self._backend = cam_backend(model, layers, output, reshape_transform)
 
     @property
-    def layer(self):
+    def layer(self) -> str | list[str] | None:
         """Name of the layer explained (a list for several), known once the model has run when it
         must be found by running."""
         names = self._backend.layer_names
@@ -140,13 +200,70 @@ class CAM:
             return names
         return names[0]
 
-    def __call__(self, images, targets=None, aug_smooth=False, eigen_smooth=False) -> np.ndarray:
+    def __call__(self, images: Any, targets: Any = None, aug_smooth: bool = False,
+                 eigen_smooth: bool = False) -> np.ndarray:
+        """The maps of ``images``, ``(N, h, w)`` in [0, 1]: ``compute(...).maps``; see :meth:`compute`.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from imgexplain import CAM
+        >>> _ = torch.manual_seed(0)
+        >>> model = torch.nn.Sequential(
+        ...     torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+        ...     torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3)).eval()
+        >>> images = torch.rand(2, 3, 8, 8)
+        >>> CAM(model)(images, targets=[0, 2]).shape
+        (2, 8, 8)
+        """
         return self.compute(images, targets, aug_smooth=aug_smooth, eigen_smooth=eigen_smooth).maps
 
-    def compute(self, images, targets=None, aug_smooth=False, eigen_smooth=False) -> CAMResult:
-        """Maps for ``images``. ``aug_smooth`` averages the maps of horizontally flipped and
-        scaled (x0.9, x1.1) inputs, as pytorch-grad-cam; ``eigen_smooth`` takes the first
-        principal component of the weighted activations instead of their sum (not for ``fullgrad``)."""
+    def compute(self, images: Any, targets: Any = None, aug_smooth: bool = False,
+                eigen_smooth: bool = False) -> CAMResult:
+        """The maps of ``images`` with the classes explained and their scores.
+
+        Parameters
+        ----------
+        images : array or tensor
+            ``(N, H, W, C)`` for Keras, ``(N, C, H, W)`` for PyTorch, as the model takes them.
+        targets : None, int, callable, or a sequence of one per image
+            None explains each image's top class; an int, one class for all; a callable takes one
+            image's output and returns the score (see :mod:`imgexplain.targets`).
+        aug_smooth : bool
+            Average the maps of horizontally flipped and scaled (x0.9, x1.1) inputs, as
+            pytorch-grad-cam.
+        eigen_smooth : bool
+            Take the first principal component of the weighted activations instead of their sum
+            (not for ``fullgrad``).
+
+        Returns
+        -------
+        CAMResult
+            ``maps`` (N, h, w) in [0, 1], ``targets``, ``scores``, ``layer`` and ``method``.
+
+        Raises
+        ------
+        TypeError
+            `targets` of a wrong type, or `images` that are not an array or tensor.
+        ValueError
+            One target per image expected, a class index out of range, images of a wrong shape or
+            with NaN, or `eigen_smooth` with ``fullgrad``.
+        RuntimeError
+            A PyTorch model called under ``torch.inference_mode()``, where no gradient exists.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from imgexplain import CAM
+        >>> _ = torch.manual_seed(0)
+        >>> model = torch.nn.Sequential(
+        ...     torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+        ...     torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3)).eval()
+        >>> images = torch.rand(2, 3, 8, 8)
+        >>> result = CAM(model).compute(images, aug_smooth=True)
+        >>> result.maps.shape, result.targets.shape, result.scores.shape
+        ((2, 8, 8), (2,), (2,))
+        """
         if eigen_smooth and self.method == "fullgrad":
             raise ValueError("eigen_smooth does not apply to method 'fullgrad'")
         images = self._backend.prepare(images)

@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
 from imgexplain.explanation import Explanation
+
+if TYPE_CHECKING:
+    from imgexplain.cam.core import CAMResult
+    from imgexplain.render import Axes, Figure, Labels
 
 
 class HeatmapArray(np.ndarray):
@@ -15,6 +20,16 @@ class HeatmapArray(np.ndarray):
     ``resize((width, height))`` returns a grayscale PIL image of that size (numpy's in-place
     ``ndarray.resize`` is replaced), and Jupyter shows the array as a picture. The results
     of arithmetic on it are plain arrays.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain import HeatmapArray
+    >>> heatmap = HeatmapArray([[0.0, 0.5], [1.0, 0.25]])
+    >>> heatmap.resize((4, 4)).size
+    (4, 4)
+    >>> type(heatmap * 2).__name__
+    'ndarray'
     """
 
     def __new__(cls, values):
@@ -25,11 +40,43 @@ class HeatmapArray(np.ndarray):
         return array[()] if return_scalar else array
 
     def to_image(self) -> Image.Image:
-        """The heatmap as an 8-bit grayscale PIL image (0 is cold, 255 hot)."""
+        """The heatmap as an 8-bit grayscale PIL image (0 is cold, 255 hot).
+
+        Returns
+        -------
+        PIL.Image.Image
+            Mode ``"L"``, one pixel per value.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from imgexplain import HeatmapArray
+        >>> np.asarray(HeatmapArray([[0.0, 0.5, 1.0]]).to_image())
+        array([[  0, 128, 255]], dtype=uint8)
+        """
         return Image.fromarray(np.round(np.asarray(self) * 255).astype(np.uint8), mode="L")
 
-    def resize(self, size, resample=Image.LANCZOS) -> Image.Image:
-        """The heatmap as a grayscale PIL image of ``size`` (width, height)."""
+    def resize(self, size: tuple[int, int], resample: int = Image.LANCZOS) -> Image.Image:
+        """The heatmap as a grayscale PIL image of ``size`` (width, height), as eli5's heatmap.
+
+        Parameters
+        ----------
+        size : (int, int)
+            (width, height), PIL's order.
+        resample : int
+            A PIL resampling filter.
+
+        Returns
+        -------
+        PIL.Image.Image
+            Mode ``"L"``.
+
+        Examples
+        --------
+        >>> from imgexplain import HeatmapArray
+        >>> HeatmapArray([[0.0, 1.0]]).resize((6, 3)).size
+        (6, 3)
+        """
         return self.to_image().resize(tuple(size), resample=resample)
 
     def _repr_png_(self) -> bytes:
@@ -42,7 +89,23 @@ class HeatmapArray(np.ndarray):
 
 @dataclass(frozen=True)
 class TargetExplanation:
-    """One explained class: its index, the model's score for it and its heatmap."""
+    """One explained class: its index, the model's score for it and its heatmap.
+
+    Attributes
+    ----------
+    target : int
+        The class index.
+    score : float
+        The model's output for that class.
+    heatmap : HeatmapArray
+        Its map, 2-D in [0, 1].
+
+    Examples
+    --------
+    >>> from imgexplain import HeatmapArray, TargetExplanation
+    >>> TargetExplanation(target=3, score=0.9, heatmap=HeatmapArray([[0.0, 1.0]]))
+    TargetExplanation(target=3, score=0.9)
+    """
 
     target: int
     score: float
@@ -58,10 +121,25 @@ class CAMExplanation(Explanation):
     as a uint8 array, so that :meth:`to_json` keeps everything. It is built from the
     :class:`~imgexplain.cam.core.CAMResult` of :meth:`CAM.compute <imgexplain.CAM.compute>`
     by :meth:`from_result`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain import CAMExplanation, CAMResult
+    >>> result = CAMResult(maps=np.array([[[0.0, 1.0], [0.5, 0.5]]]), targets=np.array([7]),
+    ...                    scores=np.array([2.5]), layer="conv", method="gradcam")
+    >>> explanation = CAMExplanation.from_result(result, np.zeros((2, 2, 3), np.uint8), meta={})
+    >>> explanation.targets
+    [TargetExplanation(target=7, score=2.5)]
+    >>> explanation.heatmap
+    HeatmapArray([[0. , 1. ],
+                  [0.5, 0.5]])
+    >>> CAMExplanation.from_json(explanation.to_json()).targets[0].target
+    7
     """
 
     @classmethod
-    def from_result(cls, result, image, meta: dict) -> "CAMExplanation":
+    def from_result(cls, result: CAMResult, image: np.ndarray, meta: dict) -> CAMExplanation:
         """The explanation of one image from ``result``, whose rows are the classes explained.
 
         Parameters
@@ -77,6 +155,8 @@ class CAMExplanation(Explanation):
         Returns
         -------
         CAMExplanation
+            ``data`` holds ``image``, ``heatmap`` (the first row's map), ``targets``, ``method``
+            and ``layer``.
         """
         explained = [{"target": int(target), "score": float(score), "heatmap": heatmap}
                      for target, score, heatmap in zip(result.targets, result.scores, result.maps)]
@@ -86,23 +166,39 @@ class CAMExplanation(Explanation):
 
     @property
     def image(self) -> Image.Image:
-        """The picture under the maps, an RGB PIL image."""
+        """The picture under the maps, an RGB PIL image (PIL.Image.Image)."""
         return Image.fromarray(np.asarray(self.data["image"], dtype=np.uint8))
 
     @property
     def heatmap(self) -> HeatmapArray:
-        """The first target's map, 2-D in [0, 1]."""
+        """The first target's map (HeatmapArray), 2-D in [0, 1] at the layer's resolution."""
         return HeatmapArray(self.data["heatmap"])
 
     @property
-    def targets(self) -> list:
-        """One :class:`TargetExplanation` (class, score, map) per class explained."""
+    def targets(self) -> list[TargetExplanation]:
+        """One :class:`TargetExplanation` (class, score, map) per class explained (list)."""
         return [TargetExplanation(target=int(item["target"]), score=float(item["score"]),
                                   heatmap=HeatmapArray(item["heatmap"]))
                 for item in self.data["targets"]]
 
-    def plot(self, ax=None, labels=None, **format_kwargs):
-        """Draw the first target's map over the image with a colour bar; see :func:`imgexplain.render.plot_cam`."""
+    def plot(self, ax: Axes | None = None, labels: Labels | None = None,
+             **format_kwargs: Any) -> Figure:
+        """Draw the first target's map over the image with a colour bar.
+
+        Parameters
+        ----------
+        ax : matplotlib.axes.Axes, optional
+            Where to draw; a new figure by default.
+        labels : sequence of str or dict, optional
+            Class names, for the title.
+        **format_kwargs
+            As in :func:`imgexplain.render.format_as_image`.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            See :func:`imgexplain.render.plot_cam`.
+        """
         from imgexplain.render import plot_cam
 
         return plot_cam(self, ax=ax, labels=labels, **format_kwargs)

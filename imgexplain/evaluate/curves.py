@@ -27,6 +27,27 @@ class Curve:
     ``fractions[i]`` is the fraction of the image's pixels removed (deletion) or
     inserted (insertion) at step ``i``, from 0 to 1; ``scores[i]`` is the model's
     output for ``target`` on that image.
+
+    Attributes
+    ----------
+    kind : {"deletion", "insertion"}
+    fractions : ndarray of float
+        From 0 to 1, increasing.
+    scores : ndarray of float
+        The target's score at each fraction.
+    target : int
+        The output column followed.
+    baseline : str
+        ``"zeros"``, ``"blur"``, ``"mean"``, ``"constant"`` or ``"image"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain.evaluate import Curve
+    >>> curve = Curve(kind="deletion", fractions=np.array([0.0, 0.5, 1.0]),
+    ...               scores=np.array([1.0, 0.5, 0.0]), target=3, baseline="zeros")
+    >>> curve.auc
+    0.5
     """
 
     kind: str
@@ -37,7 +58,7 @@ class Curve:
 
     @property
     def auc(self) -> float:
-        """Area under the curve (trapezoidal rule over ``fractions``)."""
+        """Area under the curve (trapezoidal rule over ``fractions``), a float."""
         return float(np.trapezoid(self.scores, self.fractions))
 
 
@@ -88,6 +109,28 @@ def deletion_curve(predictor: Callable, image: np.ndarray, saliency: np.ndarray,
         When ``saliency`` is not real-valued.
     imgexplain.predictor.PredictorError
         When the predictor raises, or returns anything but finite ``(N, K)`` scores.
+
+    See Also
+    --------
+    insertion_curve
+
+    Examples
+    --------
+    The top half of the image is bright; a saliency that points at it makes the score of "bright"
+    fall at once:
+
+    >>> import numpy as np
+    >>> def predictor(images):  # two classes, "dark" and "bright": the mean brightness
+    ...     bright = images.reshape(len(images), -1).mean(axis=1)
+    ...     return np.stack([1 - bright, bright], axis=1)
+    >>> from imgexplain.evaluate import deletion_curve
+    >>> image = np.zeros((4, 4))
+    >>> image[:2] = 1.0
+    >>> curve = deletion_curve(predictor, image, saliency=image, target=1, steps=4)
+    >>> curve.fractions, curve.scores
+    (array([0.  , 0.25, 0.5 , 0.75, 1.  ]), array([0.5 , 0.25, 0.  , 0.  , 0.  ]))
+    >>> curve.auc
+    0.125
     """
     return _curve("deletion", predictor, image, saliency, target, steps, baseline, segments,
                   batch_size, seed)
@@ -114,6 +157,19 @@ def insertion_curve(predictor: Callable, image: np.ndarray, saliency: np.ndarray
     ------
     ValueError, TypeError, imgexplain.predictor.PredictorError
         As :func:`deletion_curve`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> def predictor(images):  # two classes, "dark" and "bright": the mean brightness
+    ...     bright = images.reshape(len(images), -1).mean(axis=1)
+    ...     return np.stack([1 - bright, bright], axis=1)
+    >>> from imgexplain.evaluate import insertion_curve
+    >>> image = np.zeros((4, 4))
+    >>> image[:2] = 1.0
+    >>> curve = insertion_curve(predictor, image, saliency=image, target=1, steps=4, baseline="zeros")
+    >>> curve.scores, curve.auc
+    (array([0.  , 0.25, 0.5 , 0.5 , 0.5 ]), 0.375)
     """
     return _curve("insertion", predictor, image, saliency, target, steps, baseline, segments,
                   batch_size, seed)

@@ -59,6 +59,18 @@ def randomization_check(model: Any, images: Any, method: str = "gradcam", layer:
         For wrong ``targets``, or what :class:`imgexplain.CAM` rejects.
     imgexplain.predictor.PredictorError
         When the model fails on ``images`` or does not return ``(N, K)`` scores.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from imgexplain.evaluate import randomization_check
+    >>> _ = torch.manual_seed(0)
+    >>> model = torch.nn.Sequential(
+    ...     torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+    ...     torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3)).eval()
+    >>> check = randomization_check(model, torch.rand(2, 3, 8, 8), seed=0)
+    >>> check["spearman"].shape, check["ssim"].shape, check["layers"]
+    ((2,), (2,), ['4', '0'])
     """
     from imgexplain.cam.api import CAM
 

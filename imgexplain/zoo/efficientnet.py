@@ -6,6 +6,10 @@ Runtime (`imgexplain.zoo.onnx_export`), several times faster than either framewo
 0..255; resize yours with `imgexplain.datasets.load_image`, which uses the same resampling as
 every example and test here.
 """
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
 
 from imgexplain._checks import check_finite, check_numeric_dtype, check_pixel_range
@@ -58,9 +62,20 @@ class PretrainedModel:
         `imgexplain.backends.onnx.ONNX_BATCH_SIZE`.
     device : {None, 'cpu', 'cuda', 'cuda:N'}
         Where ONNX Runtime runs; None: the best available.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain import zoo
+    >>> m = zoo.efficientnet_lite0()
+    >>> m
+    PretrainedModel(name='efficientnet_lite0', framework='torch', input_size=(224, 224))
+    >>> m.preprocess(np.zeros((2, 224, 224, 3))).shape
+    torch.Size([2, 3, 224, 224])
     """
 
-    def __init__(self, model, *, name, framework, feature_layer, batch_size=None, device=None):
+    def __init__(self, model: Any, *, name: str, framework: str, feature_layer: str,
+                 batch_size: int | None = None, device: str | None = None) -> None:
         self.model = model
         self.name = name
         self.framework = framework
@@ -71,7 +86,7 @@ class PretrainedModel:
         self._runtime = None
 
     @property
-    def runtime(self):
+    def runtime(self) -> OnnxPredictor:
         """The network on ONNX Runtime, an `imgexplain.backends.onnx.OnnxPredictor` taking (N, 3, 224, 224)
         normalised inputs to logits. Exported from the PyTorch weights on first use, then cached."""
         if self._runtime is None:
@@ -81,11 +96,26 @@ class PretrainedModel:
                                           name=f"{self.name} on ONNX Runtime")
         return self._runtime
 
-    def preprocess(self, images):
+    def preprocess(self, images: np.ndarray) -> Any:
         """(N, 224, 224, 3) images in 0..255 -> the model's input.
 
-        PyTorch: a (N, 3, 224, 224) float32 tensor on the model's device. Keras: a (N, 224, 224, 3)
-        float32 array.
+        Parameters
+        ----------
+        images : (N, 224, 224, 3) array-like
+            RGB pixels in 0..255.
+
+        Returns
+        -------
+        torch.Tensor or ndarray
+            PyTorch: a (N, 3, 224, 224) float32 tensor on the model's device. Keras: a
+            (N, 224, 224, 3) float32 array.
+
+        Raises
+        ------
+        TypeError
+            Images that are not numeric.
+        ValueError
+            Another shape, an empty batch, NaN, or pixels outside 0..255.
         """
         pixels = _normalise(_check_images(images))
         if self.framework == "keras":
@@ -95,17 +125,48 @@ class PretrainedModel:
         device = next(self.model.parameters()).device
         return torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous().to(device)
 
-    def predictor(self, images):
-        """(N, 224, 224, 3) images in 0..255 -> (N, 1000) float32 softmax probabilities (ONNX Runtime)."""
+    def predictor(self, images: np.ndarray) -> np.ndarray:
+        """(N, 224, 224, 3) images in 0..255 -> (N, 1000) float32 softmax probabilities (ONNX Runtime).
+
+        What :class:`imgexplain.AnchorImage` and the evaluation functions take as ``predictor``.
+
+        Parameters
+        ----------
+        images : (N, 224, 224, 3) array-like
+            RGB pixels in 0..255; the array is not modified.
+
+        Returns
+        -------
+        (N, 1000) float32 ndarray
+
+        Raises
+        ------
+        TypeError, ValueError
+            As in :meth:`preprocess`.
+        """
         network_input = _normalise(_check_images(images)).transpose(0, 3, 1, 2)
         return _softmax(self.runtime.run(network_input, self.batch_size))
 
-    def forward(self, inputs):
+    def forward(self, inputs: Any) -> np.ndarray:
         """The outputs `model` gives for ``inputs``, computed on ONNX Runtime.
 
-        ``inputs`` is a batch of the network's own input, as `preprocess` makes it: (N, 3, 224, 224) for
-        PyTorch (a numpy array or a tensor), (N, 224, 224, 3) for Keras. Returns a float32 numpy array:
-        logits for PyTorch, what the Keras model's last layer outputs for Keras.
+        What :class:`imgexplain.CAM` takes as ``forward=`` for its masked passes.
+
+        Parameters
+        ----------
+        inputs : ndarray or torch.Tensor
+            A batch of the network's own input, as `preprocess` makes it: (N, 3, 224, 224) for
+            PyTorch (a numpy array or a tensor), (N, 224, 224, 3) for Keras.
+
+        Returns
+        -------
+        (N, 1000) float32 ndarray
+            Logits for PyTorch, what the Keras model's last layer outputs for Keras.
+
+        Raises
+        ------
+        ValueError
+            `inputs` of another shape, or an empty batch.
         """
         if type(inputs).__module__.startswith("torch"):
             inputs = inputs.detach().cpu().numpy()
@@ -119,7 +180,7 @@ class PretrainedModel:
         logits = self.runtime.run(inputs.transpose(0, 3, 1, 2), self.batch_size)
         return _softmax(logits) if _ends_in_softmax(self.model) else logits
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"PretrainedModel(name={self.name!r}, framework={self.framework!r}, "
                 f"input_size={self.input_size})")
 
@@ -134,7 +195,7 @@ def _ends_in_softmax(keras_model):
     return getattr(activation, "__name__", None) == "softmax"
 
 
-def efficientnet_lite0(framework="torch", device=None):
+def efficientnet_lite0(framework: str = "torch", device: str | None = None) -> PretrainedModel:
     """EfficientNet-Lite0 trained on ImageNet, loaded offline.
 
     ``.predictor`` and ``.forward`` run the same weights on ONNX Runtime, about ten times faster than
@@ -156,6 +217,11 @@ def efficientnet_lite0(framework="torch", device=None):
     -------
     PretrainedModel
         ``.model``, ``.preprocess``, ``.predictor``, ``.input_size`` == (224, 224), ...
+
+    Raises
+    ------
+    TypeError, ValueError
+        `framework` is not one of ``FRAMEWORKS``, or `device` is not a device name.
 
     Examples
     --------

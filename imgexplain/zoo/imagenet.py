@@ -2,6 +2,8 @@
 
 The index ships with imgexplain (``imagenet_classes.json``), so nothing is downloaded.
 """
+from __future__ import annotations
+
 import json
 from functools import lru_cache
 from importlib import resources
@@ -15,7 +17,15 @@ N_CLASSES = 1000
 
 
 class ImageNetClass(NamedTuple):
-    """One ImageNet class: its WordNet id, short name (as Keras reports it) and all synonyms."""
+    """One ImageNet class: its WordNet id, short name (as Keras reports it) and all synonyms.
+
+    Examples
+    --------
+    >>> from imgexplain.zoo import imagenet_class_index
+    >>> tabby = imagenet_class_index()[281]
+    >>> tabby.wnid, tabby.name
+    ('n02123045', 'tabby')
+    """
 
     wnid: str
     name: str
@@ -23,9 +33,21 @@ class ImageNetClass(NamedTuple):
 
 
 @lru_cache(maxsize=1)
-def imagenet_class_index():
+def imagenet_class_index() -> tuple[ImageNetClass, ...]:
     """The 1000 ImageNet classes in the models' output order, as a tuple of `ImageNetClass`.
 
+    Read once from the file that ships with imgexplain, then cached.
+
+    Returns
+    -------
+    tuple of ImageNetClass
+        1000 classes; entry ``k`` is the class of output ``k``.
+
+    Examples
+    --------
+    >>> from imgexplain.zoo import imagenet_class_index
+    >>> len(imagenet_class_index())
+    1000
     >>> imagenet_class_index()[285]
     ImageNetClass(wnid='n02124075', name='Egyptian_cat', synonyms='Egyptian cat')
     """
@@ -33,7 +55,7 @@ def imagenet_class_index():
     return tuple(ImageNetClass(*entry) for entry in json.loads(text)["classes"])
 
 
-def decode_predictions(probs, top=5):
+def decode_predictions(probs: np.ndarray, top: int = 5) -> list[list[tuple[str, str, float]]]:
     """The `top` most probable classes of each row of `probs`, as Keras' ``decode_predictions`` does.
 
     Parameters
@@ -45,7 +67,24 @@ def decode_predictions(probs, top=5):
 
     Returns
     -------
-    list of N lists of ``(wnid, name, probability)`` tuples, probability a Python float.
+    list of list of (str, str, float)
+        For each image, its `top` ``(wnid, name, probability)`` tuples, probability a Python float.
+
+    Raises
+    ------
+    TypeError
+        `probs` does not hold real numbers.
+    ValueError
+        `probs` is not (N, 1000) or holds NaN; `top` is not an int in 1..1000.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain.zoo import decode_predictions
+    >>> probs = np.zeros((1, 1000))
+    >>> probs[0, [281, 285]] = 0.7, 0.2
+    >>> decode_predictions(probs, top=2)
+    [[('n02123045', 'tabby', 0.7), ('n02124075', 'Egyptian_cat', 0.2)]]
     """
     probs = np.asarray(probs)
     if probs.ndim != 2 or probs.shape[1] != N_CLASSES:

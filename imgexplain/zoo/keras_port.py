@@ -5,13 +5,19 @@ The network is rebuilt layer by layer, channels-last, with the layer names of
 ``top_activation``). The PyTorch weights are converted once and kept in the cache directory, so
 later loads need neither torch nor the conversion. Keras and torch are imported lazily.
 """
+from __future__ import annotations
+
 import os
 import tempfile
 import warnings
 import zipfile
 from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Callable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import keras
 
 INPUT_SIZE = (224, 224)
 BN_EPSILON = 1e-3  # the PyTorch model's batch_norm_epsilon
@@ -35,11 +41,25 @@ N_CLASSES = 1000
 CACHE_VERSION = 1
 
 
-def cache_dir():
+def cache_dir() -> Path:
     """The directory for converted weights.
 
     ``$IMGEXPLAIN_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/imgexplain``, else
     ``~/.cache/imgexplain``.
+
+    Returns
+    -------
+    pathlib.Path
+        The directory; it is created only when something is cached.
+
+    Examples
+    --------
+    >>> import os
+    >>> from unittest import mock
+    >>> from imgexplain.zoo import cache_dir
+    >>> with mock.patch.dict(os.environ, {"IMGEXPLAIN_CACHE_DIR": "/tmp/weights"}):
+    ...     cache_dir().as_posix()
+    '/tmp/weights'
     """
     if os.environ.get("IMGEXPLAIN_CACHE_DIR"):
         return Path(os.environ["IMGEXPLAIN_CACHE_DIR"])
@@ -47,7 +67,7 @@ def cache_dir():
     return (Path(xdg) if xdg else Path.home() / ".cache") / "imgexplain"
 
 
-def blocks():
+def blocks() -> list[tuple[str, int, int, int, int, int]]:
     """(name, kernel, stride, expand, filters in, filters out) of each block, in order."""
     specs = []
     for stage, (kernel, stride, expand, filters_in, filters_out, repeats) in enumerate(STAGES, start=1):
@@ -87,7 +107,7 @@ def _batch_norm_relu6(x, bn_name, activation_name):
     return layers.ReLU(max_value=6.0, name=activation_name)(x)
 
 
-def build_efficientnet_lite0():
+def build_efficientnet_lite0() -> keras.Model:
     """The EfficientNet-Lite0 architecture as a Keras functional model, with untrained weights.
 
     Input: (N, 224, 224, 3) images already normalised as ``(pixels - 127) / 128``.
@@ -133,7 +153,7 @@ def _batch_norm_weights(state_dict, torch_name, keras_name):
     }
 
 
-def keras_weights_from_state_dict(state_dict):
+def keras_weights_from_state_dict(state_dict: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Map the PyTorch state dict (arrays) to ``{keras weight path: array}``.
 
     Convolution kernels go from (out, in, kh, kw) to (kh, kw, in, out), depthwise kernels from
@@ -188,7 +208,7 @@ def _read_cache(path, expected_shapes):
     return weights if shapes == expected_shapes else None
 
 
-def write_cache_file(path, write, what, redone):
+def write_cache_file(path: Path, write: Callable[[IO[bytes]], Any], what: str, redone: str) -> None:
     """Write ``path`` atomically with ``write(handle)`` (a temporary file renamed into place).
 
     A cache that cannot be written is not an error: warn that ``what`` could not be cached and will be
@@ -209,7 +229,7 @@ def write_cache_file(path, write, what, redone):
                       "IMGEXPLAIN_CACHE_DIR to a writable directory)", RuntimeWarning, stacklevel=3)
 
 
-def load_efficientnet_lite0():
+def load_efficientnet_lite0() -> keras.Model:
     """EfficientNet-Lite0 with its ImageNet weights as a Keras model (see `build_efficientnet_lite0`).
 
     The weights come from the cache when it holds them, else they are converted from the PyTorch

@@ -6,12 +6,18 @@ any batch size. It is exported with ``torch.onnx.export`` on first use and kept 
 ONNX Runtime cannot load, or that was exported from other weights or by another version of this module,
 is exported again.
 """
+from __future__ import annotations
+
 import logging
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from imgexplain.backends.onnx import onnx_session
 from imgexplain.zoo.keras_port import cache_dir, write_cache_file
+
+if TYPE_CHECKING:
+    import onnxruntime
 
 # Bump when the export changes, so that stale caches are not used.
 CACHE_VERSION = 1
@@ -32,11 +38,11 @@ def _fingerprint():
     return {"imgexplain.source": _weights_file().stem, "imgexplain.cache_version": str(CACHE_VERSION)}
 
 
-def cache_path():
+def cache_path() -> Path:
     return cache_dir() / f"{_weights_file().stem}-onnx-v{CACHE_VERSION}.onnx"
 
 
-def export_efficientnet_lite0():
+def export_efficientnet_lite0() -> bytes:
     """The ONNX model's bytes, exported from the PyTorch network (needs torch, onnx and onnxscript)."""
     import onnx
     import torch
@@ -80,7 +86,7 @@ def _cached_session(path, device):
     return session if _is_current(session) else None
 
 
-def efficientnet_lite0_session(device=None):
+def efficientnet_lite0_session(device: str | None = None) -> onnxruntime.InferenceSession:
     """An ONNX Runtime session of EfficientNet-Lite0 on ``device``, from the cache or a new export."""
     path = cache_path()
     session = _cached_session(path, device)
