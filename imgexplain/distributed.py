@@ -22,6 +22,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
+from imgexplain._checks import check_int, check_number
+
 
 @dataclass
 class Task:
@@ -223,14 +225,8 @@ def run_on_ray(make_explainer: Callable, tasks: Iterable[Task], explain_kwargs: 
 
 def check_workers(n_workers, timeout) -> None:
     """ValueError for a number of workers or a timeout that cannot be used."""
-    from numbers import Integral, Real
-
-    if n_workers is not None and (isinstance(n_workers, bool) or not isinstance(n_workers, Integral)
-                                  or n_workers < 0):
-        raise ValueError(f"n_workers must be None or an int >= 0; got {n_workers!r}")
-    if timeout is not None:
-        if isinstance(timeout, bool) or not isinstance(timeout, Real) or not timeout > 0:
-            raise ValueError(f"timeout must be None or a number of seconds > 0; got {timeout!r}")
+    check_int(n_workers, "n_workers", 0, allow_none=True)
+    if check_number(timeout, "timeout (seconds)", 0, inclusive=False, allow_none=True) is not None:
         if n_workers == 0:
             raise ValueError("timeout needs Ray workers (n_workers >= 1): a model call running in this "
                              "process cannot be interrupted, a worker can be stopped and replaced; n_workers=1 "

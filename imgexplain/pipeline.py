@@ -12,13 +12,13 @@ import contextlib
 import os
 import sys
 from dataclasses import dataclass
-from numbers import Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from imgexplain import distributed
+from imgexplain._checks import check_number
 from imgexplain.distributed import Task
 from imgexplain.results import KEY_COLUMNS, TABLE_NAME, OutputFolder, ResultsTable, atomic_write, content_hash, file_hash
 
@@ -192,8 +192,7 @@ def explain_dataset(images: Iterable, make_explainer: Callable, *,
         raise TypeError(f"make_explainer must be a callable that returns an explainer; "
                         f"got {type(make_explainer).__name__}")
     distributed.check_workers(n_workers, timeout)
-    if isinstance(cpus_per_worker, bool) or not isinstance(cpus_per_worker, Real) or not cpus_per_worker > 0:
-        raise ValueError(f"cpus_per_worker must be a positive number; got {cpus_per_worker!r}")
+    check_number(cpus_per_worker, "cpus_per_worker", 0, inclusive=False)
     folder = table = None
     if out is not None:
         if schema is None:

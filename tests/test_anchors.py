@@ -346,11 +346,13 @@ def test_predictor_that_raises_is_named():
     ({"delta": 0}, ValueError, "delta"),
     ({"tau": 1.0}, ValueError, "tau"),
     ({"batch_size": 0}, ValueError, "batch_size"),
-    ({"coverage_samples": 2.5}, ValueError, "coverage_samples"),
+    ({"coverage_samples": 2.5}, TypeError, "coverage_samples"),
+    ({"p_sample": "0.5"}, TypeError, "p_sample"),
+    ({"max_anchor_size": True}, TypeError, "max_anchor_size"),
     ({"beam_size": 0}, ValueError, "beam_size"),
     ({"max_anchor_size": 0}, ValueError, "max_anchor_size"),
     ({"n_covered_ex": -1}, ValueError, "n_covered_ex"),
-    ({"seed": -3}, TypeError, "seed"),
+    ({"seed": -3}, ValueError, "seed"),
     ({"unknown": 1}, TypeError, "unknown"),
 ])
 def test_bad_explain_arguments(kwargs, error, message):

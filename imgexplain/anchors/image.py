@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import copy
 import logging
-import numbers
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from imgexplain._checks import check_finite, check_int, check_number, check_positive_int
 from imgexplain._logging import verbose_log
 from imgexplain._version import __version__
 from imgexplain.anchors.sampler import PerturbationSampler
@@ -428,8 +428,8 @@ class AnchorImage:
                              "(channels last)")
         if image.dtype.kind not in "biuf":
             raise TypeError(f"image must hold numbers; got dtype {image.dtype}")
-        if image.dtype.kind == "f" and not np.all(np.isfinite(image)):
-            raise ValueError("image contains NaN or infinite values")
+        if image.dtype.kind == "f":
+            check_finite(image, "image")
         return image
 
     def _build_explanation(self, image, segments, instance_label, result, sampler, predictor, params):
@@ -518,15 +518,13 @@ def _check_background(images_background: Any, image_shape: tuple[int, ...]) -> n
                          f"got {images_background.shape}")
     if images_background.dtype.kind not in "biuf":
         raise TypeError(f"images_background must hold numbers; got dtype {images_background.dtype}")
-    if images_background.dtype.kind == "f" and not np.all(np.isfinite(images_background)):
-        raise ValueError("images_background contains NaN or infinite values")
+    if images_background.dtype.kind == "f":
+        check_finite(images_background, "images_background")
     return images_background
 
 
 def _check_seed(seed: Any, name: str) -> int | None:
-    if seed is None or (isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0):
-        return None if seed is None else int(seed)
-    raise TypeError(f"{name} must be a non-negative int or None; got {seed!r}")
+    return check_int(seed, name, 0, allow_none=True)
 
 
 _PROBABILITIES = ("p_sample", "threshold")
@@ -538,18 +536,11 @@ _NON_NEGATIVE_INTS = ("n_covered_ex", "cache_margin")
 
 def _check_explain_arguments(params: dict) -> None:
     for name in _PROBABILITIES:
-        value = params[name]
-        if not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
-            raise ValueError(f"{name} must be a number in [0, 1]; got {value!r}")
+        check_number(params[name], name, 0, 1)
     for name in _OPEN_UNIT:
-        value = params[name]
-        if not isinstance(value, numbers.Real) or not 0.0 < value < 1.0:
-            raise ValueError(f"{name} must be a number in (0, 1); got {value!r}")
-    for name in _POSITIVE_INTS + _NON_NEGATIVE_INTS:
-        value = params[name]
-        smallest = 1 if name in _POSITIVE_INTS else 0
-        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < smallest:
-            raise ValueError(f"{name} must be an int >= {smallest}; got {value!r}")
-    max_size = params["max_anchor_size"]
-    if max_size is not None and (not isinstance(max_size, numbers.Integral) or max_size < 1):
-        raise ValueError(f"max_anchor_size must be None or an int >= 1; got {max_size!r}")
+        check_number(params[name], name, 0, 1, inclusive=False)
+    for name in _POSITIVE_INTS:
+        check_positive_int(params[name], name)
+    for name in _NON_NEGATIVE_INTS:
+        check_int(params[name], name, 0)
+    check_positive_int(params["max_anchor_size"], "max_anchor_size", allow_none=True)
