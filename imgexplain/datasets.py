@@ -176,8 +176,8 @@ def check_image_file(path: str | os.PathLike, max_pixels: int | None = MAX_PIXEL
         Pillow does not recognise the file as an image.
     OSError
         The file cannot be read.
-    ValueError
-        `max_pixels` is neither None nor a positive int.
+    TypeError, ValueError
+        `max_pixels` is neither None nor a positive int (TypeError when it is not an int).
 
     Examples
     --------
@@ -215,8 +215,8 @@ def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
     Raises
     ------
-    ValueError
-        `size` is not a pair of positive ints.
+    TypeError, ValueError
+        `size` is not a pair of positive ints (TypeError when it is not a pair of ints).
 
     Examples
     --------
@@ -265,9 +265,9 @@ def load_image(image: str | os.PathLike | Image.Image | np.ndarray,
     Raises
     ------
     TypeError
-        An array that is not numeric.
+        An array that is not numeric, or a `target_size` or `max_pixels` that is not made of ints.
     ValueError
-        A wrong shape, pixels outside 0..255, NaN, or a wrong `target_size` or `max_pixels`.
+        A wrong shape, pixels outside 0..255, NaN, or a `target_size` or `max_pixels` out of range.
     ImageTooLargeError
         More pixels than `max_pixels` (a ValueError).
     PIL.UnidentifiedImageError, OSError
@@ -333,9 +333,9 @@ def load_cats(target_size: tuple[int, int] = (299, 299),
     Raises
     ------
     TypeError
-        `return_X_y` is not a bool.
+        `return_X_y` is not a bool, or `target_size` not a pair of ints.
     ValueError
-        `target_size` is not a pair of positive ints.
+        `target_size` has not two sizes, or one below 1.
 
     Examples
     --------

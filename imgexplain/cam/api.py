@@ -92,10 +92,9 @@ def explain_prediction(model: Any, doc: Any, targets: int | Sequence[int] | None
     Raises
     ------
     TypeError
-        `targets` is neither None, an int nor a non-empty list; `model` is not a Keras or PyTorch
-        model.
+        `targets` is neither None, an int nor a list; `model` is not a Keras or PyTorch model.
     ValueError
-        `doc` holds more than one image, `image` is not a uint8 picture, or as in :class:`CAM`.
+        `targets` is an empty list, `doc` holds more than one image, `image` is not a uint8 picture, or as in :class:`CAM`.
 
     Examples
     --------
@@ -204,9 +203,9 @@ def image_from_path(path: str | os.PathLike, image_shape: tuple[int, int] | None
 
     Raises
     ------
-    ValueError
-        `image_shape` is neither None nor a pair of positive ints, or as in
-        :func:`imgexplain.datasets.load_image`.
+    TypeError, ValueError
+        `image_shape` is neither None nor a pair of positive ints (TypeError when it is not a pair
+        of ints), or as in :func:`imgexplain.datasets.load_image`.
 
     Examples
     --------

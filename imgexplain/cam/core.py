@@ -135,8 +135,8 @@ class CAM:
     Raises
     ------
     TypeError
-        `reshape_transform` or `forward` is not callable, or `model` is neither a Keras nor a
-        PyTorch model.
+        `reshape_transform` or `forward` is not callable, `model` is neither a Keras nor a
+        PyTorch model, or `method`, `batch_size`, `max_chunk_bytes` or `size` has the wrong type.
     ValueError
         An unknown `method` or `layer`, a `batch_size`, `max_chunk_bytes` or `size` out of range, or
         a `layer` given with ``method="fullgrad"``.

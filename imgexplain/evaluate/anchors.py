@@ -89,6 +89,8 @@ def anchor_precision(predictor: Callable, image: np.ndarray, explanation: Any, n
 
     Raises
     ------
+    TypeError
+        When ``image`` is not numeric, ``n`` or ``batch_size`` not an int, or ``p_sample`` not a number.
     ValueError
         For a wrong image, explanation, count, ``p_sample`` or background, before any model call.
     imgexplain.predictor.PredictorError

@@ -106,7 +106,8 @@ def deletion_curve(predictor: Callable, image: np.ndarray, saliency: np.ndarray,
     ValueError
         For a wrong image, saliency, segments, baseline, target or count, before any model call.
     TypeError
-        When ``saliency`` is not real-valued.
+        When ``saliency`` or ``image`` is not real-valued, or ``target``, ``steps`` or ``batch_size``
+        is not an int.
     imgexplain.predictor.PredictorError
         When the predictor raises, or returns anything but finite ``(N, K)`` scores.
 

@@ -54,7 +54,7 @@ def randomization_check(model: Any, images: Any, method: str = "gradcam", layer:
     Raises
     ------
     TypeError
-        When ``model`` is not a Keras or PyTorch model, or ``cascade`` not a bool.
+        When ``model`` is not a Keras or PyTorch model, ``cascade`` not a bool, or ``targets`` not ints.
     ValueError
         For wrong ``targets``, or what :class:`imgexplain.CAM` rejects.
     imgexplain.predictor.PredictorError
