@@ -224,7 +224,7 @@ def run_on_ray(make_explainer: Callable, tasks: Iterable[Task], explain_kwargs: 
 
 
 def check_workers(n_workers, timeout) -> None:
-    """ValueError for a number of workers or a timeout that cannot be used."""
+    """TypeError or ValueError for a number of workers or a timeout that cannot be used."""
     check_int(n_workers, "n_workers", 0, allow_none=True)
     if check_number(timeout, "timeout (seconds)", 0, inclusive=False, allow_none=True) is not None:
         if n_workers == 0:

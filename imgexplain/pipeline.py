@@ -163,10 +163,10 @@ def explain_dataset(images: Iterable, make_explainer: Callable, *,
     Raises
     ------
     TypeError
-        `make_explainer` is not callable.
+        `make_explainer` is not callable, or `n_workers`, `timeout` or `cpus_per_worker` is not a number.
     ValueError
-        Wrong `n_workers`, `timeout` or `cpus_per_worker`, `out` without `schema`, or a results table
-        of other arguments.
+        `n_workers`, `timeout` or `cpus_per_worker` out of range, `out` without `schema`, or a results
+        table of other arguments.
 
     See Also
     --------

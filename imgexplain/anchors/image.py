@@ -352,8 +352,8 @@ class AnchorImage:
         Raises
         ------
         TypeError
-            An image that is not a numeric array, an unknown keyword, or a wrong ``seed`` or
-            ``deterministic``.
+            An image that is not a numeric array, an unknown keyword, a ``deterministic`` that is not
+            None or a bool, or an argument of the wrong type (a float count, say).
         ValueError
             An image of another shape or with NaN, or an argument out of its range.
         imgexplain.PredictorError
