@@ -8,7 +8,9 @@ from bench.anchor_problems import AnchorProblem, P_SAMPLE, generate, make_proble
 from imgexplain import AnchorImage
 from imgexplain.anchors.sampler import PerturbationSampler
 from imgexplain.anchors.bandit import LOOK_COUNTS, kl_lower_bound, look_level
-from imgexplain.anchors.search import AnchorSearch, SampleStore, SearchSettings, check_share
+from imgexplain.anchors.check import check_share
+from imgexplain.anchors.samples import SampleStore
+from imgexplain.anchors.search import AnchorSearch, SearchSettings
 from imgexplain.predictor import LabelPredictor
 
 FAMILY = generate(24)

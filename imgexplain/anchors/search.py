@@ -31,37 +31,12 @@ import numpy as np
 
 from imgexplain.anchors.bandit import (LOOK_BASE, LOOK_COUNTS, kl_lower_bound, kl_lucb, kl_upper_bound, last_look,
                                        look_level)
+from imgexplain.anchors.check import CHECK_GROWTH, Look, check_share, next_look
 from imgexplain.anchors.sampler import PerturbationSampler
+from imgexplain.anchors.samples import Anchor, SampleStore, anchor_matrix
 
-Anchor = tuple[int, ...]
 ROUNDS = ("adaptive", "fixed")
 EMPTY_ANCHOR_GROWTH = 4
-# A round of the precision check goes at most to the first look with this many times the anchor's samples.
-CHECK_GROWTH = 2
-# Shares of delta for the checks of the empty anchor and of the anchors of one superpixel (see check_share).
-EMPTY_SHARE = 0.05
-SINGLE_SHARE = 0.6
-
-
-def check_share(size: int) -> float:
-    """Share of delta for the precision checks of anchors with ``size`` superpixels.
-
-    Parameters
-    ----------
-    size : int
-        Number of superpixels of the anchor, 0 for the empty anchor.
-
-    Returns
-    -------
-    float
-        ``EMPTY_SHARE`` for the empty anchor, ``SINGLE_SHARE`` for one superpixel and, for size k >= 2, the rest
-        times 2 / (k (k + 1)); the shares of all sizes sum to 1. Small anchors get the larger shares: they are
-        the cheap explanations, whose cost the check's level dominates, while a large anchor's cost is mostly
-        the search that found it.
-    """
-    if size <= 1:
-        return (EMPTY_SHARE, SINGLE_SHARE)[size]
-    return (1.0 - EMPTY_SHARE - SINGLE_SHARE) * 2.0 / (size * (size + 1))
 
 
 @dataclass
@@ -86,156 +61,6 @@ class SearchSettings:
     rounds: str
     log: Callable[[str], None] | None
     log_every: int
-
-
-class SampleStore:
-    """Every sample drawn: its mask, the anchor it was drawn for, and whether the label held.
-
-    Parameters
-    ----------
-    n_features : int
-        Number of superpixels.
-    capacity : int
-        Rows allocated at first; the store grows by as many rows when fewer than ``margin`` remain free.
-    margin : int
-        Free rows kept available.
-    """
-
-    def __init__(self, n_features: int, capacity: int, margin: int):
-        self.masks = np.zeros((capacity, n_features), dtype=bool)
-        self.drawn_for = np.zeros((capacity, n_features), dtype=bool)
-        self.held = np.zeros(capacity, dtype=bool)
-        self.backgrounds = np.zeros(capacity, dtype=np.intp)
-        self.size = 0
-        self.growth = capacity
-        self.margin = margin
-
-    def add(self, masks: np.ndarray, anchors: np.ndarray, held: np.ndarray, backgrounds: np.ndarray) -> slice:
-        """Append samples.
-
-        Parameters
-        ----------
-        masks : ndarray of bool, shape (N, n_features)
-            True where a superpixel kept its pixels.
-        anchors : ndarray of bool, shape (N, n_features)
-            True on the superpixels of the anchor each sample was drawn for.
-        held : ndarray of bool, shape (N,)
-            Whether the instance's label held.
-        backgrounds : ndarray of int, shape (N,)
-            Background image of each sample.
-
-        Returns
-        -------
-        slice
-            The rows of the new samples.
-        """
-        needed = self.size + len(masks)
-        if needed > len(self.held) - self.margin:
-            extra = max(self.growth, needed + self.margin - len(self.held))
-            self.masks = _grow(self.masks, extra)
-            self.drawn_for = _grow(self.drawn_for, extra)
-            self.held = _grow(self.held, extra)
-            self.backgrounds = _grow(self.backgrounds, extra)
-        rows = slice(self.size, needed)
-        self.masks[rows], self.drawn_for[rows], self.held[rows], self.backgrounds[rows] = (
-            masks, anchors, held, backgrounds)
-        self.size = needed
-        return rows
-
-    def counts(self, anchors: list[Anchor], rows: slice | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Counts of each anchor over the stored samples valid for it.
-
-        Parameters
-        ----------
-        anchors : list of tuple of int
-            The anchors.
-        rows : slice or None
-            Rows to count; None counts every stored sample.
-
-        Returns
-        -------
-        positives, n_samples : ndarray of float
-            Valid samples where the label held, and valid samples.
-        """
-        rows = slice(0, self.size) if rows is None else rows
-        valid = self.valid_for(_anchor_matrix(anchors, self.masks.shape[1]), rows)
-        return valid[self.held[rows]].sum(axis=0).astype(float), valid.sum(axis=0).astype(float)
-
-    def valid_for(self, members: np.ndarray, rows: slice) -> np.ndarray:
-        """Whether each sample is a draw from each anchor's distribution.
-
-        Parameters
-        ----------
-        members : ndarray of bool, shape (n_anchors, n_features)
-            The anchors' superpixels.
-        rows : slice
-            Rows of the store.
-
-        Returns
-        -------
-        ndarray of bool, shape (n_rows, n_anchors)
-
-        Notes
-        -----
-
-        A sample drawn for C kept C and perturbed every other superpixel independently with probability
-        p_sample. When C is a subset of anchor A and the sample happened to keep all of A, the superpixels
-        outside A are still independent and perturbed with probability p_sample, so the sample is a draw
-        from A's distribution. A sample drawn for a set with a superpixel outside A kept that superpixel by
-        force, not by chance: it is not a draw for A and never counts.
-        """
-        masks = self.masks[rows].astype(np.float32)
-        drawn = self.drawn_for[rows].astype(np.float32)
-        kept_all = masks @ members.T.astype(np.float32) == members.sum(axis=1)
-        drawn_for_subset = drawn @ (~members).T.astype(np.float32) == 0
-        return kept_all & drawn_for_subset
-
-    def pair_counts(self, anchors: list[Anchor], first: np.ndarray, second: np.ndarray,
-                    p_sample: float) -> tuple[np.ndarray, ...]:
-        """The counts of the paired bound for each pair of anchors i = first[k], j = second[k].
-
-        Parameters
-        ----------
-        anchors : list of tuple of int
-            The anchors.
-        first, second : ndarray of int
-            Indices into ``anchors`` of each pair.
-        p_sample : float
-            Probability that a superpixel outside the anchor is perturbed.
-
-        Returns
-        -------
-        tuple of ndarray of float
-            (positives_a, n_a, positives_b, n_b, q), one entry per pair.
-
-        Notes
-        -----
-
-        Let S = i - j and T = j - i with |S| = |T|. Under i's distribution, all of T is kept with probability
-        r = (1 - p_sample)^|T|, and then the sample is distributed as one of j's that kept all of S (both
-        keep i | j, the rest independent). So mu_i = r c + (1 - r) a and mu_j = r c + (1 - r) b, with c the
-        precision of i | j, a that of i on its samples where not all of T was kept and b that of j where not
-        all of S was kept: mu_j - mu_i = q (b - a) with q = 1 - r, exactly. The samples counted for a are i's
-        valid samples that did not keep all of T, draws from a's distribution (likewise for b). Pairs of
-        different sizes get n_a = n_b = 0 (no paired bound).
-        """
-        rows = slice(0, self.size)
-        n_features = self.masks.shape[1]
-        members = _anchor_matrix(anchors, n_features)
-        only_first = members[first] & ~members[second]
-        only_second = members[second] & ~members[first]
-        size_s, size_t = only_first.sum(axis=1), only_second.sum(axis=1)
-        masks = self.masks[rows].astype(np.float32)
-        kept_all_t = masks @ only_second.T.astype(np.float32) == size_t
-        kept_all_s = masks @ only_first.T.astype(np.float32) == size_s
-        valid = self.valid_for(members, rows)
-        in_a = valid[:, first] & ~kept_all_t
-        in_b = valid[:, second] & ~kept_all_s
-        same_size = (size_s == size_t).astype(float)
-        held = self.held[rows]
-        return (in_a[held].sum(axis=0) * same_size, in_a.sum(axis=0) * same_size,
-                in_b[held].sum(axis=0) * same_size, in_b.sum(axis=0) * same_size,
-                1.0 - (1.0 - p_sample) ** size_t)
 
 
 @dataclass
@@ -292,7 +117,7 @@ class AnchorSearch:
         -------
         ndarray of float
         """
-        members = _anchor_matrix(anchors, self.n_features)
+        members = anchor_matrix(anchors, self.n_features)
         return (self.coverage_masks @ members.T.astype(np.float32) == members.sum(axis=1)).mean(axis=0)
 
     def sample(self, requests: list[tuple[Anchor, int]]) -> slice:
@@ -311,7 +136,7 @@ class AnchorSearch:
         draws = [self.sampler.draw(np.array(anchor, dtype=np.intp), n) for anchor, n in requests]
         masks = np.concatenate([masks for masks, _ in draws])
         backgrounds = np.concatenate([backgrounds for _, backgrounds in draws])
-        drawn_for = np.repeat(_anchor_matrix([anchor for anchor, _ in requests], self.n_features),
+        drawn_for = np.repeat(anchor_matrix([anchor for anchor, _ in requests], self.n_features),
                               [n for _, n in requests], axis=0)
         held = self.sampler.predict(masks, backgrounds) == self.label
         return self.store.add(masks, drawn_for, held, backgrounds)
@@ -385,7 +210,7 @@ class AnchorSearch:
                 return float(look.plan_means[0]), True
             positives, n_samples = self.store.counts([()])
             reference_lower = kl_lower_bound(positives / n_samples, np.log(1.0 / s.delta) / n_samples)
-            target = _next_look(look.plan_means, look.index, delta, lambda lower, upper: lower > s.threshold,
+            target = next_look(look.plan_means, look.index, delta, lambda lower, upper: lower > s.threshold,
                                 EMPTY_ANCHOR_GROWTH * look.n_valid)[0]
             if reference_lower[0] <= s.threshold or target < 0:
                 return float(positives[0] / n_samples[0]), False
@@ -420,12 +245,12 @@ class AnchorSearch:
             def decided(lower, upper):
                 return np.where(look.plan_means[:, np.newaxis] >= s.threshold, lower > low, upper < high)
 
-            targets = _next_look(look.plan_means, look.index, delta, decided,
+            targets = next_look(look.plan_means, look.index, delta, decided,
                                  CHECK_GROWTH * np.maximum(look.n_valid, LOOK_BASE))
             self.sample([(anchor, int(LOOK_COUNTS[target] - n))
                          for anchor, todo, target, n in zip(anchors, undecided, targets, look.n_valid) if todo])
 
-    def _look(self, anchors: list[Anchor], since: int, delta: float) -> "_Look":
+    def _look(self, anchors: list[Anchor], since: int, delta: float) -> "Look":
         """Each anchor's look: the first LOOK_COUNTS[k] of its valid samples stored from row ``since`` on, k the
         last look they reach, and the one-sided bounds at level look_level(k, delta).
 
@@ -445,7 +270,7 @@ class AnchorSearch:
         :func:`check_share`; the sum over sizes, candidates and looks is at most delta.
         """
         rows = slice(since, self.store.size)
-        valid = self.store.valid_for(_anchor_matrix(anchors, self.n_features), rows)
+        valid = self.store.valid_for(anchor_matrix(anchors, self.n_features), rows)
         held = self.store.held[rows, np.newaxis]
         n_valid = valid.sum(axis=0)
         index = last_look(n_valid)
@@ -455,7 +280,7 @@ class AnchorSearch:
         means = (in_look & held).sum(axis=0) / np.maximum(counts, 1)
         plan_means = np.where(known, means, (valid & held).sum(axis=0) / np.maximum(n_valid, 1))
         level = look_level(np.maximum(index, 0), delta) / np.maximum(counts, 1)
-        return _Look(n_valid=n_valid, index=index, known=known, means=means, plan_means=plan_means,
+        return Look(n_valid=n_valid, index=index, known=known, means=means, plan_means=plan_means,
                      lowers=np.where(known, kl_lower_bound(means, level), 0.0),
                      uppers=np.where(known, kl_upper_bound(means, level), 1.0))
 
@@ -539,50 +364,10 @@ class AnchorSearch:
     def _covered_examples(self, anchor: Anchor) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The latest samples valid for ``anchor`` where the label held, and where it changed."""
         rows = slice(0, self.store.size)
-        valid = self.store.valid_for(_anchor_matrix([anchor], self.n_features), rows)[:, 0]
+        valid = self.store.valid_for(anchor_matrix([anchor], self.n_features), rows)[:, 0]
         held = self.store.held[rows]
         n = self.settings.n_covered_ex
         held_rows = np.flatnonzero(valid & held)[::-1][:n]
         changed_rows = np.flatnonzero(valid & ~held)[::-1][:n]
         return (self.store.masks[held_rows], self.store.backgrounds[held_rows],
                 self.store.masks[changed_rows], self.store.backgrounds[changed_rows])
-
-
-@dataclass
-class _Look:
-    """Each anchor's state at its last look (see :meth:`AnchorSearch._look`); ``known`` is False before the
-    first look, ``plan_means`` is the mean at the look or, before it, over every sample counted so far."""
-
-    n_valid: np.ndarray
-    index: np.ndarray
-    known: np.ndarray
-    means: np.ndarray
-    plan_means: np.ndarray
-    lowers: np.ndarray
-    uppers: np.ndarray
-
-
-def _next_look(means: np.ndarray, index: np.ndarray, delta: float, decided: Callable, limit: np.ndarray) -> np.ndarray:
-    """For each anchor, the first look after ``index`` at which, if its mean held, ``decided(lower, upper)``
-    would be True; when none is up to ``limit`` samples, the last look up to ``limit`` (-1 if there is none
-    after ``index``, which only the empty anchor's limit can cause)."""
-    looks = np.arange(len(LOOK_COUNTS))[np.newaxis, :]
-    counts = LOOK_COUNTS[np.newaxis, :].astype(float)
-    level = look_level(looks, delta) / counts
-    mean = np.broadcast_to(np.asarray(means, dtype=float)[:, np.newaxis], (len(means), len(LOOK_COUNTS)))
-    ahead = (looks > np.asarray(index)[:, np.newaxis]) & (counts <= np.asarray(limit)[:, np.newaxis])
-    wanted = ahead & decided(kl_lower_bound(mean, level), kl_upper_bound(mean, level))
-    last_ahead = np.where(ahead.any(axis=1), len(LOOK_COUNTS) - 1 - np.argmax(ahead[:, ::-1], axis=1), -1)
-    first_wanted = np.argmax(wanted, axis=1)
-    return np.where(wanted.any(axis=1), first_wanted, last_ahead)
-
-
-def _anchor_matrix(anchors: list[Anchor], n_features: int) -> np.ndarray:
-    members = np.zeros((len(anchors), n_features), dtype=bool)
-    for row, anchor in enumerate(anchors):
-        members[row, list(anchor)] = True
-    return members
-
-
-def _grow(array: np.ndarray, extra: int) -> np.ndarray:
-    return np.concatenate([array, np.zeros((extra,) + array.shape[1:], dtype=array.dtype)])

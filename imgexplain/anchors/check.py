@@ -1,0 +1,70 @@
+"""The precision check's looks: a fixed grid of sample counts, the share of delta each anchor size gets, and
+where the next look should be.
+
+The check's lower bound is the explanation's claim; why it holds is written in
+:meth:`~imgexplain.anchors.search.AnchorSearch._look`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from imgexplain.anchors.bandit import LOOK_COUNTS, kl_lower_bound, kl_upper_bound, look_level
+
+# A round of the precision check goes at most to the first look with this many times the anchor's samples.
+CHECK_GROWTH = 2
+# Shares of delta for the checks of the empty anchor and of the anchors of one superpixel (see check_share).
+EMPTY_SHARE = 0.05
+SINGLE_SHARE = 0.6
+
+
+def check_share(size: int) -> float:
+    """Share of delta for the precision checks of anchors with ``size`` superpixels.
+
+    Parameters
+    ----------
+    size : int
+        Number of superpixels of the anchor, 0 for the empty anchor.
+
+    Returns
+    -------
+    float
+        ``EMPTY_SHARE`` for the empty anchor, ``SINGLE_SHARE`` for one superpixel and, for size k >= 2, the rest
+        times 2 / (k (k + 1)); the shares of all sizes sum to 1. Small anchors get the larger shares: they are
+        the cheap explanations, whose cost the check's level dominates, while a large anchor's cost is mostly
+        the search that found it.
+    """
+    if size <= 1:
+        return (EMPTY_SHARE, SINGLE_SHARE)[size]
+    return (1.0 - EMPTY_SHARE - SINGLE_SHARE) * 2.0 / (size * (size + 1))
+
+
+@dataclass
+class Look:
+    """Each anchor's state at its last look (see :meth:`AnchorSearch._look`); ``known`` is False before the
+    first look, ``plan_means`` is the mean at the look or, before it, over every sample counted so far."""
+
+    n_valid: np.ndarray
+    index: np.ndarray
+    known: np.ndarray
+    means: np.ndarray
+    plan_means: np.ndarray
+    lowers: np.ndarray
+    uppers: np.ndarray
+
+
+def next_look(means: np.ndarray, index: np.ndarray, delta: float, decided: Callable, limit: np.ndarray) -> np.ndarray:
+    """For each anchor, the first look after ``index`` at which, if its mean held, ``decided(lower, upper)``
+    would be True; when none is up to ``limit`` samples, the last look up to ``limit`` (-1 if there is none
+    after ``index``, which only the empty anchor's limit can cause)."""
+    looks = np.arange(len(LOOK_COUNTS))[np.newaxis, :]
+    counts = LOOK_COUNTS[np.newaxis, :].astype(float)
+    level = look_level(looks, delta) / counts
+    mean = np.broadcast_to(np.asarray(means, dtype=float)[:, np.newaxis], (len(means), len(LOOK_COUNTS)))
+    ahead = (looks > np.asarray(index)[:, np.newaxis]) & (counts <= np.asarray(limit)[:, np.newaxis])
+    wanted = ahead & decided(kl_lower_bound(mean, level), kl_upper_bound(mean, level))
+    last_ahead = np.where(ahead.any(axis=1), len(LOOK_COUNTS) - 1 - np.argmax(ahead[:, ::-1], axis=1), -1)
+    first_wanted = np.argmax(wanted, axis=1)
+    return np.where(wanted.any(axis=1), first_wanted, last_ahead)
