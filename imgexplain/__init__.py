@@ -6,7 +6,8 @@ only when a model of that framework is explained.
 """
 from imgexplain import datasets, evaluate, targets, zoo
 from imgexplain._version import __version__
-from imgexplain.anchors.image import AnchorImage, AnchorImageExplanation, scale_image
+from imgexplain.anchors.explanation import AnchorImageExplanation, scale_image
+from imgexplain.anchors.image import AnchorImage
 from imgexplain.cam.api import CAM, explain_prediction, image_from_path, show_prediction
 from imgexplain.cam.core import CAMResult
 from imgexplain.cam.explanation import CAMExplanation, HeatmapArray, TargetExplanation

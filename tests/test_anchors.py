@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from imgexplain import AnchorImage, PredictorError, scale_image
-from imgexplain.anchors.image import AnchorImageExplanation
+from imgexplain.anchors.explanation import AnchorImageExplanation
 from imgexplain.segmentation import grid_segments
 
 SIDE = 32

@@ -3,113 +3,24 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import numpy as np
 
-from imgexplain._checks import check_finite, check_int, check_number, check_positive_int
+from imgexplain._checks import check_finite
 from imgexplain._logging import verbose_log
 from imgexplain._version import __version__
+from imgexplain.anchors.arguments import (check_background, check_dtype, check_explain_arguments,
+                                          check_image_shape, check_seed)
+from imgexplain.anchors.explanation import AnchorImageExplanation, scale_image
 from imgexplain.anchors.sampler import PerturbationSampler
 from imgexplain.anchors.search import ROUNDS, AnchorSearch, SearchSettings
-from imgexplain.explanation import Explanation
 from imgexplain.predictor import LabelPredictor, check_predictor
 from imgexplain.segmentation import make_segmentation_fn, segment_image
-
-if TYPE_CHECKING:
-    from imgexplain.render import Axes, Figure
 
 logger = logging.getLogger(__name__)
 # Where explain(verbose=True) reports the search's progress.
 PROGRESS_LOGGER = logging.getLogger("imgexplain.anchors")
-
-
-def scale_image(image: np.ndarray, scale: tuple = (0, 255)) -> np.ndarray:
-    """Scale ``image`` linearly so that its minimum is ``scale[0]`` and its maximum ``scale[1]``.
-
-    A constant image has no range to stretch and maps to ``scale[0]`` everywhere.
-
-    Parameters
-    ----------
-    image : array-like
-        Any shape; it is not modified.
-    scale : (float, float)
-        The new minimum and maximum.
-
-    Returns
-    -------
-    float64 ndarray
-        Of the image's shape.
-
-    Examples
-    --------
-    >>> from imgexplain import scale_image
-    >>> scale_image([[0.0, 0.5], [1.0, 0.25]], scale=(0, 255))
-    array([[  0.  , 127.5 ],
-           [255.  ,  63.75]])
-    """
-    image = np.asarray(image, dtype=np.float64)
-    low, high = image.min(), image.max()
-    if high == low:
-        return np.full(image.shape, float(scale[0]))
-    return (image - low) / (high - low) * (scale[1] - scale[0]) + scale[0]
-
-
-class AnchorImageExplanation(Explanation):
-    """An anchor explanation: ``anchor``, ``segments``, ``precision``, ``coverage`` and the ``raw`` search record.
-
-    ``empty_anchor`` is True when the prediction holds whatever is perturbed; ``success`` is False when no
-    anchor reached the precision threshold and the best one found is returned instead.
-    :meth:`AnchorImage.explain` returns it; the keys of ``data`` are also attributes.
-
-    Attributes
-    ----------
-    anchor : int ndarray
-        The image scaled to 0..255 on the anchor's superpixels, 0 elsewhere (alibi's ``anchor``).
-    segments : (H, W) int ndarray
-        The superpixels, 0..K-1.
-    precision, coverage : float
-        The anchor's estimated precision and coverage.
-    success, empty_anchor : bool
-    raw : dict
-        The search's record: ``feature`` (the anchor's superpixels, in the order added),
-        ``precision``, ``coverage``, ``examples``, ``prediction``, the model's use (``num_preds``,
-        ``model_calls``), ...
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from imgexplain import AnchorImage
-    >>> image = np.random.default_rng(0).random((16, 16, 3)).astype(np.float32)
-    >>> def quadrants(image):  # four superpixels: 0 1 / 2 3
-    ...     rows, cols = np.indices(image.shape[:2]) // 8
-    ...     return 2 * rows + cols
-    >>> def predictor(images):  # class 1 while the top-left quadrant keeps its texture
-    ...     textured = images[:, :8, :8].std(axis=(1, 2)).min(axis=1) > 0.01
-    ...     return np.stack([~textured, textured], axis=1).astype(float)
-    >>> explanation = AnchorImage(predictor, image.shape, segmentation_fn=quadrants, seed=0).explain(image)
-    >>> type(explanation).__name__, explanation.success, explanation.empty_anchor
-    ('AnchorImageExplanation', True, False)
-    >>> int(explanation.prediction[0]) if "prediction" in explanation else int(explanation.raw["prediction"][0])
-    1
-    """
-
-    def plot(self, ax: Axes | Sequence[Axes] | None = None) -> Figure:
-        """The image, the anchor and the superpixel boundaries side by side (a matplotlib figure).
-
-        Parameters
-        ----------
-        ax : None, matplotlib Axes or a sequence of three
-            As in :func:`imgexplain.render.plot_anchor`.
-
-        Returns
-        -------
-        matplotlib.figure.Figure
-        """
-        from imgexplain.render import plot_anchor
-
-        return plot_anchor(self, ax=ax)
 
 
 class AnchorImage:
@@ -167,13 +78,13 @@ class AnchorImage:
     def __init__(self, predictor: Callable[[np.ndarray], np.ndarray], image_shape: tuple,
                  dtype: type = np.float32, segmentation_fn: Any = "slic", segmentation_kwargs: dict | None = None,
                  images_background: np.ndarray | None = None, seed: int | None = None):
-        self.image_shape = _check_image_shape(image_shape)
-        self.dtype = _check_dtype(dtype)
+        self.image_shape = check_image_shape(image_shape)
+        self.dtype = check_dtype(dtype)
         self.predictor = check_predictor(predictor)
         self.segmentation_fn, self.custom_segmentation, used_kwargs = make_segmentation_fn(
             segmentation_fn, segmentation_kwargs)
-        self.images_background = _check_background(images_background, self.image_shape)
-        self.seed = _check_seed(seed, "seed")
+        self.images_background = check_background(images_background, self.image_shape)
+        self.seed = check_seed(seed, "seed")
         self.meta = {
             "name": type(self).__name__,
             "type": ["blackbox"],
@@ -380,7 +291,7 @@ class AnchorImage:
         """
         params = {key: value for key, value in locals().items() if key not in ("self", "image", "kwargs")}
         epsilon_stop = kwargs.pop("epsilon_stop", 0.05)
-        seed = _check_seed(kwargs.pop("seed", self.seed), "seed")
+        seed = check_seed(kwargs.pop("seed", self.seed), "seed")
         rounds = kwargs.pop("rounds", "adaptive")
         deterministic = kwargs.pop("deterministic", None)
         if kwargs:
@@ -391,7 +302,7 @@ class AnchorImage:
         if deterministic is not None and not isinstance(deterministic, (bool, np.bool_)):
             raise TypeError(f"deterministic must be None, True or False; got {deterministic!r}")
         params.update(epsilon_stop=epsilon_stop, seed=seed, rounds=rounds, deterministic=deterministic)
-        _check_explain_arguments(params)
+        check_explain_arguments(params)
 
         user_image = self._check_image(image)
         hwc_image = _as_hwc(user_image)
@@ -485,62 +396,3 @@ def _as_hwc(image: np.ndarray, batch: bool = False) -> np.ndarray:
     """View an (H, W) image (or a batch of them) as (H, W, 1)."""
     spatial_ndim = image.ndim - (1 if batch else 0)
     return image[..., np.newaxis] if spatial_ndim == 2 else image
-
-
-def _check_image_shape(image_shape: Any) -> tuple[int, ...]:
-    try:
-        shape = tuple(int(size) for size in image_shape)
-    except (TypeError, ValueError):
-        raise TypeError(f"image_shape must be a tuple of ints like (H, W, C); got {image_shape!r}") from None
-    if len(shape) not in (2, 3) or min(shape) < 1:
-        raise ValueError(f"image_shape must be (H, W) or (H, W, C) with positive sizes, channels last; "
-                         f"got {image_shape!r}")
-    return shape
-
-
-def _check_dtype(dtype: Any) -> np.dtype:
-    try:
-        dtype = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"dtype must be a numpy scalar type such as np.float32; got {dtype!r}") from None
-    if dtype.kind not in "biuf":
-        raise TypeError(f"dtype must be a numeric numpy type; got {dtype}")
-    return dtype
-
-
-def _check_background(images_background: Any, image_shape: tuple[int, ...]) -> np.ndarray | None:
-    if images_background is None:
-        return None
-    images_background = np.asarray(images_background)
-    if images_background.ndim != len(image_shape) + 1 or images_background.shape[1:] != image_shape \
-            or len(images_background) == 0:
-        raise ValueError(f"images_background must have shape (B,) + image_shape = (B,) + {image_shape} with B >= 1; "
-                         f"got {images_background.shape}")
-    if images_background.dtype.kind not in "biuf":
-        raise TypeError(f"images_background must hold numbers; got dtype {images_background.dtype}")
-    if images_background.dtype.kind == "f":
-        check_finite(images_background, "images_background")
-    return images_background
-
-
-def _check_seed(seed: Any, name: str) -> int | None:
-    return check_int(seed, name, 0, allow_none=True)
-
-
-_PROBABILITIES = ("p_sample", "threshold")
-_OPEN_UNIT = ("delta", "tau", "epsilon_stop")
-_POSITIVE_INTS = ("batch_size", "coverage_samples", "beam_size", "min_samples_start", "binary_cache_size",
-                  "verbose_every")
-_NON_NEGATIVE_INTS = ("n_covered_ex", "cache_margin")
-
-
-def _check_explain_arguments(params: dict) -> None:
-    for name in _PROBABILITIES:
-        check_number(params[name], name, 0, 1)
-    for name in _OPEN_UNIT:
-        check_number(params[name], name, 0, 1, inclusive=False)
-    for name in _POSITIVE_INTS:
-        check_positive_int(params[name], name)
-    for name in _NON_NEGATIVE_INTS:
-        check_int(params[name], name, 0)
-    check_positive_int(params["max_anchor_size"], "max_anchor_size", allow_none=True)

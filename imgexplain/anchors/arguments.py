@@ -1,0 +1,67 @@
+"""The checks of AnchorImage's arguments, made before any model call."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from imgexplain._checks import check_finite, check_int, check_number, check_positive_int
+
+
+def check_image_shape(image_shape: Any) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(size) for size in image_shape)
+    except (TypeError, ValueError):
+        raise TypeError(f"image_shape must be a tuple of ints like (H, W, C); got {image_shape!r}") from None
+    if len(shape) not in (2, 3) or min(shape) < 1:
+        raise ValueError(f"image_shape must be (H, W) or (H, W, C) with positive sizes, channels last; "
+                         f"got {image_shape!r}")
+    return shape
+
+
+def check_dtype(dtype: Any) -> np.dtype:
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be a numpy scalar type such as np.float32; got {dtype!r}") from None
+    if dtype.kind not in "biuf":
+        raise TypeError(f"dtype must be a numeric numpy type; got {dtype}")
+    return dtype
+
+
+def check_background(images_background: Any, image_shape: tuple[int, ...]) -> np.ndarray | None:
+    if images_background is None:
+        return None
+    images_background = np.asarray(images_background)
+    if images_background.ndim != len(image_shape) + 1 or images_background.shape[1:] != image_shape \
+            or len(images_background) == 0:
+        raise ValueError(f"images_background must have shape (B,) + image_shape = (B,) + {image_shape} with B >= 1; "
+                         f"got {images_background.shape}")
+    if images_background.dtype.kind not in "biuf":
+        raise TypeError(f"images_background must hold numbers; got dtype {images_background.dtype}")
+    if images_background.dtype.kind == "f":
+        check_finite(images_background, "images_background")
+    return images_background
+
+
+def check_seed(seed: Any, name: str) -> int | None:
+    return check_int(seed, name, 0, allow_none=True)
+
+
+_PROBABILITIES = ("p_sample", "threshold")
+_OPEN_UNIT = ("delta", "tau", "epsilon_stop")
+_POSITIVE_INTS = ("batch_size", "coverage_samples", "beam_size", "min_samples_start", "binary_cache_size",
+                  "verbose_every")
+_NON_NEGATIVE_INTS = ("n_covered_ex", "cache_margin")
+
+
+def check_explain_arguments(params: dict) -> None:
+    for name in _PROBABILITIES:
+        check_number(params[name], name, 0, 1)
+    for name in _OPEN_UNIT:
+        check_number(params[name], name, 0, 1, inclusive=False)
+    for name in _POSITIVE_INTS:
+        check_positive_int(params[name], name)
+    for name in _NON_NEGATIVE_INTS:
+        check_int(params[name], name, 0)
+    check_positive_int(params["max_anchor_size"], "max_anchor_size", allow_none=True)

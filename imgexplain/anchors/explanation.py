@@ -1,0 +1,99 @@
+"""What AnchorImage returns: the anchor explanation of one image, and the scaling of images for display."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from imgexplain.explanation import Explanation
+
+if TYPE_CHECKING:
+    from imgexplain.render import Axes, Figure
+
+
+def scale_image(image: np.ndarray, scale: tuple = (0, 255)) -> np.ndarray:
+    """Scale ``image`` linearly so that its minimum is ``scale[0]`` and its maximum ``scale[1]``.
+
+    A constant image has no range to stretch and maps to ``scale[0]`` everywhere.
+
+    Parameters
+    ----------
+    image : array-like
+        Any shape; it is not modified.
+    scale : (float, float)
+        The new minimum and maximum.
+
+    Returns
+    -------
+    float64 ndarray
+        Of the image's shape.
+
+    Examples
+    --------
+    >>> from imgexplain import scale_image
+    >>> scale_image([[0.0, 0.5], [1.0, 0.25]], scale=(0, 255))
+    array([[  0.  , 127.5 ],
+           [255.  ,  63.75]])
+    """
+    image = np.asarray(image, dtype=np.float64)
+    low, high = image.min(), image.max()
+    if high == low:
+        return np.full(image.shape, float(scale[0]))
+    return (image - low) / (high - low) * (scale[1] - scale[0]) + scale[0]
+
+
+class AnchorImageExplanation(Explanation):
+    """An anchor explanation: ``anchor``, ``segments``, ``precision``, ``coverage`` and the ``raw`` search record.
+
+    ``empty_anchor`` is True when the prediction holds whatever is perturbed; ``success`` is False when no
+    anchor reached the precision threshold and the best one found is returned instead.
+    :meth:`AnchorImage.explain` returns it; the keys of ``data`` are also attributes.
+
+    Attributes
+    ----------
+    anchor : int ndarray
+        The image scaled to 0..255 on the anchor's superpixels, 0 elsewhere (alibi's ``anchor``).
+    segments : (H, W) int ndarray
+        The superpixels, 0..K-1.
+    precision, coverage : float
+        The anchor's estimated precision and coverage.
+    success, empty_anchor : bool
+    raw : dict
+        The search's record: ``feature`` (the anchor's superpixels, in the order added),
+        ``precision``, ``coverage``, ``examples``, ``prediction``, the model's use (``num_preds``,
+        ``model_calls``), ...
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain import AnchorImage
+    >>> image = np.random.default_rng(0).random((16, 16, 3)).astype(np.float32)
+    >>> def quadrants(image):  # four superpixels: 0 1 / 2 3
+    ...     rows, cols = np.indices(image.shape[:2]) // 8
+    ...     return 2 * rows + cols
+    >>> def predictor(images):  # class 1 while the top-left quadrant keeps its texture
+    ...     textured = images[:, :8, :8].std(axis=(1, 2)).min(axis=1) > 0.01
+    ...     return np.stack([~textured, textured], axis=1).astype(float)
+    >>> explanation = AnchorImage(predictor, image.shape, segmentation_fn=quadrants, seed=0).explain(image)
+    >>> type(explanation).__name__, explanation.success, explanation.empty_anchor
+    ('AnchorImageExplanation', True, False)
+    >>> int(explanation.prediction[0]) if "prediction" in explanation else int(explanation.raw["prediction"][0])
+    1
+    """
+
+    def plot(self, ax: Axes | Sequence[Axes] | None = None) -> Figure:
+        """The image, the anchor and the superpixel boundaries side by side (a matplotlib figure).
+
+        Parameters
+        ----------
+        ax : None, matplotlib Axes or a sequence of three
+            As in :func:`imgexplain.render.plot_anchor`.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        from imgexplain.render import plot_anchor
+
+        return plot_anchor(self, ax=ax)
