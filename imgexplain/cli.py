@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imgexplain import METHODS, models
+from imgexplain import METHODS, classes, models
 from imgexplain._version import __version__
 from imgexplain.datasets import MAX_PIXELS, ImageTooLargeError, check_image_file
 from imgexplain.models import BUILTIN_MODEL, PREPROCESSING
@@ -233,7 +233,7 @@ def check_explain_arguments(args) -> dict:
     labels = None
     if args.labels is not None:
         try:
-            labels = models.read_labels(args.labels)
+            labels = classes.read_labels(args.labels)
         except ValueError as error:
             raise InputError(f"--labels: {error}") from None
     for path in args.images:

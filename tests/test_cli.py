@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgexplain import cli, models, render
+from imgexplain import classes, cli, models, render
 from imgexplain.predictor import PredictorError
 from stripes import SIZE, stripe_detector, striped_image
 
@@ -565,14 +565,14 @@ def test_a_grey_input_keras_model_gets_the_luminance(images, tmp_path, capsys):
 
 def test_probabilities_are_kept_and_scores_are_softmaxed():
     probs = np.array([[0.2, 0.8], [1.0, 0.0]])
-    np.testing.assert_array_equal(models.probabilities(probs), probs)
+    np.testing.assert_array_equal(classes.probabilities(probs), probs)
     logits = np.array([[0.0, np.log(3.0)]])
-    np.testing.assert_allclose(models.probabilities(logits), [[0.25, 0.75]])
-    np.testing.assert_allclose(models.probabilities(np.array([[0.9], [0.0]])), [[0.1, 0.9], [1.0, 0.0]])
+    np.testing.assert_allclose(classes.probabilities(logits), [[0.25, 0.75]])
+    np.testing.assert_allclose(classes.probabilities(np.array([[0.9], [0.0]])), [[0.1, 0.9], [1.0, 0.0]])
     with pytest.raises(PredictorError, match="one column must be a sigmoid probability in"):
-        models.probabilities(np.array([[0.5], [3.0]]))
+        classes.probabilities(np.array([[0.5], [3.0]]))
     with pytest.raises(PredictorError, match=r"shape \(3,\)"):
-        models.probabilities(np.zeros(3))
+        classes.probabilities(np.zeros(3))
 
 
 @pytest.mark.parametrize("name, expected", [

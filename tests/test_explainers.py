@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from imgexplain.explainers import ImageExplainer
-from imgexplain.models import Classifier, numbered_classes, probabilities
+from imgexplain.classes import numbered_classes, probabilities
+from imgexplain.models import Classifier
 
 torch = pytest.importorskip("torch")
 SIZE = 16
