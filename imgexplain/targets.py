@@ -41,8 +41,10 @@ class ClassScore:
 
     Raises
     ------
+    TypeError
+        `category` is not an int.
     ValueError
-        `category` is not an int >= 0.
+        `category` is negative.
 
     Examples
     --------
@@ -72,8 +74,10 @@ class ClassProbability:
 
     Raises
     ------
+    TypeError
+        `category` is not an int.
     ValueError
-        `category` is not an int >= 0.
+        `category` is negative.
 
     Examples
     --------
@@ -107,8 +111,10 @@ class SegmentationRegion:
 
     Raises
     ------
+    TypeError
+        `category` is not an int.
     ValueError
-        `category` is not an int >= 0 or `mask` is not 2-D; when called, an output that is
+        `category` is negative or `mask` is not 2-D; when called, an output that is
         neither (C, H, W) nor (H, W, C).
 
     Examples
