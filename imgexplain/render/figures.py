@@ -1,0 +1,181 @@
+"""Matplotlib figures of explanations that Jupyter shows once, and the class activation map's plot."""
+from __future__ import annotations
+
+import io
+import sys
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Union
+
+from matplotlib.figure import Figure
+
+from imgexplain.render.heatmaps import format_as_image, resolve_colormap
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+# Class names by index.
+Labels = Union[Sequence[str], Mapping[int, str]]
+
+
+class ExplanationFigure(Figure):
+    """A matplotlib figure of an explanation; Jupyter shows it with :func:`figure_png`.
+
+    :func:`new_figure` makes them; :func:`plot_cam` and :func:`plot_anchor` draw on them.
+
+    Examples
+    --------
+    >>> from imgexplain.render import ExplanationFigure, new_figure
+    >>> isinstance(new_figure(), ExplanationFigure)
+    True
+    """
+
+
+def figure_png(figure: Figure) -> bytes:
+    """A figure as PNG bytes, taken out of pyplot's list of figures first.
+
+    Jupyter's picture of an explanation, which the inline backend then does not show a second time
+    at the end of the cell.
+
+    Parameters
+    ----------
+    figure : matplotlib.figure.Figure
+
+    Returns
+    -------
+    bytes
+        The PNG file.
+
+    Examples
+    --------
+    >>> from imgexplain.render import figure_png, new_figure
+    >>> figure_png(new_figure(figsize=(1, 1)))[1:4]
+    b'PNG'
+    """
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _ipython_shell():
+    """The running IPython shell (Jupyter), or None."""
+    ipython = sys.modules.get("IPython")
+    return ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+
+
+def new_figure(**kwargs: Any) -> ExplanationFigure:
+    """A pyplot figure (so ``plt.show()``, ``plt.savefig`` and Jupyter's inline backend see it)
+    that Jupyter shows once when it is a cell's value.
+
+    Parameters
+    ----------
+    **kwargs
+        As in ``matplotlib.pyplot.figure``.
+
+    Returns
+    -------
+    ExplanationFigure
+
+    Examples
+    --------
+    >>> from imgexplain.render import new_figure
+    >>> new_figure(figsize=(2, 1)).get_size_inches()
+    array([2., 1.])
+    """
+    import matplotlib.pyplot as plt
+
+    shell = _ipython_shell()
+    if shell is not None:
+        shell.display_formatter.formatters["image/png"].for_type(ExplanationFigure, figure_png)
+    return plt.figure(FigureClass=ExplanationFigure, **kwargs)
+
+
+def class_name(target: int, labels: Labels | None = None) -> str:
+    """``"class 3"``, or ``"Egyptian cat (285)"`` when ``labels`` names the class.
+
+    Parameters
+    ----------
+    target : int
+        The class index.
+    labels : sequence or mapping of str, optional
+        Class names by index.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> from imgexplain.render import class_name
+    >>> class_name(3), class_name(1, ["cat", "dog"]), class_name(5, {5: "fox"})
+    ('class 3', 'dog (1)', 'fox (5)')
+    """
+    if labels is not None:
+        try:
+            return f"{labels[target]} ({target})"
+        except (KeyError, IndexError, TypeError):
+            pass
+    return f"class {target}"
+
+
+def plot_cam(explanation: Any, ax: Axes | None = None, labels: Labels | None = None,
+             **format_kwargs: Any) -> Figure:
+    """Draw a class activation map explanation: its first target's map over the image, with a colour bar.
+
+    Parameters
+    ----------
+    explanation : CAMExplanation
+        What :func:`imgexplain.explain_prediction` returns.
+    ax : matplotlib Axes, optional
+        Where to draw; by default a new pyplot figure that Jupyter shows once.
+    labels : sequence or mapping of str, optional
+        Class names (such as ``[c.name for c in imgexplain.zoo.imagenet_class_index()]``) that name the
+        class in the title.
+    **format_kwargs
+        ``resampling_filter``, ``colormap``, ``alpha_limit``, as in :func:`format_as_image`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure of `ax`, or the new one.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As in :func:`format_as_image`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain import CAMExplanation, CAMResult
+    >>> from imgexplain.render import plot_cam
+    >>> result = CAMResult(maps=np.array([[[0.0, 1.0]]]), targets=np.array([1]),
+    ...                    scores=np.array([0.9]), layer="conv", method="gradcam")
+    >>> explanation = CAMExplanation.from_result(result, np.zeros((10, 20, 3), np.uint8), meta={})
+    >>> figure = plot_cam(explanation, labels=["cat", "dog"])
+    >>> figure.axes[0].get_title()
+    'gradcam at conv: dog (1) (score 0.9)'
+    """
+    import matplotlib.colors
+
+    if ax is None:
+        figure = new_figure(figsize=(5, 4.2))
+        ax = figure.subplots()
+    else:
+        figure = ax.figure
+    colormap = resolve_colormap(format_kwargs.get("colormap", matplotlib.cm.viridis))
+    ax.imshow(format_as_image(explanation, **format_kwargs))
+    ax.set_axis_off()
+    if explanation.data["targets"]:
+        first = explanation.targets[0]
+        ax.set_title(f"{explanation.method} at {explanation.layer}: {class_name(first.target, labels)} "
+                     f"(score {first.score:.3g})")
+    if isinstance(colormap, matplotlib.colors.Colormap):
+        mappable = matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(0, 1), cmap=colormap)
+        figure.colorbar(mappable, ax=ax, fraction=0.046, pad=0.04, label="relevance")
+    return figure
+
+
+# --- anchor and superpixel pictures ---------------------------------------------------------------------
