@@ -9,17 +9,22 @@ import numpy as np
 from imgexplain.predictor import PredictorError
 
 
-def probabilities(scores) -> np.ndarray:
+def probabilities(scores, multilabel: bool | None = None) -> np.ndarray:
     """(N, K) class probabilities from a model's (N, K) output.
 
-    Rows of non-negative numbers that sum to 1 are kept; other outputs of two or more
-    columns go through a softmax, which changes no prediction. One column must be a
-    sigmoid probability p in [0, 1] and becomes two columns, (1 - p, p).
+    Outputs of two or more columns in [0, 1] are kept as they are: rows that sum to 1 are the
+    probabilities of exclusive classes, rows that do not are independent probabilities of several labels
+    (a multi-label model's sigmoids), never softmaxed. Outputs outside [0, 1] go through a softmax, which
+    changes no prediction. One column must be a sigmoid probability p in [0, 1] and becomes two columns,
+    (1 - p, p).
 
     Parameters
     ----------
     scores : (N, K) array-like
         The model's output.
+    multilabel : bool or None
+        True: the columns are independent probabilities (each must lie in [0, 1]); False: scores of
+        exclusive classes (rows that do not sum to 1 go through a softmax); None: decided as above.
 
     Returns
     -------
@@ -28,8 +33,11 @@ def probabilities(scores) -> np.ndarray:
 
     Raises
     ------
-    ValueError
-        `scores` is not 2-D, or one column outside [0, 1].
+    TypeError
+        `multilabel` is not None or a bool.
+    PredictorError
+        `scores` is not 2-D, one column outside [0, 1], or values outside [0, 1] with
+        ``multilabel=True``.
 
     Examples
     --------
@@ -39,20 +47,49 @@ def probabilities(scores) -> np.ndarray:
            [0.  , 1.  ]])
     >>> probabilities([[0.0, 0.0]])  # logits: a softmax
     array([[0.5, 0.5]])
+    >>> probabilities([[0.77, 0.69, 0.62]])  # three sigmoids: kept
+    array([[0.77, 0.69, 0.62]])
     """
     from scipy.special import softmax
 
+    if multilabel is not None and not isinstance(multilabel, (bool, np.bool_)):
+        raise TypeError(f"multilabel must be None, True or False; got {multilabel!r}")
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim != 2:
         raise PredictorError(f"the model returned shape {scores.shape}; expected (N, n_classes)")
+    in_unit_range = scores.size == 0 or (scores.min() >= 0 and scores.max() <= 1)
     if scores.shape[1] == 1:
-        if scores.min() < 0 or scores.max() > 1:
+        if not in_unit_range:
             raise PredictorError(f"the model returned one column with values from {scores.min():g} to "
-                             f"{scores.max():g}; one column must be a sigmoid probability in [0, 1]")
+                                 f"{scores.max():g}; one column must be a sigmoid probability in [0, 1]")
         return np.concatenate([1 - scores, scores], axis=1)
-    if scores.min() >= 0 and np.allclose(scores.sum(axis=1), 1.0, atol=1e-3):
-        return scores
-    return softmax(scores, axis=1)
+    if multilabel and not in_unit_range:
+        raise PredictorError(f"multilabel: the model returned values from {scores.min():g} to {scores.max():g}; "
+                             "independent probabilities must lie in [0, 1]")
+    if multilabel is False and not sums_to_one(scores):
+        return softmax(scores, axis=1)
+    return scores if in_unit_range else softmax(scores, axis=1)
+
+
+def sums_to_one(probs) -> bool:
+    """Whether every row of non-negative ``probs`` sums to 1 (within 1e-3): exclusive classes.
+
+    Parameters
+    ----------
+    probs : (N, K) array-like
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> from imgexplain.classes import sums_to_one
+    >>> sums_to_one([[0.2, 0.8]]), sums_to_one([[0.77, 0.69, 0.62]])
+    (True, False)
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    return bool(probs.min(initial=0) >= 0 and np.allclose(probs.sum(axis=-1), 1.0, atol=1e-3))
 
 
 def top_indices(probs, top: int) -> np.ndarray:

@@ -12,6 +12,8 @@ a full disk, for example), 130 when interrupted (the rows written so far are kep
 from __future__ import annotations
 
 import argparse
+import difflib
+import logging
 import os
 import re
 import signal
@@ -23,9 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from imgexplain import METHODS, classes, models
+from imgexplain import explainers
 from imgexplain._version import __version__
 from imgexplain.datasets import MAX_PIXELS, ImageTooLargeError, check_image_file
 from imgexplain.models import BUILTIN_MODEL, PREPROCESSING
+from imgexplain.segmentation import SEGMENTATION_FUNCTIONS
 
 DEFAULT_OUT = "imgexplain-out"
 DEMO_SAMPLES = ("chelsea", "coffee", "camera")
@@ -80,12 +84,28 @@ def build_parser() -> argparse.ArgumentParser:
               "probability, explained as class 1 (and its complement as class 0)"))
     explain.add_argument("--labels", default=None, metavar="FILE",
                          help="text file of your model's class names, one a line (class 0 first)")
+    explain.add_argument("--multilabel", action="store_true",
+                         help="the model's outputs are independent probabilities, one per label (sigmoids): "
+                              "never softmaxed; the anchor explains 'label k present' (default: decided from the "
+                              "outputs: values in [0, 1] whose rows do not sum to 1)")
+    explain.add_argument("--top-k", type=int, default=5, metavar="K",
+                         help="top classes recorded and shown per image (default: %(default)s)")
     explain.add_argument("--target", type=int, default=None, metavar="N",
                          help="class the heatmaps explain (default: the predicted class); anchors always explain "
                               "the prediction")
     explain.add_argument("--threshold", type=float, default=0.95,
                          help="precision an anchor must reach, in (0, 1] (default: %(default)s)")
     explain.add_argument("--seed", type=int, default=0, help="random seed of the anchor search (default: 0)")
+    explain.add_argument("--segmentation", choices=sorted(SEGMENTATION_FUNCTIONS), default="slic",
+                         help="how the anchor's superpixels are made (scikit-image; default: %(default)s)")
+    explain.add_argument("--n-segments", type=int, default=None, metavar="N",
+                         help="about how many slic superpixels (default: "
+                              f"{explainers.SEGMENTATION_KWARGS['n_segments']})")
+    explain.add_argument("--p-sample", type=float, default=explainers.P_SAMPLE, metavar="P",
+                         help="probability that the anchor search perturbs a superpixel, in (0, 1) "
+                              "(default: %(default)s)")
+    explain.add_argument("--layer", default=None, metavar="NAME",
+                         help="layer the class activation maps use (default: the last feature map)")
     explain.add_argument(
         "--workers", type=int, default=0, metavar="N",
         help="explain N images at a time on Ray workers, each with its own copy of the model (default: 0, "
@@ -100,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N",
                          help="refuse images of more than N pixels (default: %(default)s)")
     explain.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help="output folder (default: %(default)s)")
+    _add_talk_options(explain)
     explain.set_defaults(run=_explain_command)
 
     demo = commands.add_parser(
@@ -111,8 +132,30 @@ def build_parser() -> argparse.ArgumentParser:
                       help="framework of the built-in model (default: %(default)s)")
     demo.add_argument("--device", default=None, help=DEVICE_HELP)
     demo.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help="output folder (default: %(default)s)")
+    _add_talk_options(demo)
     demo.set_defaults(run=_demo_command)
     return parser
+
+
+def _add_talk_options(command) -> None:
+    talk = command.add_mutually_exclusive_group()
+    talk.add_argument("--quiet", "-q", action="store_true",
+                      help="print only the report's path (no progress bar, no counts)")
+    talk.add_argument("--verbose", "-v", action="store_true",
+                      help="also log what each step does (the anchor search's progress, model loading)")
+
+
+def _set_talk(quiet: bool, verbose: bool) -> None:
+    """--quiet: only errors from imgexplain's loggers; --verbose: their INFO records too (on stderr)."""
+    logger = logging.getLogger("imgexplain")
+    if quiet:
+        logger.setLevel(logging.ERROR)
+    elif verbose:
+        logger.setLevel(logging.INFO)
+        if not logger.handlers:
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("imgexplain: %(message)s"))
+            logger.addHandler(handler)
 
 
 def _terminate(signum, frame):
@@ -128,6 +171,9 @@ def main(argv=None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else 0
+    logger = logging.getLogger("imgexplain")
+    talk = logger.level, list(logger.handlers)
+    _set_talk(args.quiet, args.verbose)
     previous = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM cleans up as Ctrl-C does
     try:
         return args.run(args)
@@ -143,6 +189,8 @@ def main(argv=None) -> int:
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+        logger.setLevel(talk[0])
+        logger.handlers[:] = talk[1]
 
 
 # --- checking the arguments (before any model is loaded) -------------------------------------------------
@@ -152,8 +200,10 @@ def parse_methods(text: str) -> list[str]:
     methods = [name.strip().lower() for name in text.split(",") if name.strip()]
     unknown = [name for name in methods if name not in METHODS]
     if unknown or not methods:
-        raise InputError(f"--method: unknown method {', '.join(map(repr, unknown)) or repr(text)}; "
-                         f"choose among {', '.join(METHODS)}")
+        guesses = [match for name in unknown for match in difflib.get_close_matches(name, METHODS, n=1)]
+        hint = f"; did you mean {' or '.join(map(repr, guesses))}?" if guesses else ""
+        raise InputError(f"--method: unknown method {', '.join(map(repr, unknown)) or repr(text)}{hint} "
+                         f"(choose among {', '.join(METHODS)})")
     return list(dict.fromkeys(methods))
 
 
@@ -203,6 +253,14 @@ def _check_numbers(args) -> None:
                          "time, as --workers 0 does, with the same results")
     if args.max_pixels < 1:
         raise InputError(f"--max-pixels: expected a number of pixels >= 1; got {args.max_pixels}")
+    if args.top_k < 1:
+        raise InputError(f"--top-k: expected a number of classes >= 1; got {args.top_k}")
+    if not 0.0 < args.p_sample < 1.0:
+        raise InputError(f"--p-sample: expected a probability in (0, 1); got {args.p_sample}")
+    if args.n_segments is not None and args.n_segments < 2:
+        raise InputError(f"--n-segments: expected a number of superpixels >= 2; got {args.n_segments}")
+    if args.n_segments is not None and args.segmentation != "slic":
+        raise InputError(f"--n-segments applies to --segmentation slic; {args.segmentation} finds its own number")
 
 
 def check_explain_arguments(args) -> dict:
@@ -213,7 +271,16 @@ def check_explain_arguments(args) -> dict:
         kind = models.model_kind(args.model)
     except models.ModelError as error:
         raise InputError(f"--model: {error}") from None
+    if "anchor" not in methods:
+        for option, given in (("--segmentation", args.segmentation != "slic"), ("--n-segments", args.n_segments),
+                              ("--p-sample", args.p_sample != explainers.P_SAMPLE)):
+            if given is not None and given is not False:
+                raise InputError(f"{option} applies to --method anchor, which this run does not use")
+    if args.layer is not None and methods == ["anchor"]:
+        raise InputError("--layer applies to the class activation maps; --method anchor uses none")
     if kind == "builtin":
+        if args.multilabel:
+            raise InputError(f"--multilabel: {BUILTIN_MODEL} is a softmax model of exclusive classes")
         for option, value in (("--input-size", args.input_size), ("--preprocess", args.preprocess)):
             if value is not None:
                 raise InputError(f"{option} applies to your own saved model; {BUILTIN_MODEL} has its own")
@@ -238,8 +305,19 @@ def check_explain_arguments(args) -> dict:
             raise InputError(f"--labels: {error}") from None
     for path in args.images:
         check_image_path(path, args.max_pixels)
+    _check_folders_have_images(args.images)
     return {"methods": methods, "kind": kind, "framework": framework, "input_size": input_size,
             "preprocess": args.preprocess or "none", "labels": labels, "device": check_device(args.device)}
+
+
+def _check_folders_have_images(paths) -> None:
+    """InputError for a folder with no image file in it (searched recursively)."""
+    from imgexplain.pipeline import image_extensions, list_images
+
+    for path in map(Path, paths):
+        if path.is_dir() and not list_images([path]):
+            raise InputError(f"no image files in the folder {str(path)!r} (searched recursively for "
+                             f"{', '.join(sorted(image_extensions())[:8])}, ... files; hidden files skipped)")
 
 
 def check_device(device):
@@ -252,25 +330,45 @@ def check_device(device):
         raise InputError(f"--device: {error}") from None
 
 
-def _load_classifier(model, kind, framework, input_size, preprocess, labels, device=None):
+def _load_classifier(model, kind, framework, input_size, preprocess, labels, device=None, multilabel=None):
     classifier = (models.load_builtin(framework, device) if kind == "builtin"
-                  else models.load_saved_model(model, kind, input_size, preprocess, device))
+                  else models.load_saved_model(model, kind, input_size, preprocess, device, multilabel))
     return classifier if labels is None else classifier.with_labels(labels)
 
 
+ANCHOR_ARGUMENTS = ("threshold", "seed", "segmentation", "p_sample", "tau")
+CAM_ARGUMENTS = ("layer", "target")
+
+
+def segmentation_kwargs(segmentation: str, n_segments=None) -> dict:
+    """The keyword arguments of the command line's ``segmentation`` (``n_segments``: slic's, when given)."""
+    if segmentation != "slic":
+        return {}
+    return dict(explainers.SEGMENTATION_KWARGS, **({} if n_segments is None else {"n_segments": n_segments}))
+
+
 def _run_arguments(args, settings) -> dict:
-    """What decides the rows: a changed value is a different run (see :class:`~imgexplain.results.OutputFolder`)."""
-    from imgexplain import explainers
+    """What decides the rows: a changed value is a different run (see :class:`~imgexplain.results.OutputFolder`).
+
+    Only the arguments of the methods that run, and none left unset."""
     from imgexplain.results import content_hash, file_hash
 
     model = args.model if settings["kind"] == "builtin" else f"{Path(args.model).absolute()} " \
         f"(sha256 {file_hash(args.model)[:16]})"
-    return {"method": ",".join(settings["methods"]), "model": model, "framework": settings["framework"],
-            "input size": None if settings["input_size"] is None else "x".join(map(str, settings["input_size"])), "preprocess": settings["preprocess"],
-            "labels": None if settings["labels"] is None else content_hash("\n".join(settings["labels"]).encode()),
-            "target": args.target, "threshold": args.threshold, "seed": args.seed, "max pixels": args.max_pixels,
-            "segmentation": f"slic {explainers.SEGMENTATION_KWARGS}", "p_sample": explainers.P_SAMPLE,
-            "tau": explainers.TAU}
+    size = settings["input_size"]
+    labels = settings["labels"]
+    arguments = {
+        "method": ",".join(settings["methods"]), "model": model, "framework": settings["framework"],
+        "input size": None if size is None else "x".join(map(str, size)),
+        "preprocess": None if settings["kind"] == "builtin" else settings["preprocess"],
+        "labels": None if labels is None else content_hash("\n".join(labels).encode()),
+        "multilabel": True if args.multilabel else None, "top k": args.top_k, "target": args.target,
+        "layer": args.layer, "threshold": args.threshold, "seed": args.seed, "max pixels": args.max_pixels,
+        "segmentation": f"{args.segmentation} {segmentation_kwargs(args.segmentation, args.n_segments)}",
+        "p_sample": args.p_sample, "tau": explainers.TAU}
+    unused = (() if "anchor" in settings["methods"] else ANCHOR_ARGUMENTS) + \
+        (() if settings["methods"] != ["anchor"] else CAM_ARGUMENTS)
+    return {key: value for key, value in arguments.items() if value is not None and key not in unused}
 
 
 def _output_folder(out, arguments):
@@ -294,11 +392,15 @@ def _explain_command(args) -> int:
                    settings["labels"], settings["device"])
     tick = time.perf_counter()
     try:
-        classifier = load()
-        n_classes = models.probe(classifier, np.full((*classifier.input_size, 3), 128.0, np.float32),
-                                 settings["preprocess"]).shape[0]
+        classifier = load(multilabel=args.multilabel or None)
+        probs = models.probe(classifier, np.full((*classifier.input_size, 3), 128.0, np.float32),
+                             settings["preprocess"])
     except models.ModelError as error:
         raise InputError(f"--model: {error}") from None
+    n_classes = probs.shape[0]
+    if args.multilabel or (n_classes >= 2 and settings["kind"] != "builtin" and not classes.sums_to_one(probs)):
+        load = partial(load, multilabel=True)  # independent probabilities: never softmaxed, explained per label
+        classifier = load()
     if args.target is not None and args.target >= n_classes:
         raise InputError(f"--target: {args.target} is not a class of {classifier.name}, "
                          f"which has {n_classes} classes (0..{n_classes - 1})")
@@ -307,37 +409,40 @@ def _explain_command(args) -> int:
                          f"{n_classes} classes")
     shown = dict(arguments, images=" ".join(args.images), workers=args.workers,
                  **{"model loading time": f"{time.perf_counter() - tick:.1f} s"})
+    if classifier.multilabel:
+        shown["multilabel"] = "yes: independent probabilities, the anchor explains 'label k present'"
     if args.workers:
         classifier = None  # each worker loads its own: the copy loaded for the checks is freed
-    return _run(args.images, load, settings["methods"], folder, shown, classifier=classifier,
-                options=dict(target=args.target, threshold=args.threshold, seed=args.seed, max_pixels=args.max_pixels),
-                workers=args.workers, timeout=args.timeout, address=args.address)
+    options = dict(target=args.target, threshold=args.threshold, seed=args.seed, max_pixels=args.max_pixels,
+                   top_k=args.top_k, layer=args.layer, p_sample=args.p_sample, segmentation=args.segmentation,
+                   segmentation_kwargs=segmentation_kwargs(args.segmentation, args.n_segments), verbose=args.verbose)
+    return _run(args.images, load, settings["methods"], folder, shown, classifier=classifier, options=options,
+                workers=args.workers, timeout=args.timeout, address=args.address, quiet=args.quiet)
 
 
 def _run(images, load, methods, folder, shown, *, classifier=None, options=None, workers=0, timeout=None,
-         address=None, title="imgexplain report") -> int:
-    """Explain ``images`` into ``folder``; write the report from the table; print its path."""
-    from imgexplain import explainers, pipeline, report
+         address=None, title="imgexplain report", quiet=False) -> int:
+    """Explain ``images`` into ``folder``; write the report from the table (every row, earlier runs' too);
+    print its path."""
+    from imgexplain import pipeline, report
 
     options = options or {}
     if classifier is not None:
         load = partial(lambda loaded: loaded, classifier)  # the model loaded for the checks serves in-process
     make_explainer = partial(explainers.ImageExplainer, load, methods, **options)
     started = time.perf_counter()
-    paths = [image for image in images if not isinstance(image, tuple)]
     results = pipeline.explain_dataset(
         images, make_explainer, out=folder, schema=explainers.row_schema(methods), arguments=folder.arguments,
-        n_workers=workers, timeout=timeout, address=address, progress=True)
+        n_workers=workers, timeout=timeout, address=address, progress=not quiet)
     counts = {"ok": 0, "error": 0}
     for result in results:
         counts[result.status] += 1
-    names = {str(path.absolute()) for path in pipeline.list_images(paths, skip=folder.owns)}
-    names |= {image[0] for image in images if isinstance(image, tuple)}
     table = pipeline.results_table(folder, explainers.row_schema(methods))
     shown["total time"] = f"{time.perf_counter() - started:.1f} s"
-    path = report.write_report(folder.path, table, shown, names=names, title=title)
-    print(f"imgexplain: {counts['ok']} explained, {counts['error']} errors now; {len(names)} images in the report",
-          file=sys.stderr)
+    path = report.write_report(folder.path, table, shown, title=title)
+    if not quiet:
+        print(f"imgexplain: {counts['ok']} explained, {counts['error']} errors in this run; the report shows "
+              "every row of the table", file=sys.stderr)
     print(path)
     return 0
 
@@ -351,4 +456,4 @@ def _demo_command(args) -> int:
     images = list(datasets.load_samples(target_size=None, names=DEMO_SAMPLES).items())
     load = partial(models.load_builtin, args.framework, check_device(args.device))
     return _run(images, load, ["anchor", "gradcam"], folder, dict(arguments), classifier=load(),
-                title="imgexplain demo")
+                title="imgexplain demo", quiet=args.quiet)

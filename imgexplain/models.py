@@ -67,6 +67,7 @@ class Classifier:
     cam_model: object = None  # what CAM explains, when not ``model``: a one-output model as two outputs
     cam_output: str | None = None  # the output CAM explains, when not the model's last (CAM's ``output=``)
     cam_forward: Callable | None = None  # a faster forward pass for CAM's masked passes (CAM's ``forward=``)
+    multilabel: bool = False  # outputs are independent probabilities, one per label (sigmoids, not a softmax)
 
     def with_labels(self, labels) -> "Classifier":
         """The same classifier, its classes named by ``labels`` (a list: class k is ``labels[k]``).
@@ -202,7 +203,28 @@ def model_kind(model: str) -> str:
         return "exported"
     if any(name.endswith("/constants.pkl") for name in names) and any("/code/" in name for name in names):
         return "torchscript"
-    raise ModelError(f"{model!r} is not a model file; {expected}")
+    raise ModelError(f"{model!r} is not a model file; {expected}{_saving_hint(path, names)}")
+
+
+_PTH_HINT = ("; it looks like a torch.save file (a pickled module or a state_dict), which needs its Python class "
+             "and would run code to load: build the module in Python and save it with "
+             "torch.export.save(torch.export.export(model, (example,)), 'model.pt2')")
+_H5_HINT = ("; it looks like a legacy Keras HDF5 file: load it in Keras and save it as "
+            "model.save('model.keras')")
+
+
+def _saving_hint(path: Path, names: list[str]) -> str:
+    """How to save the model in a kind that loads, for the files people try first (.pth, .h5)."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(8)
+    except OSError:
+        return ""
+    if head == b"\x89HDF\r\n\x1a\n":
+        return _H5_HINT
+    if any(name.endswith("/data.pkl") for name in names) or head[:1] == b"\x80":
+        return _PTH_HINT
+    return ""
 
 
 def _as_channels(images: np.ndarray, channels: int) -> np.ndarray:
@@ -212,7 +234,8 @@ def _as_channels(images: np.ndarray, channels: int) -> np.ndarray:
     return images
 
 
-def load_saved_model(path: str, kind: str, input_size=None, preprocess: str = "none", device=None) -> Classifier:
+def load_saved_model(path: str, kind: str, input_size=None, preprocess: str = "none", device=None,
+                     multilabel: bool | None = None) -> Classifier:
     """Load a user's saved model of ``kind`` (see :func:`model_kind`); ModelError if it cannot be loaded.
 
     ``input_size`` None takes the size the model file fixes. Models of one input channel get the
@@ -231,6 +254,10 @@ def load_saved_model(path: str, kind: str, input_size=None, preprocess: str = "n
         A key of :data:`PREPROCESSING`: how images in 0..255 become the model's input.
     device : {None, 'cpu', 'cuda', 'cuda:N'}
         Where predictions run.
+    multilabel : bool or None
+        True: the outputs are independent probabilities (a multi-label model), never softmaxed; None
+        decides per output as :func:`~imgexplain.classes.probabilities` does. Sets ``Classifier.multilabel``
+        (None leaves it False).
 
     Returns
     -------
@@ -291,13 +318,14 @@ def load_saved_model(path: str, kind: str, input_size=None, preprocess: str = "n
         raise ModelError(str(error)) from None
 
     def predictor(images):
-        return probabilities(scores(images))
+        return probabilities(scores(images), multilabel)
 
     return Classifier(
         name=Path(path).name, framework=saved.framework, model=saved.model, input_size=tuple(input_size),
         preprocess=model_input, predictor=predictor, top_classes=numbered_classes,
         cam_model=backend.two_outputs(saved.model)
         if backends.provides(backend, "two_outputs") and _n_outputs(scores, input_size) == 1 else None,
+        multilabel=bool(multilabel),
     )
 
 
@@ -310,7 +338,7 @@ def _n_outputs(scores, input_size) -> int | None:
 
 
 def load_model(model: str = BUILTIN_MODEL, *, framework: str | None = None, input_size=None,
-               preprocess: str = "none", labels=None, device=None) -> Classifier:
+               preprocess: str = "none", labels=None, device=None, multilabel: bool | None = None) -> Classifier:
     """The built-in model (``framework`` 'torch' or 'keras') or a saved model file, ready to explain.
 
     Parameters
@@ -319,8 +347,8 @@ def load_model(model: str = BUILTIN_MODEL, *, framework: str | None = None, inpu
         ``'efficientnet-lite0'`` or the path of a saved model (see :func:`model_kind`).
     framework : {None, "torch", "keras"}
         For the built-in model; None is "torch".
-    input_size, preprocess :
-        For a saved model, as in :func:`load_saved_model`.
+    input_size, preprocess, multilabel :
+        For a saved model, as in :func:`load_saved_model` (the built-in model's classes are exclusive).
     labels : list of str or path, optional
         Class names, a list or the path of a text file with one name a line (:func:`~imgexplain.classes.read_labels`).
     device : {None, 'cpu', 'cuda', 'cuda:N'}
@@ -335,7 +363,7 @@ def load_model(model: str = BUILTIN_MODEL, *, framework: str | None = None, inpu
     ModelError
         A model that cannot be found or loaded.
     ValueError
-        A labels file that cannot be read.
+        A labels file that cannot be read, or ``multilabel=True`` for the built-in model.
 
     Examples
     --------
@@ -344,8 +372,10 @@ def load_model(model: str = BUILTIN_MODEL, *, framework: str | None = None, inpu
     'efficientnet-lite0'
     """
     kind = model_kind(model)
+    if kind == "builtin" and multilabel:
+        raise ValueError(f"multilabel: {BUILTIN_MODEL} is a softmax model of exclusive classes")
     classifier = load_builtin(framework or "torch", device) if kind == "builtin" else load_saved_model(
-        model, kind, input_size, preprocess, device)
+        model, kind, input_size, preprocess, device, multilabel)
     if labels is not None:
         classifier = classifier.with_labels(read_labels(labels) if isinstance(labels, (str, Path)) else labels)
     return classifier

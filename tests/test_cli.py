@@ -154,8 +154,10 @@ def test_explain_with_a_torchscript_model_writes_table_pictures_and_report(torch
     linked = _linked_pictures(out / "report.html")
     assert sorted(linked) == sorted(f"pictures/{p.name}" for p in (out / "pictures").glob("*.png"))
     assert len(linked) == 6
-    for name in linked:
-        assert Image.open(out / name).size == (7 * SIZE, 7 * SIZE)  # small inputs are enlarged, not blurred
+    for name in linked:  # small inputs are enlarged (7 x 32 = 224), at the input's aspect ratio (60 x 45)
+        expected_size = (7 * SIZE, 7 * SIZE) if "striped-" in name else (259, 194)
+        assert Image.open(out / name).size == expected_size
+    assert all(name.startswith(("pictures/striped-", "pictures/photo-one-")) for name in linked)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "photo one.jpg", "striped.png"]
 
     striped = _row(out, images[0])
@@ -381,7 +383,7 @@ def _bad_inputs(tmp_path, torchscript_model, linear_model, images):
         "missing image": (["explain", tmp_path / "nope.png", *ts], "no such image file or folder: .*nope.png"),
         "not an image": (["explain", text, *ts], "not an image \\(Pillow cannot read it\\): .*notes.png"),
         "unknown method": (["explain", images[0], "--method", "anchor,lime"],
-                           "--method: unknown method 'lime'; choose among anchor, gradcam"),
+                           "--method: unknown method 'lime' \\(choose among anchor, gradcam"),
         "unknown model": (["explain", images[0], "--model", "resnet50"], "--model: unknown model 'resnet50'"),
         "model not a model": (["explain", images[0], "--model", images[0]], "striped.png' is not a model file"),
         "fixed batch": (["explain", images[0], "--model", batch_of_two], "exported for batches of exactly 2 images"),
