@@ -1,19 +1,28 @@
 """Explanation objects: attribute and dict access, JSON round trip, pictures in Jupyter."""
 from __future__ import annotations
 
+import base64
 import copy
 import json
+import zlib
 from typing import Any
 
 import numpy as np
 
 _NDARRAY_TAG = "__ndarray__"
+_PACKED = "zlib+base64"  # an array's bytes, compressed: exact, and far smaller than a list of numbers
+_LISTED_UP_TO = 64  # arrays of at most this many values are written as lists, readable in the JSON
 
 
 def _encode(obj: Any) -> Any:
-    """Turn numpy values into JSON; arrays keep their dtype and shape."""
+    """Turn numpy values into JSON; arrays keep their dtype and shape (large ones as compressed bytes)."""
+    if hasattr(obj, "to_json_value"):
+        return obj.to_json_value()
     if isinstance(obj, np.ndarray):
-        return {_NDARRAY_TAG: obj.tolist(), "dtype": str(obj.dtype), "shape": list(obj.shape)}
+        if obj.size <= _LISTED_UP_TO or obj.dtype.hasobject:
+            return {_NDARRAY_TAG: obj.tolist(), "dtype": str(obj.dtype), "shape": list(obj.shape)}
+        packed = base64.b64encode(zlib.compress(np.ascontiguousarray(obj).tobytes(), 6)).decode("ascii")
+        return {_NDARRAY_TAG: packed, "encoding": _PACKED, "dtype": obj.dtype.str, "shape": list(obj.shape)}
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, dict):
@@ -30,7 +39,14 @@ def _encode(obj: Any) -> Any:
 def _decode(obj: Any) -> Any:
     if isinstance(obj, dict):
         if _NDARRAY_TAG in obj:
+            if obj.get("encoding") == _PACKED:
+                raw = zlib.decompress(base64.b64decode(obj[_NDARRAY_TAG]))
+                return np.frombuffer(raw, dtype=np.dtype(obj["dtype"])).reshape(obj["shape"]).copy()
             return np.asarray(obj[_NDARRAY_TAG], dtype=obj["dtype"]).reshape(obj["shape"])
+        from imgexplain.anchors.examples import EXAMPLES_TAG, CoveredExamples
+
+        if EXAMPLES_TAG in obj:
+            return CoveredExamples.from_json_value(obj)
         return {key: _decode(value) for key, value in obj.items()}
     if isinstance(obj, list):
         return [_decode(value) for value in obj]
@@ -91,9 +107,10 @@ class Explanation:
         return self.to_json() == other.to_json()
 
     def to_json(self) -> str:
-        """Serialise to a JSON string; numpy arrays come back with their dtype and shape.
+        """Serialise to a JSON string; numpy arrays come back with their dtype, shape and values.
 
-        Values JSON does not know are written as their ``repr``.
+        Arrays of more than 64 values are written as their compressed bytes (zlib, base64); values
+        JSON does not know are written as their ``repr``.
 
         Returns
         -------

@@ -82,6 +82,40 @@ class AnchorImageExplanation(Explanation):
     1
     """
 
+    @classmethod
+    def from_json(cls, text: str) -> "AnchorImageExplanation":
+        """Rebuild an explanation saved with :meth:`to_json`; its covered examples are rebuilt from their
+        masks (without background images, which JSON does not keep: then only their masks come back).
+
+        Parameters
+        ----------
+        text : str
+            What :meth:`to_json` returned.
+
+        Returns
+        -------
+        AnchorImageExplanation
+
+        Raises
+        ------
+        json.JSONDecodeError, KeyError
+            `text` is not JSON, or not an explanation's.
+        """
+        from imgexplain.anchors.examples import CoveredExamples, ExampleSource
+
+        explanation = super().from_json(text)
+        params, raw = explanation.meta.get("params", {}), explanation.data.get("raw", {})
+        if params.get("images_background") or "instance" not in raw:
+            return explanation
+        instance = np.asarray(raw["instance"])
+        source = ExampleSource(instance if instance.ndim == 3 else instance[..., np.newaxis],
+                               explanation.data["segments"], None, instance.shape, params.get("dtype", "float32"))
+        for step in raw.get("examples", []):
+            for examples in step.values():
+                if isinstance(examples, CoveredExamples):
+                    examples.attach(source)
+        return explanation
+
     def plot(self, ax: Axes | Sequence[Axes] | None = None) -> Figure:
         """The image, the anchor and the superpixel boundaries side by side (a matplotlib figure).
 

@@ -12,6 +12,7 @@ from imgexplain._logging import verbose_log
 from imgexplain._version import __version__
 from imgexplain.anchors.arguments import (check_background, check_dtype, check_explain_arguments,
                                           check_image_shape, check_seed)
+from imgexplain.anchors.examples import CoveredExamples, ExampleSource
 from imgexplain.anchors.explanation import AnchorImageExplanation, scale_image
 from imgexplain.anchors.sampler import PerturbationSampler
 from imgexplain.anchors.search import ROUNDS, AnchorSearch, SearchSettings
@@ -344,16 +345,12 @@ class AnchorImage:
         return image
 
     def _build_explanation(self, image, segments, instance_label, result, sampler, predictor, params):
-        examples = []
-        for held_masks, held_bg, changed_masks, changed_bg in result.example_masks:
-            examples.append({
-                "covered_true": [scale_image(picture) for picture in
-                                 self._user_layout(sampler.images(held_masks, held_bg))],
-                "covered_false": [scale_image(picture) for picture in
-                                  self._user_layout(sampler.images(changed_masks, changed_bg))],
-                "uncovered_true": np.array([]),
-                "uncovered_false": np.array([]),
-            })
+        source = ExampleSource(_as_hwc(image), segments, sampler.fills if self.images_background is not None else None,
+                               self.image_shape, predictor.dtype)
+        examples = [{"covered_true": CoveredExamples(held_masks, held_bg, source),
+                     "covered_false": CoveredExamples(changed_masks, changed_bg, source),
+                     "uncovered_true": np.array([]), "uncovered_false": np.array([])}
+                    for held_masks, held_bg, changed_masks, changed_bg in result.example_masks]
         empty = not result.feature
         raw = {
             "feature": result.feature,
