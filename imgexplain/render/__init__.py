@@ -7,11 +7,11 @@ for a class activation map explanation, as ``eli5.format_as_image`` does;
 Plots are pyplot figures (``plt.show()`` and ``plt.savefig`` see them) that Jupyter shows once
 (:mod:`~imgexplain.render.figures`); anchors are drawn by :mod:`~imgexplain.render.anchors`.
 """
-from imgexplain.render.anchors import (EMPTY_ANCHOR_TEXT, anchor_picture, boundaries_picture, label_positions,
-                                       plot_anchor)
+from imgexplain.render.anchors import (EMPTY_ANCHOR_TEXT, anchor_picture, boundaries_picture, enlarged,
+                                       label_positions, plot_anchor)
 from imgexplain.render.figures import ExplanationFigure, Labels, class_name, figure_png, new_figure, plot_cam
 from imgexplain.render.heatmaps import (Colormap, colorize_heatmap, colormap_colors, format_as_image,
-                                        overlay_heatmap, resolve_colormap, show_cam_on_image)
+                                        overlay_colormap, overlay_heatmap, resolve_colormap, show_cam_on_image)
 
 __all__ = [
     "EMPTY_ANCHOR_TEXT",
@@ -23,10 +23,12 @@ __all__ = [
     "class_name",
     "colorize_heatmap",
     "colormap_colors",
+    "enlarged",
     "figure_png",
     "format_as_image",
     "label_positions",
     "new_figure",
+    "overlay_colormap",
     "overlay_heatmap",
     "plot_anchor",
     "plot_cam",

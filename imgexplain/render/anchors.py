@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 EMPTY_ANCHOR_TEXT = "empty anchor: the prediction holds whatever is perturbed"
 _ANCHOR_OUTLINE = (220, 20, 60)
 _FADED_GREY = 235.0
+_HATCH_GREY = 150.0
+DISPLAY_SIDE = 224  # small inputs are drawn enlarged to at least this many pixels on their short side
 
 
 def _rgb_picture(image, argument: str = "image") -> np.ndarray:
@@ -51,36 +53,40 @@ def _check_segments(segments, shape) -> np.ndarray:
     return segments
 
 
-def _write_banner(picture: np.ndarray, text: str) -> np.ndarray:
-    """Write ``text`` in white on a dark band across the top of ``picture``, wrapped to its width."""
-    from PIL import Image, ImageDraw, ImageFont
+def enlarged(picture: np.ndarray, min_side: int = DISPLAY_SIDE) -> np.ndarray:
+    """``picture`` (an image or a label image) enlarged by the smallest whole factor that makes its short
+    side at least ``min_side``, each pixel a square block (nearest neighbour: no blurring, labels kept).
 
-    canvas = Image.fromarray(picture)
-    width = canvas.width
-    font = ImageFont.load_default(size=max(10, width // 16))
-    margin = max(3, width // 40)
-    lines, line = [], ""
-    for word in text.split():
-        candidate = f"{line} {word}".strip()
-        if line and font.getlength(candidate) > width - 2 * margin:
-            lines.append(line)
-            candidate = word
-        line = candidate
-    lines.append(line)
-    ascent, descent = font.getmetrics()
-    line_height = ascent + descent + 2
-    draw = ImageDraw.Draw(canvas)
-    draw.rectangle((0, 0, width, 2 * margin + line_height * len(lines)), fill=(40, 40, 40))
-    for i, line in enumerate(lines):
-        draw.text((margin, margin + i * line_height), line, fill=(255, 255, 255), font=font)
-    return np.asarray(canvas)
+    Parameters
+    ----------
+    picture : (H, W) or (H, W, C) ndarray
+    min_side : int
+
+    Returns
+    -------
+    ndarray
+        ``picture`` itself when it is large enough.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain.render import enlarged
+    >>> enlarged(np.array([[1, 2]]), min_side=2)
+    array([[1, 1, 2, 2],
+           [1, 1, 2, 2]])
+    """
+    factor = max(1, -(-min_side // max(1, min(picture.shape[:2]))))
+    return picture if factor == 1 else np.repeat(np.repeat(picture, factor, axis=0), factor, axis=1)
 
 
 def anchor_picture(image: np.ndarray, segments: np.ndarray, features: Sequence[int]) -> np.ndarray:
-    """The anchor superpixels as they are, outlined, and the rest of the image faded to grey.
+    """The anchor superpixels as they are, outlined, and the rest of the image faded to grey and hatched.
 
-    Anchor pixels keep their values exactly. An empty anchor (nothing needs to be kept) fades the
-    whole image and writes `EMPTY_ANCHOR_TEXT` across it.
+    Anchor pixels keep their values exactly; the outline is drawn on the pixels just outside the anchor's
+    boundary, one pixel wide per 224 pixels of the picture's short side. The hatching marks what the
+    search may perturb, so that a small excluded region never reads as the important one. An empty anchor
+    (nothing needs to be kept) fades the whole image; no text is drawn into the picture
+    (`EMPTY_ANCHOR_TEXT` is for its caption).
 
     Parameters
     ----------
@@ -111,7 +117,7 @@ def anchor_picture(image: np.ndarray, segments: np.ndarray, features: Sequence[i
     (True, False)
     """
     from skimage.color import rgb2gray
-    from skimage.morphology import dilation
+    from skimage.morphology import dilation, disk
     from skimage.segmentation import find_boundaries
 
     picture = _rgb_picture(image)
@@ -121,14 +127,17 @@ def anchor_picture(image: np.ndarray, segments: np.ndarray, features: Sequence[i
     if unknown.size:
         raise ValueError(f"features: superpixel ids {unknown.tolist()} are not labels of segments")
     in_anchor = np.isin(segments, features)
-    grey = rgb2gray(picture)[:, :, None] * 255
-    faded = np.round(0.35 * grey + 0.65 * _FADED_GREY).astype(np.uint8)
-    result = np.where(in_anchor[:, :, None], picture, faded)
-    if not in_anchor.any():
-        return _write_banner(result, EMPTY_ANCHOR_TEXT)
-    # A two-pixel outline drawn outside the anchor, so the anchor's own pixels stay untouched.
-    outline = dilation(find_boundaries(in_anchor, mode="outer")) & ~in_anchor
-    result[outline] = _ANCHOR_OUTLINE
+    grey = rgb2gray(picture) * 255
+    width = max(1, round(min(picture.shape[:2]) / DISPLAY_SIDE))
+    rows, cols = np.indices(grey.shape)
+    hatched = (rows + cols) % (6 * width) < width
+    faded = np.round(0.35 * grey + 0.65 * np.where(hatched, _HATCH_GREY, _FADED_GREY)).astype(np.uint8)
+    result = np.where(in_anchor[:, :, None], picture, faded[:, :, None])
+    if in_anchor.any():
+        outline = find_boundaries(in_anchor, mode="outer") & ~in_anchor
+        if width > 1:
+            outline = dilation(outline, disk(width - 1)) & ~in_anchor
+        result[outline] = _ANCHOR_OUTLINE
     return result
 
 
@@ -224,7 +233,10 @@ def _prediction(raw: dict, labels=None) -> str:
 def plot_anchor(explanation: Any, ax: Axes | Sequence[Axes] | None = None,
                 labels: Labels | None = None) -> Figure:
     """Draw an anchor explanation with matplotlib: image | anchor (its superpixels numbered) |
-    superpixels.
+    superpixels (numbered).
+
+    Small images are enlarged without blurring (:func:`enlarged`) so that outlines and ids stay readable;
+    the ids and the empty anchor's explanation are matplotlib text, never drawn into the pictures.
 
     Parameters
     ----------
@@ -262,16 +274,17 @@ def plot_anchor(explanation: Any, ax: Axes | Sequence[Axes] | None = None,
     from matplotlib.axes import Axes
 
     raw = explanation.data["raw"]
-    image, segments, features = raw["instance"], explanation.data["segments"], raw["feature"]
+    image, features = enlarged(_rgb_picture(raw["instance"])), raw["feature"]
+    segments = enlarged(np.asarray(explanation.data["segments"]))
     precision, coverage = float(explanation.data["precision"]), float(explanation.data["coverage"])
     if len(features):
         anchor_title = f"anchor: precision {precision:.2f}, coverage {coverage:.2f}"
     else:
         anchor_title = textwrap.fill(EMPTY_ANCHOR_TEXT, width=21)
     panels = [
-        (_rgb_picture(image), f"image, predicted {_prediction(raw, labels)}"),
-        (anchor_picture(image, segments, features), anchor_title),
-        (boundaries_picture(image, segments), f"{int(np.max(segments)) + 1} superpixels"),
+        (image, f"image, predicted {_prediction(raw, labels)}", ()),
+        (anchor_picture(image, segments, features), anchor_title, features),
+        (boundaries_picture(image, segments, numbers=False), f"{int(np.max(segments)) + 1} superpixels", None),
     ]
     if ax is None:
         figure = new_figure(figsize=(12, 4.4), layout="constrained")
@@ -282,12 +295,12 @@ def plot_anchor(explanation: Any, ax: Axes | Sequence[Axes] | None = None,
         axes = list(ax)
         if len(axes) != 3:
             raise ValueError(f"ax: expected None, one Axes or three Axes; got {len(axes)} axes")
-    for axis, (picture, title) in zip(axes, panels):
-        axis.imshow(picture)
+    for axis, (picture, title, numbered) in zip(axes, panels):
+        axis.imshow(picture, interpolation="nearest")
         axis.set_title(title)
         axis.set_axis_off()
-    anchor_axis = axes[0] if len(axes) == 1 else axes[1]
-    for label, (row, col) in label_positions(np.asarray(segments), features).items():
-        anchor_axis.text(col, row, str(label), color="white", ha="center", va="center", fontweight="bold",
-                         bbox={"facecolor": "black", "alpha": 0.6, "pad": 1, "linewidth": 0})
+        if numbered is None or len(numbered):  # ids written by matplotlib, over the picture, never into it
+            for label, (row, col) in label_positions(segments, numbered).items():
+                axis.text(col, row, str(label), color="white", ha="center", va="center", fontweight="bold",
+                          fontsize="small", bbox={"facecolor": "black", "alpha": 0.6, "pad": 1, "linewidth": 0})
     return axes[0].figure

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 from matplotlib.figure import Figure
 
-from imgexplain.render.heatmaps import format_as_image, resolve_colormap
+from imgexplain.render.heatmaps import format_as_image, overlay_colormap, resolve_colormap
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -172,9 +172,10 @@ def plot_cam(explanation: Any, ax: Axes | None = None, labels: Labels | None = N
         first = explanation.targets[0]
         ax.set_title(f"{explanation.method} at {explanation.layer}: {class_name(first.target, labels)} "
                      f"(score {first.score:.3g})")
-    if isinstance(colormap, matplotlib.colors.Colormap):
-        mappable = matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(0, 1), cmap=colormap)
-        figure.colorbar(mappable, ax=ax, fraction=0.046, pad=0.04, label="relevance")
+    if isinstance(colormap, matplotlib.colors.Colormap):  # the bar shows the overlay's colours and opacity
+        bar = overlay_colormap(colormap, format_kwargs.get("alpha_limit", 0.65))
+        mappable = matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(0, 1), cmap=bar)
+        figure.colorbar(mappable, ax=ax, fraction=0.046, pad=0.04, label="relevance (transparent: none)")
     return figure
 
 

@@ -86,6 +86,37 @@ def colormap_colors(colormap: Colormap, values: ArrayLike) -> np.ndarray:
     return np.asarray(resolve_colormap(colormap)(np.asarray(values, dtype=np.float64)), dtype=np.float64)
 
 
+def overlay_colormap(colormap: Colormap = matplotlib.cm.viridis, alpha_limit: float = 0.65,
+                     steps: int = 256) -> matplotlib.colors.ListedColormap:
+    """The colours an overlay really shows, for its colour bar: ``colormap``'s colour of each value with
+    the opacity :func:`colorize_heatmap` gives it (the value, capped at ``alpha_limit``), so that cold
+    values are as transparent in the bar as in the overlay.
+
+    Parameters
+    ----------
+    colormap : str, matplotlib colormap or callable
+        A colormap or its name.
+    alpha_limit : float
+        As in :func:`colorize_heatmap`.
+    steps : int
+        Colours in the result.
+
+    Returns
+    -------
+    matplotlib.colors.ListedColormap
+
+    Examples
+    --------
+    >>> from imgexplain.render import overlay_colormap
+    >>> bar = overlay_colormap("gray", alpha_limit=0.5, steps=3)
+    >>> bar.colors[:, 3]  # the opacity: transparent at 0, as the overlay
+    array([0. , 0.5, 0.5])
+    """
+    values = np.linspace(0.0, 1.0, steps)
+    rgba = colorize_heatmap(values[np.newaxis], colormap=colormap, alpha_limit=alpha_limit)[0]
+    return matplotlib.colors.ListedColormap(rgba, name="overlay")
+
+
 def colorize_heatmap(heatmap: np.ndarray, colormap: Colormap = matplotlib.cm.viridis,
                      alpha_limit: float = 0.65) -> np.ndarray:
     """Colour a 2-D ``heatmap`` in [0, 1] with ``colormap``; the alpha channel is the heat value, capped.
