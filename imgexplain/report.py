@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import html
+import itertools
 import json
 from array import array
 from collections import Counter
@@ -20,6 +21,7 @@ from urllib.parse import quote
 import numpy as np
 
 from imgexplain._version import __version__
+from imgexplain.report_table import TABLE_STYLE, summaries_json, table_parts
 from imgexplain.results import atomic_write
 
 REPORT_NAME = "report.html"
@@ -27,20 +29,30 @@ SUMMARY_NAME = "summary.json"
 PAGES = "report"
 PAGE_SIZE = 100
 ERRORS_SHOWN = 100  # error rows listed in the summary
+OVERLAY_ALPHA = 0.65  # the heatmap overlays' opacity at 1 (render.overlay_heatmap's default)
+SUMMARY_CHUNK = 256  # rows summarised for the interactive table at a time
 BATCH_ROWS = 1024  # rows read at a time: the report's columns are a few KB a row (the maps stay in the table)
 # Columns the report reads (the maps stay in the table).
 COLUMNS = ("image", "index", "status", "error_type", "error", "target", "label", "predicted", "top5", "anchor",
            "precision", "coverage", "num_preds", "anchor_found", "layer", "pictures", "seconds")
 
 
-def colorbar_css(colormap: str, steps: int = 11) -> str:
-    """A CSS linear gradient that shows a matplotlib colormap from 0 (left) to 1 (right)."""
-    from imgexplain.render import colormap_colors
+def colorbar_css(colormap: str, steps: int = 11, alpha_limit: float = OVERLAY_ALPHA) -> str:
+    """A CSS linear gradient that shows the overlay's colours from 0 (left) to 1 (right): ``colormap``'s
+    colours with the overlay's opacity, so cold values are as transparent in the bar as on the picture.
 
-    rgba = colormap_colors(colormap, np.linspace(0.0, 1.0, steps))
+    Examples
+    --------
+    >>> from imgexplain.report import colorbar_css
+    >>> colorbar_css("gray", steps=2, alpha_limit=0.5)
+    'linear-gradient(to right, rgba(0,0,0,0.00) 0%, rgba(255,255,255,0.50) 100%)'
+    """
+    from imgexplain.render import overlay_colormap
+
+    rgba = overlay_colormap(colormap, alpha_limit, steps).colors
     stops = ", ".join(
-        f"rgb({r * 255:.0f},{g * 255:.0f},{b * 255:.0f}) {100 * i / (steps - 1):.0f}%"
-        for i, (r, g, b, _) in enumerate(rgba)
+        f"rgba({r * 255:.0f},{g * 255:.0f},{b * 255:.0f},{a:.2f}) {100 * i / (steps - 1):.0f}%"
+        for i, (r, g, b, a) in enumerate(rgba)
     )
     return f"linear-gradient(to right, {stops})"
 
@@ -56,11 +68,29 @@ figure { margin: 0; width: 240px; }
 figure img { width: 240px; border: 1px solid #ddd; }
 figcaption { font-size: .85em; margin-top: .3em; }
 figcaption b { display: block; }
-.colorbar { height: 10px; margin-top: .3em; }
+.colorbar { height: 10px; margin-top: .3em; border: 1px solid #ddd; }
 .colorbar-labels { display: flex; justify-content: space-between; font-size: .75em; color: #555; }
 .bar { display: inline-block; height: .8em; background: #4a7bd0; vertical-align: middle; }
 .note, .error { color: #8a4b00; }
 .details { display: flex; flex-wrap: wrap; gap: 3em; align-items: flex-start; }
+.help { max-width: 60em; font-size: .9em; color: #333; }
+"""
+
+_HELP = """
+<details class="help"><summary>How to read this report</summary>
+<p><b>Anchor</b>: superpixels (regions of the image, numbered on the superpixels picture) that, kept as
+they are, are enough for the model to keep its prediction: in perturbed copies of the image where each other
+superpixel is replaced by its mean colour with probability p_sample, the prediction stays the same. The
+anchor picture shows them as they are, outlined; the hatched grey rest is what the search may perturb. An
+empty anchor means the prediction holds whatever is perturbed.</p>
+<p><b>Precision</b>: the share of those perturbed copies, keeping the anchor, in which the model gives the
+same prediction (the search asks for at least the threshold). <b>Coverage</b>: the share of all perturbed
+copies that keep the anchor. For images, coverage depends only on the anchor's size: an anchor of k
+superpixels has coverage (1 - p_sample)<sup>k</sup>, 0.50 for one superpixel at p_sample 0.5, whatever
+the image; it says how small the anchor is, nothing more.</p>
+<p><b>Heatmaps</b> (class activation maps): where in the image the model's layer found evidence for the
+explained class; transparent where it found none, coloured as the bar under the picture.</p>
+</details>
 """
 
 
@@ -85,7 +115,18 @@ def _picture_html(picture: dict, root: str) -> str:
     return "".join(parts)
 
 
-def _section_html(row: dict, root: str, threshold=None) -> str:
+def _coverage_note(row: dict, p_sample) -> str | None:
+    """Say so when the coverage is what any anchor of that size gets: (1 - p_sample) ** size."""
+    if p_sample is None or row["coverage"] is None or not row["anchor"]:
+        return None
+    size, expected = len(row["anchor"]), (1 - float(p_sample)) ** len(row["anchor"])
+    if abs(row["coverage"] - expected) > 0.05:
+        return None
+    return (f"coverage {row['coverage']:.2f} is (1 - p_sample)^{size} = {expected:.2f}: what any anchor of "
+            f"{size} superpixel{'s' if size > 1 else ''} gets, whatever the image")
+
+
+def _section_html(row: dict, root: str, p_sample=None) -> str:
     name = f"<h2>{_escape(row['image'])}</h2>"
     if row["status"] != "ok":
         return f'<section>{name}<p class="error">{_escape(row["error_type"])}: {_escape(row["error"])}</p></section>'
@@ -102,6 +143,9 @@ def _section_html(row: dict, root: str, threshold=None) -> str:
                  ("superpixel ids in the anchor", ids), ("images the model saw", row["num_preds"])]
         if not row["anchor_found"]:
             facts.append(("note", "no anchor reached the threshold; this is the best one found"))
+        trivial = _coverage_note(row, p_sample)
+        if trivial:
+            facts.append(("note", trivial))
         details.append(_table(["anchor", ""], [(_escape(k), _escape(v)) for k, v in facts]))
     timings = [(_escape(key[len("seconds_"):]), f"{value:.2f} s") for key, value in row.items()
                if key.startswith("seconds_") and value is not None]
@@ -137,19 +181,24 @@ def summarize(rows: Iterable[dict], arguments: dict) -> dict:
     return {
         "generator": "imgexplain", "version": __version__, "arguments": arguments,
         "images": images, "ok": ok, "errors": images - ok, "error_types": dict(error_types),
-        "seconds": {key: {"total": float(np.sum(values)), "median": float(np.median(values)),
-                          "max": float(np.max(values))} for key, values in sorted(timings.items())},
+        "seconds": {_timing_name(key): {"total": float(np.sum(values)), "median": float(np.median(values)),
+                                        "max": float(np.max(values))} for key, values in sorted(timings.items())},
         "classes": dict(classes.most_common()),
         "precision": {"median": float(np.median(precision))} if precision else None,
         "coverage": {"median": float(np.median(coverage))} if coverage else None,
     }
 
 
+def _timing_name(column: str) -> str:
+    """'seconds' (the whole image) -> 'image'; 'seconds_anchor' -> 'anchor'."""
+    return column[len("seconds_"):] if column.startswith("seconds_") else "image"
+
+
 def _summary_html(summary: dict, errors: list[dict], arguments: dict) -> str:
     """The summary's tables; ``errors``: the first error rows (up to :data:`ERRORS_SHOWN`)."""
     counts = _table(["images", "explained", "errors"], [(summary["images"], summary["ok"], summary["errors"])])
     timings = _table(["time per image", "median", "max", "total"], [
-        (_escape(key.replace("seconds_", "").replace("seconds", "whole image")), f"{t['median']:.2f} s",
+        (_escape("whole image" if key == "image" else key), f"{t['median']:.2f} s",
          f"{t['max']:.2f} s", f"{t['total']:.1f} s") for key, t in summary["seconds"].items()])
     classes = _table(["explained class", "images"], [
         (_escape(name), count) for name, count in list(summary["classes"].items())[:20]])
@@ -157,16 +206,19 @@ def _summary_html(summary: dict, errors: list[dict], arguments: dict) -> str:
         (_escape(row["image"]), _escape(f"{row['error_type']}: {row['error']}")) for row in errors])
     if summary["errors"] > len(errors):
         error_table += f"<p>and {summary['errors'] - len(errors)} more errors (see the table)</p>"
-    argument_table = _table(["argument", "value"], [(_escape(k), _escape(v)) for k, v in arguments.items()])
+    argument_table = _table(["argument", "value"], [(_escape(k), _escape(v)) for k, v in arguments.items()
+                                                    if v is not None])
     return (f'<div class="details">{counts}{timings}{classes}</div>'
             + (f"<h2>errors</h2>{error_table}" if errors else "") + argument_table)
 
 
-def _page(title: str, body: str) -> str:
-    return ("<!DOCTYPE html>\n"
-            f'<html lang="en"><head><meta charset="utf-8"><title>{_escape(title)}</title>'
-            f"<style>{_STYLE}</style></head><body><h1>{_escape(title)}</h1>{body}"
-            f"<p><small>written by imgexplain {_escape(__version__)}</small></p></body></html>\n")
+def _page(title: str, parts: Iterable[str]) -> Iterator[str]:
+    """A whole page, in pieces: ``parts`` make its body."""
+    yield ("<!DOCTYPE html>\n"
+           f'<html lang="en"><head><meta charset="utf-8"><title>{_escape(title)}</title>'
+           f"<style>{_STYLE}{TABLE_STYLE}</style></head><body><h1>{_escape(title)}</h1>")
+    yield from parts
+    yield f"<p><small>written by imgexplain {_escape(__version__)}</small></p></body></html>\n"
 
 
 def _order(row: dict) -> tuple:
@@ -194,9 +246,12 @@ def write_report(out, table, arguments: dict, names=None, title: str = "imgexpla
                  page_size: int = PAGE_SIZE, batch_size: int = BATCH_ROWS) -> Path:
     """Write ``report.html`` (and its pages) and ``summary.json`` into ``out`` from the results ``table``.
 
-    ``names``: the images to show (default: every row). The table is read ``batch_size`` rows at a time,
-    a few times over (the order of the images, the summary, then a page at a time): memory holds a batch,
-    a page of rows and a few numbers per image, however large the table. Returns the report's path.
+    ``names``: the images to show (default: every row, earlier runs' into the same folder too).
+    ``report.html`` holds the summary, how to read it, and the interactive table of every image
+    (:mod:`~imgexplain.report_table`: sort, filter, search, open an image's pictures). The table is read
+    ``batch_size`` rows at a time, a few times over (the order of the images, the summary, the
+    interactive table's summaries, then a page at a time): memory holds a batch, a page of rows and a
+    short summary per image. Returns the report's path.
     """
     out = Path(out)
     columns = [name for name in COLUMNS if name in table.schema.names]
@@ -207,29 +262,38 @@ def write_report(out, table, arguments: dict, names=None, title: str = "imgexpla
     error_columns = ["index", "image", "status", "error_type", "error"]
     errors = heapq.nsmallest(ERRORS_SHOWN, (row for row in _rows(table, error_columns, names, batch_size)
                                             if row["status"] != "ok"), key=_order)
-    body = _summary_html(summary, errors, arguments)
-    pages, written = out / PAGES, set()
+    p_sample = arguments.get("p_sample")
+    pages, written, sections = out / PAGES, set(), []
     if len(order) <= page_size:
         rows = sorted(_rows(table, columns, names, batch_size), key=_order)
-        body += "".join(_section_html(row, "") for row in rows)
+        sections = ["<h2>images</h2>"] + [_section_html(row, "", p_sample) for row in rows]
     else:
         pages.mkdir(exist_ok=True)
         links = []
-        for number, start in enumerate(range(0, len(order), page_size), start=1):
-            keys = order[start:start + page_size]
-            wanted = set(keys)
-            chunk = sorted((row for row in _rows(table, columns, names, batch_size, keys[0][0], keys[-1][0])
-                            if _order(row) in wanted), key=_order)
-            name, shown = f"page-{number:04d}.html", f"images {start + 1} to {start + len(keys)}"
+        for number, (start, chunk) in enumerate(_sorted_chunks(table, columns, names, batch_size, order, page_size),
+                                                start=1):
+            name, shown = f"page-{number:04d}.html", f"images {start + 1} to {start + len(chunk)}"
             navigation = f'<p><a href="../{REPORT_NAME}">summary</a></p>'
             atomic_write(pages / name, _page(f"{title}: {shown}",
-                                             navigation + "".join(_section_html(row, "../") for row in chunk)))
+                                             [navigation] + [_section_html(row, "../", p_sample) for row in chunk]))
             links.append(f'<li><a href="{PAGES}/{name}">{shown}</a></li>')
             written.add(name)
-        body += f"<h2>images</h2><ul>{''.join(links)}</ul>"
+        sections = [f"<h2>images</h2><ul>{''.join(links)}</ul>"]
+    json_chunks = (summaries_json(chunk) for _, chunk in
+                   _sorted_chunks(table, columns, names, batch_size, order, SUMMARY_CHUNK))
     report = out / REPORT_NAME
-    atomic_write(report, _page(title, body))
+    atomic_write(report, _page(title, itertools.chain([_summary_html(summary, errors, arguments), _HELP],
+                                                     table_parts(json_chunks), sections)))
     for stale in pages.glob("page-*.html") if pages.is_dir() else ():
         if stale.name not in written:  # pages of an earlier, longer report (ours: the folder is in the manifest)
             stale.unlink()
     return report
+
+
+def _sorted_chunks(table, columns, names, batch_size, order, size) -> Iterator[tuple[int, list[dict]]]:
+    """``(start, rows)`` for successive ``size`` keys of ``order``, each chunk's rows read by index range."""
+    for start in range(0, len(order), size):
+        keys = order[start:start + size]
+        wanted = set(keys)
+        yield start, sorted((row for row in _rows(table, columns, names, batch_size, keys[0][0], keys[-1][0])
+                             if _order(row) in wanted), key=_order)

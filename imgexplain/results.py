@@ -65,13 +65,17 @@ def file_hash(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def atomic_write(path, data: bytes | str) -> None:
-    """Write ``path`` through a temporary file in the same folder renamed over it: old or new, never half."""
+def atomic_write(path, data) -> None:
+    """Write ``path`` through a temporary file in the same folder renamed over it: old or new, never half.
+
+    ``data``: bytes, a str, or an iterable of str written one after the other (a page made as it is written).
+    """
     path = Path(path)
     temporary = path.with_name(f"{TEMPORARY_PREFIX}{uuid.uuid4().hex[:8]}-{path.name}")
     try:
         with open(temporary, "wb") as file:
-            file.write(data.encode() if isinstance(data, str) else data)
+            for piece in [data] if isinstance(data, (bytes, str)) else data:
+                file.write(piece.encode() if isinstance(piece, str) else piece)
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)

@@ -60,9 +60,10 @@ def test_report_escapes_text_quotes_paths_and_shows_anchor_ids_and_colour_bars(t
     assert links.sources == ["pictures/my%20cat%230.png", "pictures/my%20cat%231.png"]
     assert "superpixel ids in the anchor</td><td>#12, #3" in page
     (bar,) = {style for style in links.styles if "linear-gradient" in style}
-    for fraction, stop in ((0.0, "0%"), (1.0, "100%")):
+    # The bar shows the overlay as it is: transparent at 0, at the overlay's opacity (0.65) at 1.
+    for fraction, alpha, stop in ((0.0, 0.0, "0%"), (1.0, 0.65, "100%")):
         r, g, b, _ = matplotlib.colormaps["viridis"](fraction)
-        assert f"rgb({r * 255:.0f},{g * 255:.0f},{b * 255:.0f}) {stop}" in bar
+        assert f"rgba({r * 255:.0f},{g * 255:.0f},{b * 255:.0f},{alpha:.2f}) {stop}" in bar
     assert "OSError: image file is truncated" in page
 
 
@@ -73,7 +74,8 @@ def test_summary_json_holds_numbers(tmp_path):
     assert (summary["images"], summary["ok"], summary["errors"]) == (3, 2, 1)
     assert summary["error_types"] == {"OSError": 1}
     assert summary["precision"] == {"median": 0.97} and summary["coverage"] == {"median": 0.31}
-    assert summary["seconds"]["seconds_anchor"]["total"] == 0.5
+    assert summary["seconds"]["anchor"]["total"] == 0.5
+    assert sorted(summary["seconds"]) == ["anchor", "gradcam", "image"]  # no seconds.seconds
     assert summary["classes"] == {"285 Egyptian_cat": 2}
 
 
@@ -184,9 +186,19 @@ def test_anchor_picture_keeps_the_anchor_and_greys_the_rest():
     far = (segments == 0) & (np.arange(60) < 15)[np.newaxis, :] | (segments == 2) & (np.arange(60) > 45)
     assert np.all(picture[far] == picture[far][:, :1])
     assert picture[far].mean() > image[far].mean() + 50
-    # The outline sits just outside the anchor, two pixels wide, in a colour that is not grey.
+    # The outline follows the anchor's boundary just outside it, one pixel wide, in a colour that is not grey.
     outline = ~anchor & np.any(picture != picture[:, :, :1], axis=2)
-    assert set(np.nonzero(outline)[1]) == {18, 19, 40, 41}
+    assert set(np.nonzero(outline)[1]) == {19, 40}
+    # The region the search may perturb is hatched (two greys), so it never reads as one flat patch.
+    assert len(np.unique(picture[segments == 0][:, 0])) >= 2
+
+
+def test_a_near_whole_anchor_leaves_its_hole_hatched_not_a_flat_grey_patch():
+    image = np.full((224, 224, 3), 128, np.uint8)
+    segments = np.arange(224 * 224).reshape(224, 224) // (224 * 16)  # 14 bands of 16 rows
+    picture = render.anchor_picture(image, segments, [k for k in range(14) if k != 6])
+    hole = picture[6 * 16 + 2:7 * 16 - 2, 2:-2, 0]
+    assert hole.std() > 10 and len(np.unique(hole)) == 2
 
 
 def test_anchor_picture_of_a_float_image_in_0_1_matches_its_uint8_picture():
@@ -195,14 +207,13 @@ def test_anchor_picture_of_a_float_image_in_0_1_matches_its_uint8_picture():
                                   render.anchor_picture(image, segments, [0, 2]))
 
 
-def test_empty_anchor_is_said_on_the_picture_not_shown_black():
+def test_empty_anchor_is_faded_not_black_and_no_text_is_drawn_into_it():
     image = np.full((160, 240, 3), 128, dtype=np.uint8)
     picture = render.anchor_picture(image, np.zeros((160, 240), dtype=int), [])
     assert picture.shape == (160, 240, 3)
-    banner = picture[:40]
-    assert (banner == 40).mean() > 0.5  # the dark band
-    assert (banner == 255).any()  # white text on it
-    assert np.all(picture[100:] == round(0.35 * 128 + 0.65 * 235))  # below it, the image faded, not black
+    # Every pixel is the faded image, light or hatched: no band, no letters.
+    assert set(np.unique(picture).tolist()) == {round(0.35 * 128 + 0.65 * 235), round(0.35 * 128 + 0.65 * 150)}
+    np.testing.assert_array_equal(picture[:40], picture[120:160])  # the top band is the hatching, as below
     assert render.EMPTY_ANCHOR_TEXT == "empty anchor: the prediction holds whatever is perturbed"
 
 
@@ -244,7 +255,23 @@ def test_plot_anchor_draws_image_anchor_and_superpixels():
     titles = [axis.get_title() for axis in figure.axes]
     assert titles == ["image, predicted class 3", "anchor: precision 0.97, coverage 0.31", "3 superpixels"]
     shown = figure.axes[1].get_images()[0].get_array()
-    np.testing.assert_array_equal(shown, render.anchor_picture(*_image_and_segments(), [1]))
+    image, segments = _image_and_segments()  # 40 x 60: enlarged 6 times (to 240 x 360), without blurring
+    np.testing.assert_array_equal(shown, render.anchor_picture(render.enlarged(image), render.enlarged(segments), [1]))
+    assert shown.shape == (240, 360, 3)
+    # Ids are matplotlib text over the superpixels panel (and the anchor's on the anchor panel).
+    assert sorted(text.get_text() for text in figure.axes[2].texts) == ["0", "1", "2"]
+    assert [text.get_text() for text in figure.axes[1].texts] == ["1"]
+
+
+def test_plot_of_a_28_pixel_image_is_enlarged_and_sharp():
+    image = np.random.default_rng(0).integers(0, 256, (28, 28, 3)).astype(np.uint8)
+    segments = np.arange(28 * 28).reshape(28, 28) // 196
+    explanation = Explanation(meta={}, data={"segments": segments, "precision": 1.0, "coverage": 0.5,
+                                             "raw": {"instance": image, "feature": [1], "prediction": [0]}})
+    figure = render.plot_anchor(explanation)
+    first = figure.axes[0].get_images()[0]
+    assert first.get_array().shape == (224, 224, 3) and first.get_interpolation() == "nearest"
+    np.testing.assert_array_equal(first.get_array()[::8, ::8], image)
 
 
 def test_plot_anchor_into_given_axes_and_for_an_empty_anchor():
@@ -271,5 +298,5 @@ def test_anchor_explanations_plot_themselves():
     figure = explanation.plot()
     assert [axis.get_title() for axis in figure.axes][1].startswith("anchor: precision 1.00")
     np.testing.assert_array_equal(figure.axes[1].get_images()[0].get_array(),
-                                  render.anchor_picture(image, segments, [1]))
+                                  render.anchor_picture(render.enlarged(image), render.enlarged(segments), [1]))
     assert explanation._repr_png_().startswith(b"\x89PNG")
