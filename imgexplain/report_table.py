@@ -217,9 +217,8 @@ _SCRIPT = r"""
       draw();
     });
   }
-  for (const control of document.querySelectorAll("#filters input, #filters select")) {
-    control.addEventListener("input", draw);
-  }
+  for (const control of document.querySelectorAll("#filters input")) control.addEventListener("input", draw);
+  field("status").addEventListener("change", draw);
   draw();
 })();
 """
