@@ -59,26 +59,28 @@ def _list_section(lines: list[str]) -> list[str]:
             continue
         if line.startswith(" "):
             out.append("  " + line.strip())
-        elif " : " in line or _NAMES.fullmatch(line.strip()):
-            name, _, kind = line.partition(" : ")
-            out.append(f"- `{name.strip().strip('`')}`" + (f" : {kind.strip()}" if kind else ""))
+        elif " : " in line or line.rstrip().endswith(" :") or _NAMES.fullmatch(line.strip()):
+            name, _, kind = f"{line.rstrip()} ".partition(" : ")
+            names = ", ".join(f"`{part.strip().strip('`')}`" for part in name.split(","))
+            out.append(f"- {names}" + (f" : {kind.strip()}" if kind.strip() else ""))
         else:
             out += [line.strip()] if out and not out[-1].startswith(("-", " ")) else ["", line.strip()]
     return out
 
 
 def _text(lines: list[str]) -> list[str]:
-    """Prose with inline code converted; doctest blocks (from ``>>>`` to a blank line) fenced as code."""
-    out, prose, in_doctest = [], [], False
+    """Prose with inline code converted; doctest blocks (from ``>>>`` to a blank line) fenced as code, their
+    lines without the indentation of the block's first ``>>>``."""
+    out, prose, in_doctest, indent = [], [], False, 0
     for line in lines + [""]:
         if not in_doctest and line.lstrip().startswith(">>>"):
             out += _inline("\n".join(prose)).splitlines() + ["", "```python"]
-            prose, in_doctest = [], True
+            prose, in_doctest, indent = [], True, len(line) - len(line.lstrip())
         if in_doctest and not line.strip():
             out += ["```"]
             in_doctest = False
         if in_doctest:
-            out.append(line)
+            out.append(line[min(indent, len(line) - len(line.lstrip())):])
         else:
             prose.append(line)
     return out + _inline("\n".join(prose)).splitlines()

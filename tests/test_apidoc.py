@@ -46,6 +46,35 @@ def test_a_numpydoc_docstring_becomes_markdown():
     ]
 
 
+def _grouped(image, layer=None, method="gradcam"):
+    """Grouped parameters.
+
+    Parameters
+    ----------
+    image : ndarray
+        The image.
+    layer, method :
+        As in `CAM`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad input.
+
+    Examples
+    --------
+        >>> 1 + 1
+        2
+    """
+
+
+def test_grouped_parameters_and_indented_doctests_render_as_lists_and_code():
+    lines = _apidoc._markdown_docstring(_grouped.__doc__)
+    assert "- `layer`, `method`" in lines and "  As in `CAM`." in lines
+    assert "- `TypeError`, `ValueError`" in lines
+    assert lines[lines.index("```python") + 1:lines.index("```python") + 3] == [">>> 1 + 1", "2"]
+
+
 def test_every_public_name_has_a_section():
     text = _apidoc.api_markdown()
     for name in imgexplain.__all__:

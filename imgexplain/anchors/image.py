@@ -145,7 +145,7 @@ class AnchorImage:
         >>> def predictor(images):  # class 1 while the top-left quadrant keeps its texture
         ...     textured = images[:, :8, :8].std(axis=(1, 2)).min(axis=1) > 0.01
         ...     return np.stack([~textured, textured], axis=1).astype(float)
-    >>> explainer = AnchorImage(predictor, image.shape, segmentation_fn=quadrants)
+        >>> explainer = AnchorImage(predictor, image.shape, segmentation_fn=quadrants)
         >>> explainer.generate_superpixels(image)[::8, ::8]
         array([[0, 1],
                [2, 3]])
