@@ -33,3 +33,17 @@ def test_every_python_block_of_the_readme_runs(tmp_path, monkeypatch):
     plt.close("all")
     assert namespace["maps"].shape == (2, 224, 224)
     assert namespace["overlay"].shape == (224, 224, 3)
+
+
+def test_the_readme_pictures_and_caption_come_from_the_current_code():
+    """A cheap check instead of a re-render: the recorded fingerprint of the drawing code, and the caption."""
+    import json
+
+    from bench import readme_pictures
+
+    record = json.loads(readme_pictures.RECORD.read_text())
+    assert record["code"] == readme_pictures.code_fingerprint(), (
+        "the code that draws README's pictures changed: run python -m bench.readme_pictures")
+    text = README.read_text()
+    assert readme_pictures.rewrite_caption(text, record) == text, "run python -m bench.readme_pictures"
+    assert f"superpixel{'s' if len(record['anchor']) > 1 else ''} {', '.join(map(str, record['anchor']))}" in text
