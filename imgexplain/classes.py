@@ -45,8 +45,8 @@ def probabilities(scores, multilabel: bool | None = None) -> np.ndarray:
     >>> probabilities([[0.25], [1.0]])
     array([[0.75, 0.25],
            [0.  , 1.  ]])
-    >>> probabilities([[0.0, 0.0]])  # logits: a softmax
-    array([[0.5, 0.5]])
+    >>> probabilities([[1.5, -1.5]]).round(3)  # logits: a softmax
+    array([[0.953, 0.047]])
     >>> probabilities([[0.77, 0.69, 0.62]])  # three sigmoids: kept
     array([[0.77, 0.69, 0.62]])
     """

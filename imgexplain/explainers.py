@@ -66,7 +66,7 @@ def display_size(original_hw, input_hw) -> tuple[int, int]:
     --------
     >>> from imgexplain.explainers import display_size
     >>> display_size((28, 28), (28, 28)), display_size((300, 600), (224, 224))
-    ((252, 252), (158, 317))
+    ((224, 224), (158, 318))
     """
     factor = max(1, math.ceil(PICTURE_SIZE / min(input_hw)))
     area = input_hw[0] * input_hw[1] * factor * factor
