@@ -67,6 +67,19 @@ def test_report_escapes_text_quotes_paths_and_shows_anchor_ids_and_colour_bars(t
     assert "OSError: image file is truncated" in page
 
 
+def test_a_coverage_that_any_anchor_of_its_size_gets_is_said_to_be_trivial(tmp_path):
+    out, table = _table_with_rows(tmp_path, 2)  # anchor [12, 3], coverage 0.31: not (1 - 0.5) ** 2
+    page = report.write_report(out, table, {"p_sample": 0.5}).read_text()
+    assert "How to read this report" in page and "whatever the image" not in page.split("</details>")[1]
+    from imgexplain.report import _coverage_note
+
+    row = {"anchor": [4], "coverage": 0.49}
+    assert _coverage_note(row, 0.5) == ("coverage 0.49 is (1 - p_sample)^1 = 0.50: what any anchor of 1 superpixel "
+                                        "gets, whatever the image")
+    assert _coverage_note({"anchor": [4, 5], "coverage": 0.25}, 0.5).startswith("coverage 0.25 is (1 - p_sample)^2")
+    assert _coverage_note(row, 0.3) is None and _coverage_note({"anchor": [], "coverage": 1.0}, 0.5) is None
+
+
 def test_summary_json_holds_numbers(tmp_path):
     out, table = _table_with_rows(tmp_path, 3)
     report.write_report(out, table, {"seed": 0})
