@@ -126,12 +126,12 @@ def _coverage_note(row: dict, p_sample) -> str | None:
             f"{size} superpixel{'s' if size > 1 else ''} gets, whatever the image")
 
 
-def _section_html(row: dict, root: str, p_sample=None) -> str:
+def _section_html(row: dict, root: str, p_sample=None, multilabel=False) -> str:
     name = f"<h2>{_escape(row['image'])}</h2>"
     if row["status"] != "ok":
         return f'<section>{name}<p class="error">{_escape(row["error_type"])}: {_escape(row["error"])}</p></section>'
     notes = []
-    if row["anchor"] is not None and row["predicted"] != row["target"]:
+    if row["anchor"] is not None and row["predicted"] != row["target"] and not multilabel:
         notes.append(f"The anchor explains the predicted class {row['predicted']}, not the --target {row['target']}.")
     predictions = _table(["top predictions", "p", ""], [
         (_escape(f"{top['index']} {top['label']}"), f"{top['p']:.3f}",
@@ -262,11 +262,11 @@ def write_report(out, table, arguments: dict, names=None, title: str = "imgexpla
     error_columns = ["index", "image", "status", "error_type", "error"]
     errors = heapq.nsmallest(ERRORS_SHOWN, (row for row in _rows(table, error_columns, names, batch_size)
                                             if row["status"] != "ok"), key=_order)
-    p_sample = arguments.get("p_sample")
+    p_sample, multilabel = arguments.get("p_sample"), "multilabel" in arguments  # a multi-label anchor: the target's
     pages, written, sections = out / PAGES, set(), []
     if len(order) <= page_size:
         rows = sorted(_rows(table, columns, names, batch_size), key=_order)
-        sections = ["<h2>images</h2>"] + [_section_html(row, "", p_sample) for row in rows]
+        sections = ["<h2>images</h2>"] + [_section_html(row, "", p_sample, multilabel) for row in rows]
     else:
         pages.mkdir(exist_ok=True)
         links = []
@@ -274,8 +274,8 @@ def write_report(out, table, arguments: dict, names=None, title: str = "imgexpla
                                                 start=1):
             name, shown = f"page-{number:04d}.html", f"images {start + 1} to {start + len(chunk)}"
             navigation = f'<p><a href="../{REPORT_NAME}">summary</a></p>'
-            atomic_write(pages / name, _page(f"{title}: {shown}",
-                                             [navigation] + [_section_html(row, "../", p_sample) for row in chunk]))
+            sections = [_section_html(row, "../", p_sample, multilabel) for row in chunk]
+            atomic_write(pages / name, _page(f"{title}: {shown}", [navigation] + sections))
             links.append(f'<li><a href="{PAGES}/{name}">{shown}</a></li>')
             written.add(name)
         sections = [f"<h2>images</h2><ul>{''.join(links)}</ul>"]

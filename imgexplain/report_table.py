@@ -131,7 +131,11 @@ _SCRIPT = r"""
 
   const classes = Array.from(new Set(rows.map((row) => row.class).filter(Boolean))).sort();
   const list = field("classes");
-  for (const name of classes) { const option = document.createElement("option"); option.value = name; list.appendChild(option); }
+  for (const name of classes) {
+    const option = document.createElement("option");
+    option.value = name;
+    list.appendChild(option);
+  }
 
   function number(id) { const text = field(id).value; return text === "" ? null : Number(text); }
 
@@ -166,11 +170,18 @@ _SCRIPT = r"""
     tr.appendChild(td);
   }
 
+  function paragraph(parent, text, className) {
+    const p = document.createElement("p");
+    p.textContent = text;
+    if (className) p.className = className;
+    parent.appendChild(p);
+  }
+
   function details(row) {
     const tr = document.createElement("tr"); tr.className = "open";
     const td = document.createElement("td"); td.colSpan = 6;
-    const path = document.createElement("p"); path.textContent = row.path; td.appendChild(path);
-    if (row.error) { const p = document.createElement("p"); p.className = "error"; p.textContent = row.error; td.appendChild(p); }
+    paragraph(td, row.path);
+    if (row.error) paragraph(td, row.error, "error");
     const pictures = document.createElement("div"); pictures.className = "pictures";
     for (const [source, title, caption] of row.pictures) {
       const figure = document.createElement("figure");
@@ -184,7 +195,7 @@ _SCRIPT = r"""
     }
     td.appendChild(pictures);
     const times = Object.entries(row.methods).map(([method, seconds]) => method + " " + seconds + " s").join(", ");
-    if (times) { const p = document.createElement("p"); p.textContent = "time per method: " + times; td.appendChild(p); }
+    if (times) paragraph(td, "time per method: " + times);
     tr.appendChild(td);
     return tr;
   }
@@ -204,7 +215,8 @@ _SCRIPT = r"""
     }
     body.replaceChildren(fragment);
     shown.textContent = found.length > ROWS_SHOWN
-      ? "showing the first " + ROWS_SHOWN + " of " + found.length + " matching images (of " + rows.length + "); narrow the filters to see others"
+      ? "showing the first " + ROWS_SHOWN + " of " + found.length + " matching images (of " + rows.length
+        + "); narrow the filters to see others"
       : found.length + " matching images (of " + rows.length + ")";
   }
 

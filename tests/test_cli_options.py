@@ -128,7 +128,8 @@ def _hint_inputs(tmp_path, images):
     legacy = tmp_path / "model.h5"
     legacy.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
     return {
-        "method typo": (["explain", images[0], "--method", "gradcma"], "unknown method 'gradcma'; did you mean 'gradcam'"),
+        "method typo": (["explain", images[0], "--method", "gradcma"],
+                        "unknown method 'gradcma'; did you mean 'gradcam'"),
         "empty folder": (["explain", empty], "no image files in the folder .*empty' \\(searched recursively for "),
         "state dict": (["explain", images[0], "--model", state_dict],
                        "weights.pth' is not a model file; .*torch.save file .*torch.export.save"),
