@@ -24,22 +24,17 @@ from pathlib import Path
 
 import numpy as np
 
-from imgexplain import METHODS, classes, models
-from imgexplain import explainers
+from imgexplain import METHODS, classes, cli_options, explainers, models
 from imgexplain._version import __version__
 from imgexplain.datasets import MAX_PIXELS, ImageTooLargeError, check_image_file
 from imgexplain.models import BUILTIN_MODEL, PREPROCESSING
-from imgexplain.segmentation import SEGMENTATION_FUNCTIONS
+from imgexplain.cli_options import InputError
 
 DEFAULT_OUT = "imgexplain-out"
 DEMO_SAMPLES = ("chelsea", "coffee", "camera")
 DEVICE_HELP = ("where the model runs: cpu, cuda or cuda:N (default: cuda when ONNX Runtime or torch can use a GPU, "
                "else cpu)")
 MAX_SEED = 2**32 - 1
-
-
-class InputError(ValueError):
-    """Bad input on the command line: reported in one line, exit status 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -79,33 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "--preprocess", choices=sorted(PREPROCESSING), default=None,
         help=("how your own model wants pixels: none (0..255), unit (/255), tf ([-1, 1]), torch or imagenet "
-              "(ImageNet mean and std), lite ((x - 127) / 128) (default: none). Outputs that are not "
-              "probabilities (rows not summing to 1) go through a softmax; one column must be a sigmoid "
-              "probability, explained as class 1 (and its complement as class 0)"))
+              "(ImageNet mean and std), lite ((x - 127) / 128) (default: none). Outputs outside [0, 1] go "
+              "through a softmax (in [0, 1]: see --multilabel); one column must be a sigmoid probability, "
+              "explained as class 1 (and its complement as class 0)"))
     explain.add_argument("--labels", default=None, metavar="FILE",
                          help="text file of your model's class names, one a line (class 0 first)")
-    explain.add_argument("--multilabel", action="store_true",
-                         help="the model's outputs are independent probabilities, one per label (sigmoids): "
-                              "never softmaxed; the anchor explains 'label k present' (default: decided from the "
-                              "outputs: values in [0, 1] whose rows do not sum to 1)")
-    explain.add_argument("--top-k", type=int, default=5, metavar="K",
-                         help="top classes recorded and shown per image (default: %(default)s)")
     explain.add_argument("--target", type=int, default=None, metavar="N",
                          help="class the heatmaps explain (default: the predicted class); anchors always explain "
                               "the prediction")
     explain.add_argument("--threshold", type=float, default=0.95,
                          help="precision an anchor must reach, in (0, 1] (default: %(default)s)")
     explain.add_argument("--seed", type=int, default=0, help="random seed of the anchor search (default: 0)")
-    explain.add_argument("--segmentation", choices=sorted(SEGMENTATION_FUNCTIONS), default="slic",
-                         help="how the anchor's superpixels are made (scikit-image; default: %(default)s)")
-    explain.add_argument("--n-segments", type=int, default=None, metavar="N",
-                         help="about how many slic superpixels (default: "
-                              f"{explainers.SEGMENTATION_KWARGS['n_segments']})")
-    explain.add_argument("--p-sample", type=float, default=explainers.P_SAMPLE, metavar="P",
-                         help="probability that the anchor search perturbs a superpixel, in (0, 1) "
-                              "(default: %(default)s)")
-    explain.add_argument("--layer", default=None, metavar="NAME",
-                         help="layer the class activation maps use (default: the last feature map)")
     explain.add_argument(
         "--workers", type=int, default=0, metavar="N",
         help="explain N images at a time on Ray workers, each with its own copy of the model (default: 0, "
@@ -120,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N",
                          help="refuse images of more than N pixels (default: %(default)s)")
     explain.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help="output folder (default: %(default)s)")
-    _add_talk_options(explain)
+    cli_options.add_explanation_options(explain)
+    cli_options.add_talk_options(explain)
     explain.set_defaults(run=_explain_command)
 
     demo = commands.add_parser(
@@ -132,30 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="framework of the built-in model (default: %(default)s)")
     demo.add_argument("--device", default=None, help=DEVICE_HELP)
     demo.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help="output folder (default: %(default)s)")
-    _add_talk_options(demo)
+    cli_options.add_talk_options(demo)
     demo.set_defaults(run=_demo_command)
     return parser
-
-
-def _add_talk_options(command) -> None:
-    talk = command.add_mutually_exclusive_group()
-    talk.add_argument("--quiet", "-q", action="store_true",
-                      help="print only the report's path (no progress bar, no counts)")
-    talk.add_argument("--verbose", "-v", action="store_true",
-                      help="also log what each step does (the anchor search's progress, model loading)")
-
-
-def _set_talk(quiet: bool, verbose: bool) -> None:
-    """--quiet: only errors from imgexplain's loggers; --verbose: their INFO records too (on stderr)."""
-    logger = logging.getLogger("imgexplain")
-    if quiet:
-        logger.setLevel(logging.ERROR)
-    elif verbose:
-        logger.setLevel(logging.INFO)
-        if not logger.handlers:
-            handler = logging.StreamHandler()
-            handler.setFormatter(logging.Formatter("imgexplain: %(message)s"))
-            logger.addHandler(handler)
 
 
 def _terminate(signum, frame):
@@ -173,7 +132,7 @@ def main(argv=None) -> int:
         return exit_.code if isinstance(exit_.code, int) else 0
     logger = logging.getLogger("imgexplain")
     talk = logger.level, list(logger.handlers)
-    _set_talk(args.quiet, args.verbose)
+    cli_options.set_talk(args.quiet, args.verbose)
     previous = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM cleans up as Ctrl-C does
     try:
         return args.run(args)
@@ -253,14 +212,6 @@ def _check_numbers(args) -> None:
                          "time, as --workers 0 does, with the same results")
     if args.max_pixels < 1:
         raise InputError(f"--max-pixels: expected a number of pixels >= 1; got {args.max_pixels}")
-    if args.top_k < 1:
-        raise InputError(f"--top-k: expected a number of classes >= 1; got {args.top_k}")
-    if not 0.0 < args.p_sample < 1.0:
-        raise InputError(f"--p-sample: expected a probability in (0, 1); got {args.p_sample}")
-    if args.n_segments is not None and args.n_segments < 2:
-        raise InputError(f"--n-segments: expected a number of superpixels >= 2; got {args.n_segments}")
-    if args.n_segments is not None and args.segmentation != "slic":
-        raise InputError(f"--n-segments applies to --segmentation slic; {args.segmentation} finds its own number")
 
 
 def check_explain_arguments(args) -> dict:
@@ -271,16 +222,8 @@ def check_explain_arguments(args) -> dict:
         kind = models.model_kind(args.model)
     except models.ModelError as error:
         raise InputError(f"--model: {error}") from None
-    if "anchor" not in methods:
-        for option, given in (("--segmentation", args.segmentation != "slic"), ("--n-segments", args.n_segments),
-                              ("--p-sample", args.p_sample != explainers.P_SAMPLE)):
-            if given is not None and given is not False:
-                raise InputError(f"{option} applies to --method anchor, which this run does not use")
-    if args.layer is not None and methods == ["anchor"]:
-        raise InputError("--layer applies to the class activation maps; --method anchor uses none")
+    cli_options.check_options(args, methods, kind)
     if kind == "builtin":
-        if args.multilabel:
-            raise InputError(f"--multilabel: {BUILTIN_MODEL} is a softmax model of exclusive classes")
         for option, value in (("--input-size", args.input_size), ("--preprocess", args.preprocess)):
             if value is not None:
                 raise InputError(f"{option} applies to your own saved model; {BUILTIN_MODEL} has its own")
@@ -305,19 +248,9 @@ def check_explain_arguments(args) -> dict:
             raise InputError(f"--labels: {error}") from None
     for path in args.images:
         check_image_path(path, args.max_pixels)
-    _check_folders_have_images(args.images)
+    cli_options.check_folders_have_images(args.images)
     return {"methods": methods, "kind": kind, "framework": framework, "input_size": input_size,
             "preprocess": args.preprocess or "none", "labels": labels, "device": check_device(args.device)}
-
-
-def _check_folders_have_images(paths) -> None:
-    """InputError for a folder with no image file in it (searched recursively)."""
-    from imgexplain.pipeline import image_extensions, list_images
-
-    for path in map(Path, paths):
-        if path.is_dir() and not list_images([path]):
-            raise InputError(f"no image files in the folder {str(path)!r} (searched recursively for "
-                             f"{', '.join(sorted(image_extensions())[:8])}, ... files; hidden files skipped)")
 
 
 def check_device(device):
@@ -334,17 +267,6 @@ def _load_classifier(model, kind, framework, input_size, preprocess, labels, dev
     classifier = (models.load_builtin(framework, device) if kind == "builtin"
                   else models.load_saved_model(model, kind, input_size, preprocess, device, multilabel))
     return classifier if labels is None else classifier.with_labels(labels)
-
-
-ANCHOR_ARGUMENTS = ("threshold", "seed", "segmentation", "p_sample", "tau")
-CAM_ARGUMENTS = ("layer", "target")
-
-
-def segmentation_kwargs(segmentation: str, n_segments=None) -> dict:
-    """The keyword arguments of the command line's ``segmentation`` (``n_segments``: slic's, when given)."""
-    if segmentation != "slic":
-        return {}
-    return dict(explainers.SEGMENTATION_KWARGS, **({} if n_segments is None else {"n_segments": n_segments}))
 
 
 def _run_arguments(args, settings) -> dict:
@@ -364,10 +286,9 @@ def _run_arguments(args, settings) -> dict:
         "labels": None if labels is None else content_hash("\n".join(labels).encode()),
         "multilabel": True if args.multilabel else None, "top k": args.top_k, "target": args.target,
         "layer": args.layer, "threshold": args.threshold, "seed": args.seed, "max pixels": args.max_pixels,
-        "segmentation": f"{args.segmentation} {segmentation_kwargs(args.segmentation, args.n_segments)}",
+        "segmentation": f"{args.segmentation} {cli_options.segmentation_kwargs(args.segmentation, args.n_segments)}",
         "p_sample": args.p_sample, "tau": explainers.TAU}
-    unused = (() if "anchor" in settings["methods"] else ANCHOR_ARGUMENTS) + \
-        (() if settings["methods"] != ["anchor"] else CAM_ARGUMENTS)
+    unused = cli_options.unused_arguments(settings["methods"])
     return {key: value for key, value in arguments.items() if value is not None and key not in unused}
 
 
@@ -415,7 +336,8 @@ def _explain_command(args) -> int:
         classifier = None  # each worker loads its own: the copy loaded for the checks is freed
     options = dict(target=args.target, threshold=args.threshold, seed=args.seed, max_pixels=args.max_pixels,
                    top_k=args.top_k, layer=args.layer, p_sample=args.p_sample, segmentation=args.segmentation,
-                   segmentation_kwargs=segmentation_kwargs(args.segmentation, args.n_segments), verbose=args.verbose)
+                   segmentation_kwargs=cli_options.segmentation_kwargs(args.segmentation, args.n_segments),
+                   verbose=args.verbose)
     return _run(args.images, load, settings["methods"], folder, shown, classifier=classifier, options=options,
                 workers=args.workers, timeout=args.timeout, address=args.address, quiet=args.quiet)
 
