@@ -199,7 +199,8 @@ class ImageExplainer:
         if not features:
             caption = render.EMPTY_ANCHOR_TEXT
         else:
-            caption = (f"superpixel{'s' if len(features) > 1 else ''} #{', #'.join(map(str, features))}: "
+            caption = (f"superpixel{'s' if len(features) > 1 else ''} #{', #'.join(map(str, features))} "
+                       f"({len(features)} of {int(explanation.segments.max()) + 1}; hatched: may be perturbed): "
                        f"precision {precision:.2f}, coverage {coverage:.2f}")
         if not success:
             caption += f" (below the threshold {self.threshold}: the best anchor found)"
