@@ -192,6 +192,16 @@ def test_plots_are_pyplot_figures_with_class_names_that_jupyter_shows_once(tmp_p
     assert png.startswith(b"\x89PNG") and not plt.fignum_exists(figure.number)
 
 
+def test_the_cam_plot_of_a_small_image_is_enlarged_without_blurring():
+    from imgexplain import render
+
+    explanation = _explanation(np.array([[0.0, 1.0]]), image_size=(20, 10))  # 20 x 10 pixels
+    shown = render.plot_cam(explanation).axes[0].get_images()[0]
+    assert shown.get_array().shape == (23 * 10, 23 * 20, 4) and shown.get_interpolation() == "nearest"
+    bar = render.plot_cam(explanation).axes[1]._colorbar.cmap  # the colour bar: the overlay's opacity
+    assert bar(0.0)[3] == 0.0 and bar(1.0)[3] == pytest.approx(0.65, abs=0.01)
+
+
 def test_anchor_plot_is_a_pyplot_figure_numbering_the_anchor_superpixels():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -7,9 +7,9 @@ for a class activation map explanation, as ``eli5.format_as_image`` does;
 Plots are pyplot figures (``plt.show()`` and ``plt.savefig`` see them) that Jupyter shows once
 (:mod:`~imgexplain.render.figures`); anchors are drawn by :mod:`~imgexplain.render.anchors`.
 """
-from imgexplain.render.anchors import (EMPTY_ANCHOR_TEXT, anchor_picture, boundaries_picture, enlarged,
-                                       label_positions, plot_anchor)
-from imgexplain.render.figures import ExplanationFigure, Labels, class_name, figure_png, new_figure, plot_cam
+from imgexplain.render.anchors import EMPTY_ANCHOR_TEXT, anchor_picture, boundaries_picture, label_positions, plot_anchor
+from imgexplain.render.figures import (ExplanationFigure, Labels, class_name, enlarged, figure_png, new_figure,
+                                       plot_cam)
 from imgexplain.render.heatmaps import (Colormap, colorize_heatmap, colormap_colors, format_as_image,
                                         overlay_colormap, overlay_heatmap, resolve_colormap, show_cam_on_image)
 

@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from imgexplain._checks import check_finite
-from imgexplain.render.figures import Labels, class_name, new_figure
+from imgexplain.render.figures import DISPLAY_SIDE, Labels, class_name, enlarged, new_figure
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -18,7 +18,6 @@ EMPTY_ANCHOR_TEXT = "empty anchor: the prediction holds whatever is perturbed"
 _ANCHOR_OUTLINE = (220, 20, 60)
 _FADED_GREY = 235.0
 _HATCH_GREY = 150.0
-DISPLAY_SIDE = 224  # small inputs are drawn enlarged to at least this many pixels on their short side
 
 
 def _rgb_picture(image, argument: str = "image") -> np.ndarray:
@@ -51,32 +50,6 @@ def _check_segments(segments, shape) -> np.ndarray:
     if segments.shape != tuple(shape):
         raise ValueError(f"segments: expected a label image of shape {tuple(shape)}; got {segments.shape}")
     return segments
-
-
-def enlarged(picture: np.ndarray, min_side: int = DISPLAY_SIDE) -> np.ndarray:
-    """``picture`` (an image or a label image) enlarged by the smallest whole factor that makes its short
-    side at least ``min_side``, each pixel a square block (nearest neighbour: no blurring, labels kept).
-
-    Parameters
-    ----------
-    picture : (H, W) or (H, W, C) ndarray
-    min_side : int
-
-    Returns
-    -------
-    ndarray
-        ``picture`` itself when it is large enough.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from imgexplain.render import enlarged
-    >>> enlarged(np.array([[1, 2]]), min_side=2)
-    array([[1, 1, 2, 2],
-           [1, 1, 2, 2]])
-    """
-    factor = max(1, -(-min_side // max(1, min(picture.shape[:2]))))
-    return picture if factor == 1 else np.repeat(np.repeat(picture, factor, axis=0), factor, axis=1)
 
 
 def anchor_picture(image: np.ndarray, segments: np.ndarray, features: Sequence[int]) -> np.ndarray:

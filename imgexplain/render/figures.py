@@ -6,15 +6,18 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Union
 
+import numpy as np
 from matplotlib.figure import Figure
+from PIL import Image
 
-from imgexplain.render.heatmaps import format_as_image, overlay_colormap, resolve_colormap
+from imgexplain.render.heatmaps import format_as_image, overlay_colormap, overlay_heatmap, resolve_colormap
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 # Class names by index.
 Labels = Union[Sequence[str], Mapping[int, str]]
+DISPLAY_SIDE = 224  # small inputs are drawn enlarged to at least this many pixels on their short side
 
 
 class ExplanationFigure(Figure):
@@ -120,9 +123,37 @@ def class_name(target: int, labels: Labels | None = None) -> str:
     return f"class {target}"
 
 
+def enlarged(picture: np.ndarray, min_side: int = DISPLAY_SIDE) -> np.ndarray:
+    """``picture`` (an image or a label image) enlarged by the smallest whole factor that makes its short
+    side at least ``min_side``, each pixel a square block (nearest neighbour: no blurring, labels kept).
+
+    Parameters
+    ----------
+    picture : (H, W) or (H, W, C) ndarray
+    min_side : int
+
+    Returns
+    -------
+    ndarray
+        ``picture`` itself when it is large enough.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain.render import enlarged
+    >>> enlarged(np.array([[1, 2]]), min_side=2)
+    array([[1, 1, 2, 2],
+           [1, 1, 2, 2]])
+    """
+    factor = max(1, -(-min_side // max(1, min(picture.shape[:2]))))
+    return picture if factor == 1 else np.repeat(np.repeat(picture, factor, axis=0), factor, axis=1)
+
+
 def plot_cam(explanation: Any, ax: Axes | None = None, labels: Labels | None = None,
              **format_kwargs: Any) -> Figure:
-    """Draw a class activation map explanation: its first target's map over the image, with a colour bar.
+    """Draw a class activation map explanation: its first target's map over the image, with a colour bar
+    that shows the overlay's colours and opacity. Images smaller than 224 pixels are enlarged by a whole
+    factor without blurring (:func:`enlarged`), the map resized smoothly over them.
 
     Parameters
     ----------
@@ -166,7 +197,11 @@ def plot_cam(explanation: Any, ax: Axes | None = None, labels: Labels | None = N
     else:
         figure = ax.figure
     colormap = resolve_colormap(format_kwargs.get("colormap", matplotlib.cm.viridis))
-    ax.imshow(format_as_image(explanation, **format_kwargs))
+    picture = format_as_image(explanation, **format_kwargs)
+    if explanation.data["targets"] and min(picture.size) < DISPLAY_SIDE:  # small inputs: enlarged, not blurred
+        image = Image.fromarray(enlarged(np.asarray(explanation.image)))
+        picture = overlay_heatmap(image, np.asarray(explanation.targets[0].heatmap), **format_kwargs)
+    ax.imshow(picture, interpolation="nearest")
     ax.set_axis_off()
     if explanation.data["targets"]:
         first = explanation.targets[0]
