@@ -192,6 +192,17 @@ def test_plots_are_pyplot_figures_with_class_names_that_jupyter_shows_once(tmp_p
     assert png.startswith(b"\x89PNG") and not plt.fignum_exists(figure.number)
 
 
+def test_enlarging_and_the_overlay_colour_bar_refuse_bad_sizes():
+    from imgexplain import render
+
+    with pytest.raises(ValueError, match="min_side must be a positive integer; got 0"):
+        render.enlarged(np.zeros((2, 2)), min_side=0)
+    with pytest.raises(ValueError, match=r"picture: expected an \(H, W\) or \(H, W, C\) array"):
+        render.enlarged(np.zeros(3))
+    with pytest.raises(TypeError, match="steps must be an integer"):
+        render.overlay_colormap("gray", steps=2.5)
+
+
 def test_the_cam_plot_of_a_small_image_is_enlarged_without_blurring():
     from imgexplain import render
 

@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
 
+from imgexplain._checks import check_int
 from imgexplain.render.heatmaps import format_as_image, overlay_colormap, overlay_heatmap, resolve_colormap
 
 if TYPE_CHECKING:
@@ -137,6 +138,11 @@ def enlarged(picture: np.ndarray, min_side: int = DISPLAY_SIDE) -> np.ndarray:
     ndarray
         ``picture`` itself when it is large enough.
 
+    Raises
+    ------
+    TypeError, ValueError
+        `min_side` is not a positive int, or `picture` has fewer than two dimensions.
+
     Examples
     --------
     >>> import numpy as np
@@ -145,6 +151,10 @@ def enlarged(picture: np.ndarray, min_side: int = DISPLAY_SIDE) -> np.ndarray:
     array([[1, 1, 2, 2],
            [1, 1, 2, 2]])
     """
+    min_side = check_int(min_side, "min_side", low=1)
+    picture = np.asarray(picture)
+    if picture.ndim < 2:
+        raise ValueError(f"picture: expected an (H, W) or (H, W, C) array; got shape {picture.shape}")
     factor = max(1, -(-min_side // max(1, min(picture.shape[:2]))))
     return picture if factor == 1 else np.repeat(np.repeat(picture, factor, axis=0), factor, axis=1)
 

@@ -8,7 +8,7 @@ import matplotlib.cm
 import numpy as np
 from PIL import Image
 
-from imgexplain._checks import check_finite, check_number, check_pixel_range, is_number
+from imgexplain._checks import check_finite, check_int, check_number, check_pixel_range, is_number
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -105,6 +105,11 @@ def overlay_colormap(colormap: Colormap = matplotlib.cm.viridis, alpha_limit: fl
     -------
     matplotlib.colors.ListedColormap
 
+    Raises
+    ------
+    TypeError, ValueError
+        `steps` is not an int of at least 2, or as in :func:`colorize_heatmap`.
+
     Examples
     --------
     >>> from imgexplain.render import overlay_colormap
@@ -112,7 +117,7 @@ def overlay_colormap(colormap: Colormap = matplotlib.cm.viridis, alpha_limit: fl
     >>> bar.colors[:, 3]  # the opacity: transparent at 0, as the overlay
     array([0. , 0.5, 0.5])
     """
-    values = np.linspace(0.0, 1.0, steps)
+    values = np.linspace(0.0, 1.0, check_int(steps, "steps", low=2))
     rgba = colorize_heatmap(values[np.newaxis], colormap=colormap, alpha_limit=alpha_limit)[0]
     return matplotlib.colors.ListedColormap(rgba, name="overlay")
 
