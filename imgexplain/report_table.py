@@ -184,6 +184,7 @@ _SCRIPT = r"""
     if (row.error) paragraph(td, row.error, "error");
     const pictures = document.createElement("div"); pictures.className = "pictures";
     for (const [source, title, caption] of row.pictures) {
+      if (/^[a-z][a-z0-9+.-]*:|^\/|\.\./i.test(source)) continue;  // only pictures inside OUT
       const figure = document.createElement("figure");
       const link = document.createElement("a"); link.href = PICTURE_ROOT + encodeURI(source);
       const img = document.createElement("img"); img.src = link.href; img.alt = title; img.loading = "lazy";

@@ -23,6 +23,9 @@ def _row(k, status="ok"):
                    layer="features", seconds_gradcam=0.25,
                    pictures=[{"path": f"pictures/photo-{k:03d}-{kind}.png", "title": kind, "caption": "c",
                               "colormap": None} for kind in ("input", "anchor", "gradcam")])
+        if k == 19:  # a tampered table: pictures outside OUT are never shown
+            row["pictures"] += [{"path": path, "title": "bad", "caption": "", "colormap": None}
+                                for path in ("javascript:alert(1)", "../outside.png", "/etc/passwd")]
     else:
         row.update(error_type="OSError", error="image file is truncated <b>bold</b>")
     return row
@@ -42,7 +45,7 @@ def page(tmp_path_factory):
     table.append(rows)
     (folder.path / "pictures").mkdir()
     for row in rows:
-        for picture in row.get("pictures", []):
+        for picture in row.get("pictures", [])[:3]:
             Image.fromarray(np.full((8, 8, 3), 40 * (row["index"] % 6), np.uint8)).save(folder.path / picture["path"])
     return report.write_report(folder.path, table, {"method": "anchor,gradcam"}, page_size=10)
 
