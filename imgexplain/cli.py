@@ -325,6 +325,8 @@ def _explain_command(args) -> int:
     if args.target is not None and args.target >= n_classes:
         raise InputError(f"--target: {args.target} is not a class of {classifier.name}, "
                          f"which has {n_classes} classes (0..{n_classes - 1})")
+    if args.layer is not None:
+        cli_options.check_layer(classifier, args.layer)
     if settings["labels"] is not None and len(settings["labels"]) != n_classes:
         raise InputError(f"--labels: {len(settings['labels'])} labels for {classifier.name}, which has "
                          f"{n_classes} classes")

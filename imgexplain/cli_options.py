@@ -85,6 +85,17 @@ def check_options(args, methods: list[str], kind: str) -> None:
         raise InputError(f"--multilabel: {BUILTIN_MODEL} is a softmax model of exclusive classes")
 
 
+def check_layer(classifier, layer: str) -> None:
+    """InputError unless the class activation maps can use ``layer`` of the loaded ``classifier``."""
+    from imgexplain.cam.api import CAM
+
+    cam_model = classifier.cam_model if classifier.cam_model is not None else classifier.model
+    try:
+        CAM(cam_model, layer=layer, output=classifier.cam_output)
+    except (ValueError, TypeError) as error:
+        raise InputError(f"--layer: {error}") from None
+
+
 def check_folders_have_images(paths) -> None:
     """InputError for a folder with no image file in it (searched recursively)."""
     from imgexplain.pipeline import image_extensions, list_images

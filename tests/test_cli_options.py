@@ -13,7 +13,8 @@ from test_cli import _run, _table, _torchscript_argv, images, torchscript_model 
 from imgexplain import classes
 from imgexplain.predictor import PredictorError
 
-pytestmark = [pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")]
+pytestmark = [pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning"),
+              pytest.mark.filterwarnings("ignore:`isinstance\\(treespec, LeafSpec\\)`:FutureWarning")]
 
 
 def _sigmoid_onnx(path):
@@ -160,6 +161,20 @@ def test_bad_options_are_one_line_with_a_hint_and_status_2(case, tmp_path, image
     assert len(lines) == 1 and lines[0].startswith("imgexplain: error: ")
     assert re.search(message, lines[0]), lines[0]
     assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_a_layer_the_model_does_not_have_is_one_line_before_any_image(tmp_path, images, capsys):
+    import torch
+    from test_cli import SIZE, _small_torch_net
+
+    model = tmp_path / "net.pt2"
+    torch.export.save(torch.export.export(_small_torch_net(), (torch.zeros(1, 3, SIZE, SIZE),)), model)
+    out = tmp_path / "out"
+    status, stdout, stderr = _run(["explain", images[0], "--model", model, "--method", "gradcam", "--layer", "nope",
+                                   "--out", out], capsys)
+    assert status == 2 and stdout == ""
+    assert stderr.splitlines() == [stderr.strip()] and "--layer: model has no module named 'nope'" in stderr
+    assert not (out / "results.parquet").exists()
 
 
 def test_python_dash_m_imgexplain_runs_the_command():
