@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from imgexplain import distributed
+from imgexplain import distributed, ray_cluster
 from imgexplain._checks import check_number
 from imgexplain.distributed import Task
 from imgexplain.results import KEY_COLUMNS, TABLE_NAME, OutputFolder, ResultsTable, atomic_write, content_hash, file_hash
@@ -142,7 +142,8 @@ def explain_dataset(images: Iterable, make_explainer: Callable, *,
     timeout : float, optional
         Seconds an image may take on a worker before it is recorded as a ``TimeoutError`` (needs workers).
     address : str, optional
-        A Ray cluster to join (default: ``RAY_ADDRESS`` or a Ray started for the call and stopped after it).
+        A Ray cluster to join, ``host:port`` (default: ``RAY_ADDRESS``, else a private Ray started on this
+        machine for the call and stopped after it). ``n_workers`` is capped at its free CPUs, with a warning.
     schema : pyarrow.Schema, optional
         The columns of the rows, needed with `out`.
     arguments : dict, optional
@@ -165,8 +166,8 @@ def explain_dataset(images: Iterable, make_explainer: Callable, *,
     TypeError
         `make_explainer` is not callable, or `n_workers`, `timeout` or `cpus_per_worker` is not a number.
     ValueError
-        `n_workers`, `timeout` or `cpus_per_worker` out of range, `out` without `schema`, or a results
-        table of other arguments.
+        `n_workers`, `timeout` or `cpus_per_worker` out of range, `out` without `schema`, a results
+        table of other arguments, or a Ray cluster `address` that does not answer within seconds.
 
     See Also
     --------
@@ -193,6 +194,8 @@ def explain_dataset(images: Iterable, make_explainer: Callable, *,
                         f"got {type(make_explainer).__name__}")
     distributed.check_workers(n_workers, timeout)
     check_number(cpus_per_worker, "cpus_per_worker", 0, inclusive=False)
+    if n_workers != 0:
+        ray_cluster.check_address(address)  # before anything is written
     folder = table = None
     if out is not None:
         if schema is None:
