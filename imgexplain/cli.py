@@ -25,7 +25,9 @@ import numpy as np
 from imgexplain import METHODS, classes, models
 from imgexplain._version import __version__
 from imgexplain.datasets import MAX_PIXELS, ImageTooLargeError, check_image_file
+from imgexplain.distributed import WorkerError
 from imgexplain.models import BUILTIN_MODEL, PREPROCESSING
+from imgexplain.ray_cluster import ClusterError, check_address
 
 DEFAULT_OUT = "imgexplain-out"
 DEMO_SAMPLES = ("chelsea", "coffee", "camera")
@@ -137,6 +139,9 @@ def main(argv=None) -> int:
     except OSError as error:
         print(f"imgexplain: error: the run failed: {error}", file=sys.stderr)
         return 1
+    except (WorkerError, ClusterError) as error:  # Ray's workers could not run
+        print(f"imgexplain: error: the run failed: {error}".splitlines()[0], file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"imgexplain: interrupted; the rows written so far are kept in {args.out}/results.parquet "
               "and the same command resumes", file=sys.stderr)
@@ -238,8 +243,17 @@ def check_explain_arguments(args) -> dict:
             raise InputError(f"--labels: {error}") from None
     for path in args.images:
         check_image_path(path, args.max_pixels)
+    if args.workers:
+        _check_address(args.address)
     return {"methods": methods, "kind": kind, "framework": framework, "input_size": input_size,
             "preprocess": args.preprocess or "none", "labels": labels, "device": check_device(args.device)}
+
+
+def _check_address(address) -> None:
+    try:
+        check_address(address)
+    except ValueError as error:
+        raise InputError(f"--address: {error}") from None
 
 
 def check_device(device):
