@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="seconds an image may take before its worker is stopped and replaced and the "
                               "image recorded as an error (needs --workers 1 or more: a model call in this "
                               "process cannot be interrupted)")
+    explain.add_argument("--pictures", choices=("png", "jpeg", "none"), default="png",
+                         help="pictures of each image in OUT/pictures: PNG, JPEG (smaller, faster) or none "
+                              "(the table only) (default: %(default)s)")
     explain.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N",
                          help="refuse images of more than N pixels (default: %(default)s)")
     explain.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help="output folder (default: %(default)s)")
@@ -324,7 +327,8 @@ def _explain_command(args) -> int:
     if args.workers:
         classifier = None  # each worker loads its own: the copy loaded for the checks is freed
     return _run(args.images, load, settings["methods"], folder, shown, classifier=classifier,
-                options=dict(target=args.target, threshold=args.threshold, seed=args.seed, max_pixels=args.max_pixels),
+                options=dict(target=args.target, threshold=args.threshold, seed=args.seed, max_pixels=args.max_pixels,
+                             pictures=args.pictures),
                 workers=args.workers, timeout=args.timeout, address=args.address)
 
 
