@@ -16,9 +16,9 @@ import sys
 VARIABLE = "IMGEXPLAIN_RAY_MARK"
 
 
-def marked_processes(mark: str) -> list[int]:
-    """Ids of this user's processes whose environment holds ``IMGEXPLAIN_RAY_MARK=mark``."""
-    needle = f"{VARIABLE}={mark}".encode()
+def marked_processes(mark: str, variable: str = VARIABLE) -> list[int]:
+    """Ids of this user's processes (but this one) whose environment holds ``variable=mark``."""
+    needle = f"{variable}={mark}".encode()
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():

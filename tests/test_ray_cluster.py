@@ -120,15 +120,7 @@ def test_more_workers_than_the_cluster_s_cpus_are_capped_with_a_warning_and_the_
 
 
 def marked_processes(mark):
-    needle = f"IMGEXPLAIN_TEST_MARK={mark}".encode()
-    found = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if needle in Path(f"/proc/{entry}/environ").read_bytes().split(b"\0"):
-                found.append(int(entry))
-        except OSError:
-            continue
-    return found
+    return _reaper.marked_processes(mark, variable="IMGEXPLAIN_TEST_MARK")
 
 
 def test_sigkill_of_the_driver_leaves_no_ray_process_behind(tmp_path):
