@@ -168,3 +168,24 @@ def test_progress_without_a_terminal_is_a_line_with_the_count_rate_and_eta():
     lines = log.getvalue().splitlines()
     assert lines[0].startswith("explaining: 4/10 images (40 %), ") and ", ETA " in lines[0]
     assert lines[1].startswith("explaining: 5/10 images (50 %)") and lines[1].endswith("anchor round 3")
+
+
+@pytest.mark.parametrize("pictures", ["none", "jpeg"])
+def test_the_command_writes_the_pictures_asked_for_and_its_report(tmp_path, pictures, capsys):
+    from PIL import Image
+
+    from imgexplain import cli
+
+    model = tmp_path / "tiny.pt2"
+    exported = tiny_classifier().model
+    torch.export.save(torch.export.export(exported, (torch.zeros(1, 3, SIZE, SIZE),)), str(model))
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for k, image in enumerate(images(5)):
+        Image.fromarray(image.astype(np.uint8)).save(folder / f"{k}.png")
+    out = tmp_path / "out"
+    assert cli.main(["explain", str(folder), "--model", str(model), "--method", "gradcam", "--pictures", pictures,
+                     "--out", str(out)]) == 0
+    written = sorted(path.suffix for path in (out / "pictures").glob("*")) if (out / "pictures").exists() else []
+    assert written == ([] if pictures == "none" else [".jpg"] * 10)  # the input and the overlay of each image
+    assert (out / "report.html").exists() and "5 explained" in capsys.readouterr().err
