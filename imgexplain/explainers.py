@@ -5,9 +5,11 @@ row of the results table, with its pictures as PNG bytes (written by the pipelin
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
+import logging
 import math
 import time
 
@@ -121,6 +123,7 @@ class ImageExplainer:
         # The prediction comes from the first gradient method's own forward pass (Score-CAM's and
         # Ablation-CAM's further passes would call a recording target on other images).
         self.predicting = next((method for method in self.cams if method in GRADIENT_METHODS + ("fullgrad",)), None)
+        self.report_progress = None  # a callable of one line: the anchor search's rounds are shown with it
         size = min(classifier.input_size)
         self.enlarge = max(1, math.ceil(PICTURE_SIZE / size)) if size < PICTURE_SIZE else 1
 
@@ -212,7 +215,8 @@ class ImageExplainer:
     def _explain_anchor(self, row, x, shown, stem, predicted_name):
         from imgexplain import render
 
-        explanation = self.anchor.explain(x, threshold=self.threshold, p_sample=P_SAMPLE, tau=TAU)
+        with _anchor_rounds(self.report_progress) as verbose:
+            explanation = self.anchor.explain(x, threshold=self.threshold, p_sample=P_SAMPLE, tau=TAU, verbose=verbose)
         features = [int(k) for k in explanation.data["raw"]["feature"]]
         precision, coverage = float(explanation.precision), float(explanation.coverage)
         row.update(anchor=features, precision=precision, coverage=coverage,
@@ -240,6 +244,31 @@ class ImageExplainer:
                       lambda: render.overlay_heatmap(shown, heatmap.astype(np.float64), colormap=HEATMAP_COLORMAP),
                       method, f"layer {layer_title(str(layer))}, {heatmap.shape[0]}x{heatmap.shape[1]} map",
                       colormap=HEATMAP_COLORMAP)
+
+
+@contextlib.contextmanager
+def _anchor_rounds(report):
+    """True while the anchor search's round lines (its verbose log) go to ``report``; False without one."""
+    if report is None:
+        yield False
+        return
+    from imgexplain.anchors.image import PROGRESS_LOGGER
+
+    handler = _Forward(report)
+    PROGRESS_LOGGER.addHandler(handler)  # so that verbose=True writes nothing else
+    try:
+        yield True
+    finally:
+        PROGRESS_LOGGER.removeHandler(handler)
+
+
+class _Forward(logging.Handler):
+    def __init__(self, report):
+        super().__init__()
+        self.report = report
+
+    def emit(self, record):
+        self.report(f"anchor {record.getMessage()}")
 
 
 def _draw_and_encode(draw, kind: str) -> bytes:

@@ -237,7 +237,8 @@ def _stream(items, done, make_explainer, folder, table, n_workers, timeout, addr
         with progress_bar(len(items), "explaining", enabled=progress) as bar:
             tasks = _tasks(items, done, on_skip=bar.update)
             if n_workers == 0:
-                outcomes = run_batched(make_explainer, tasks, explain_kwargs)
+                outcomes = run_batched(make_explainer, tasks, explain_kwargs,
+                                       report_progress=bar.set_postfix_str if progress else None)
             else:
                 n_workers = n_workers or distributed.default_workers(cpus_per_worker)
                 outcomes = distributed.run_on_ray(make_explainer, tasks, explain_kwargs, n_workers=n_workers,

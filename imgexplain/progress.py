@@ -90,7 +90,9 @@ class LogProgress:
             self._write(now)
 
     def set_postfix_str(self, text: str, refresh: bool = True) -> None:
+        """Show ``text`` after the count (progress inside a long step), in the next line."""
         self.postfix = text
+        self.update(0)
 
     def close(self) -> None:
         if self.done or self.postfix:

@@ -65,10 +65,15 @@ class BatchSizer:
 
 
 def run_batched(make_explainer: Callable, tasks: Iterable[Task], explain_kwargs: dict,
-                batch_size: int | None = None) -> Iterator[Outcome]:
+                batch_size: int | None = None, report_progress: Callable[[str], None] | None = None
+                ) -> Iterator[Outcome]:
     """The outcomes of ``tasks`` in this process, in input order; in batches when the explainer has
-    ``load`` and ``explain_batch`` (and no ``explain_kwargs``), else one by one (:func:`run_here`)."""
+    ``load`` and ``explain_batch`` (and no ``explain_kwargs``), else one by one (:func:`run_here`).
+    ``report_progress`` is given to an explainer with a ``report_progress`` attribute (progress inside
+    an image: the anchor search's rounds)."""
     explainer = make_explainer()
+    if report_progress is not None and hasattr(explainer, "report_progress"):
+        explainer.report_progress = report_progress
     if explain_kwargs or not all(hasattr(explainer, name) for name in ("load", "explain_batch")):
         yield from run_here(lambda: explainer, tasks, explain_kwargs)
         return

@@ -167,7 +167,8 @@ def test_progress_without_a_terminal_is_a_line_with_the_count_rate_and_eta():
     progress.close()
     lines = log.getvalue().splitlines()
     assert lines[0].startswith("explaining: 4/10 images (40 %), ") and ", ETA " in lines[0]
-    assert lines[1].startswith("explaining: 5/10 images (50 %)") and lines[1].endswith("anchor round 3")
+    assert lines[1].startswith("explaining: 4/10 images (40 %)") and lines[1].endswith("anchor round 3")
+    assert lines[2].startswith("explaining: 5/10 images (50 %)") and lines[2].endswith("anchor round 3")
 
 
 @pytest.mark.parametrize("pictures", ["none", "jpeg"])
@@ -189,3 +190,23 @@ def test_the_command_writes_the_pictures_asked_for_and_its_report(tmp_path, pict
     written = sorted(path.suffix for path in (out / "pictures").glob("*")) if (out / "pictures").exists() else []
     assert written == ([] if pictures == "none" else [".jpg"] * 10)  # the input and the overlay of each image
     assert (out / "report.html").exists() and "5 explained" in capsys.readouterr().err
+
+
+def test_the_anchor_search_s_rounds_reach_the_progress_display():
+    from imgexplain.anchors.image import PROGRESS_LOGGER
+
+    def textured_corner(images):  # class 1 when the top-left quadrant is textured (a perturbation flattens it)
+        corner = np.asarray(images)[:, :SIZE // 2, :SIZE // 2].std(axis=(1, 2, 3)) > 30
+        return np.stack([1.0 - corner, corner.astype(float)], axis=1)
+
+    classifier = Classifier(name="corner", framework="none", model=None, input_size=(SIZE, SIZE),
+                            preprocess=lambda images: images, predictor=textured_corner, top_classes=numbered_classes)
+    image = np.zeros((SIZE, SIZE, 3), np.float32)
+    image[:SIZE // 2, :SIZE // 2] = np.random.default_rng(0).integers(0, 256, (SIZE // 2, SIZE // 2, 3))
+    lines = []
+    explainer = ImageExplainer(lambda: classifier, ["anchor"])
+    explainer.report_progress = lines.append
+    row = explainer.explain(image)
+    assert row["anchor"] and lines and all(line.startswith("anchor size ") for line in lines)
+    assert f"size {len(row['anchor'])}: " in " ".join(lines)
+    assert not PROGRESS_LOGGER.handlers  # the forwarding handler is removed
