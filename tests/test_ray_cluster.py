@@ -138,7 +138,7 @@ def test_sigkill_of_the_driver_leaves_no_ray_process_behind(tmp_path):
         assert len(marked_processes(mark)) > 3
         driver.send_signal(signal.SIGKILL)
         driver.wait(timeout=30)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 5  # Ray's agents outlive the driver longer than that on their own
         while marked_processes(mark) and time.monotonic() < deadline:
             time.sleep(0.5)
         left = marked_processes(mark)
