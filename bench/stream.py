@@ -119,7 +119,7 @@ def anchors_phase(files, work) -> dict:
     api = anchors_api_seconds(files)
     one = command_ms(files, work, "anchor-w0", ["--method", "anchor", "--workers", "0"])
     two = command_ms(files, work, "anchor-w2", ["--method", "anchor", "--workers", "2"])
-    api_ms = 1000 * float(np.mean(api[len(files) // 10:]))  # the same images as the command's difference
+    api_ms = 1000 * float(np.mean(api[max(1, len(files) // 10):]))  # the images of the command's difference
     return {"api_seconds": api, "api_ms": api_ms, "w0": one, "w2": two,
             "ratio_w0": one["ms_per_image"] / api_ms, "ratio_w2": two["ms_per_image"] / api_ms}
 
