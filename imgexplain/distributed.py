@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -98,6 +99,8 @@ class _Worker:
         # Set before the explainer loads its model: PyTorch and ONNX Runtime size their thread pools from it,
         # so that N workers on N cores do not run N times as many threads as there are cores.
         os.environ["OMP_NUM_THREADS"] = str(threads)
+        if "torch" in sys.modules:  # imported already: its pool is sized, resize it
+            sys.modules["torch"].set_num_threads(threads)
         self.make_explainer = make_explainer
         self.explainer = None
 
