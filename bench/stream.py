@@ -147,7 +147,8 @@ def memory_phase(work, counts) -> dict:
     for count in counts:
         for k in range(made, count):
             (folder / f"{k // 1000:02d}").mkdir(exist_ok=True)
-            Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(folder / f"{k // 1000:02d}/{k:05d}.png")
+            pixels = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(folder / f"{k // 1000:02d}/{k:05d}.png")
         made = count
         out = work / f"small-{count}"
         result = run_command(["explain", str(folder), "--model", str(model), "--method", "gradcam",

@@ -307,7 +307,8 @@ def test_a_run_killed_part_way_resumes_with_one_row_per_image_and_the_same_ancho
     assert _run(_torchscript_argv(torchscript_model, [folder], whole), capsys)[0] == 0
     argv = [str(arg) for arg in _torchscript_argv(torchscript_model, [folder], killed)]
     one_row_parts = "import imgexplain.stream; imgexplain.stream.ROWS_PER_PART = 1"  # a kill between rows
-    process = subprocess.Popen([sys.executable, "-c", f"{one_row_parts}; from imgexplain import cli; cli.main({argv!r})"],
+    code = f"{one_row_parts}; from imgexplain import cli; cli.main({argv!r})"
+    process = subprocess.Popen([sys.executable, "-c", code],
                                start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     parts = killed / "results.parquet"
     while process.poll() is None and len(list(parts.glob("part-*"))) < 3:

@@ -131,7 +131,8 @@ def test_sigkill_of_the_driver_leaves_no_ray_process_behind(tmp_path):
     for result in explain_dataset(images, Slow, n_workers=1, progress=False):
         print("explained", flush=True)
     """)
-    driver = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    driver = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              text=True,
                               env=dict(os.environ, PYTHONPATH=str(ROOT), IMGEXPLAIN_TEST_MARK=mark))
     try:
         assert driver.stdout.readline().strip() == "explained"  # Ray and its worker run
