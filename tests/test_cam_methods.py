@@ -119,15 +119,37 @@ def test_eigencam_recovers_a_rank_one_activation_pattern():
     np.testing.assert_allclose(flipped[1], spatial / spatial.max(), atol=1e-10)
 
 
-def test_methods_keep_float32_and_dispatch_by_name():
+def _registry_arguments(entry, activations, gradients):
+    """The arguments after the activations that a method with ``entry.needs`` takes."""
+    n_images, _, _, channels = activations.shape
+    return {"gradients": (gradients,), "hessian": (gradients, 0.1 * gradients),
+            "masked passes": (np.linspace(0, 1, n_images * channels).reshape(n_images, channels),),
+            "ablation": (np.ones(n_images), np.linspace(0, 1, n_images * channels).reshape(n_images, channels)),
+            "nothing": ()}[entry.needs]
+
+
+def test_every_registered_method_keeps_float32_and_gives_maps_in_0_1():
     activations, gradients = (array.astype(np.float32) for array in _random_pair(5))
-    for name in methods.GRADIENT_METHODS:
-        out = methods.from_gradients(name, activations, gradients)
-        assert out.dtype == np.float32 and out.shape == activations.shape[:3]
-        assert 0 <= out.min() and out.max() <= 1
-    assert methods.eigencam(activations).dtype == np.float32
+    for entry in methods.REGISTRY.values():
+        if not entry.takes_layer:
+            continue
+        arguments = _registry_arguments(entry, activations, gradients)
+        for eigen_smooth in (False, True):
+            out = entry.function(activations, *arguments, eigen_smooth=eigen_smooth, **entry.options)
+            assert out.dtype == np.float32 and out.shape == activations.shape[:3], entry.name
+            assert 0 <= out.min() and out.max() <= 1, entry.name
     assert set(methods.METHODS) == {"gradcam", "gradcam++", "xgradcam", "hirescam", "gradcam-elementwise",
-                                    "layercam", "scorecam", "ablationcam", "eigencam", "fullgrad"}
+                                    "layercam", "eigengradcam", "segeigencam", "shapleycam", "scorecam",
+                                    "ablationcam", "eigencam", "kpcacam", "fem", "randomcam", "fullgrad"}
+    assert set(methods.NEEDS) >= {entry.needs for entry in methods.REGISTRY.values()}
+
+
+def test_method_named_is_case_insensitive_and_rejects_unknown_names():
+    assert methods.method_named("GradCAM++") is methods.REGISTRY["gradcam++"]
+    with pytest.raises(ValueError, match="method must be one of"):
+        methods.method_named("gradcam+++")
+    with pytest.raises(TypeError, match="method must be one of"):
+        methods.method_named(3)
 
 
 # --- the explanation object ---------------------------------------------------------------

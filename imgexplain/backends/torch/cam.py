@@ -80,6 +80,8 @@ class CAMBackend:
     """Runs a ``torch.nn.Module`` for :class:`imgexplain.cam.api.CAM` (channels first)."""
 
     channels_first = True
+    # What this backend computes for a CAM method (see imgexplain.cam.methods.NEEDS).
+    computes = frozenset({"gradients", "hessian", "masked passes", "ablation", "nothing", "bias gradients"})
     # A module does not declare how many classes it outputs: targets are checked after the forward pass.
     n_classes = None
 
@@ -288,18 +290,20 @@ class CAMBackend:
         elif self._layout(self.layers[index], tensor) or (tensor.ndim == 3 and token_grid(tuple(tensor.shape))):
             self.grids[index] = self._layout(self.layers[index], tensor) or token_grid(tuple(tensor.shape))
             tensor = _tokens_to_map(tensor, self.grids[index])
-        if not isinstance(tensor, torch.Tensor) or not is_feature_map(tuple(tensor.shape)):
+        if not isinstance(tensor, torch.Tensor) or tensor.ndim != 4:
             through = " after reshape_transform" if self.reshape_transform is not None else ""
             raise ValueError(f"module {name!r} outputs {_shape(tensor)}{through}; a class activation map "
-                             f"needs a 4-D feature map (N, C, h, w) larger than 1x1 (pass reshape_transform= "
+                             f"needs a 4-D feature map (N, C, h, w) (pass reshape_transform= "
                              f"to turn other outputs into one)")
         return np.moveaxis(tensor.detach().float().cpu().numpy(), 1, -1)
 
-    def forward(self, images: torch.Tensor, targets: np.ndarray | list, gradients: bool = True) -> tuple:
+    def forward(self, images: torch.Tensor, targets: np.ndarray | list, gradients: bool = True,
+                hessian: bool = False) -> tuple:
         """One pass over ``images``: per layer, activations ``(N, h, w, C)`` channels last and the
-        gradients of each image's target score (None when ``gradients`` is False); the chosen
-        classes (-1 for callable targets) and the scores. ``targets`` is an int array (-1: top
-        class) or a list of callables."""
+        gradients of each image's target score (None when ``gradients`` is False; with ``hessian``,
+        a pair: the gradients and the Hessian-vector products ``d(G . A)/dA``); the chosen classes
+        (-1 for callable targets) and the scores. ``targets`` is an int array (-1: top class) or a
+        list of callables."""
         if gradients and torch.is_inference_mode_enabled():
             raise RuntimeError(_INFERENCE_MODE)
         if self.model.training:
@@ -346,13 +350,25 @@ class CAMBackend:
             if gradients:
                 if not scores.requires_grad:
                     raise ValueError(f"the model's output does not depend on module {self.layer_names[0]!r}")
-                grads = torch.autograd.grad(scores.sum(), activations, allow_unused=True)
+                grads = torch.autograd.grad(scores.sum(), activations, allow_unused=True, create_graph=hessian)
                 missing = [name for name, grad in zip(self.layer_names, grads) if grad is None]
                 if missing:
                     raise ValueError(f"the model's output does not depend on module {missing[0]!r}")
-                grads = [self._as_map(index, grad) for index, grad in enumerate(grads)]
+                if hessian:
+                    grads = [(self._as_map(index, grad), self._as_map(index, self._hessian_product(grad, value)))
+                             for index, (grad, value) in enumerate(zip(grads, activations))]
+                else:
+                    grads = [self._as_map(index, grad) for index, grad in enumerate(grads)]
         maps = [self._as_map(index, value) for index, value in enumerate(activations)]
         return maps, grads, chosen, scores.detach().float().cpu().numpy()
+
+    @staticmethod
+    def _hessian_product(grad, activations):
+        """``(d^2 y / dA^2) A``: zero where the score is linear in the activations."""
+        if not grad.requires_grad:
+            return torch.zeros_like(activations)
+        product = torch.autograd.grad(grad, activations, grad_outputs=activations.detach(), allow_unused=True)[0]
+        return torch.zeros_like(activations) if product is None else product
 
     def fullgrad_terms(self, images: torch.Tensor, targets: np.ndarray | list) -> tuple:
         """FullGrad's terms: ``dy/dx * x`` (N, H, W, C), and ``dy/dz * b`` (N, h, w, K) for the output
