@@ -40,6 +40,12 @@ def _check_targets(targets, n_images, n_classes):
     return values, None
 
 
+def _category(target):
+    """The class a target object names with an int ``category`` attribute, else -1."""
+    category = getattr(target, "category", None)
+    return int(category) if is_int(category) else -1
+
+
 def _check_options(method, options):
     """The method's options: its defaults updated with ``options``."""
     if options is None:
@@ -73,7 +79,8 @@ class CAMResult:
     maps : (N, h, w) float32 ndarray
         The maps, each scaled to [0, 1].
     targets : (N,) int64 ndarray
-        The class explained in each image; -1 for callable targets.
+        The class explained in each image: for a target object, its int ``category`` attribute
+        (as the targets of :mod:`imgexplain.targets` have), else -1.
     scores : (N,) ndarray
         The score explained, the model's output for that class.
     layer : str or list of str
@@ -288,6 +295,8 @@ class CAM:
         images = self._backend.prepare(images)
         classes, callables = _check_targets(targets, images.shape[0], self._backend.n_classes)
         maps, chosen, scores = self._maps(images, classes, callables, eigen_smooth)
+        if callables is not None:
+            chosen = np.array([_category(target) for target in callables], dtype=np.int64)
         if aug_smooth:
             if callables is None:
                 classes = chosen

@@ -75,6 +75,8 @@ class CAMBackend:
         self.output_layer = self._output_layer(output)
         self.reshape_transform = reshape_transform
         self.layers, self.grids = None, None
+        # The explained output of the last pass (pytorch-grad-cam's ``cam.outputs``).
+        self.outputs = None
         if layers is not None:
             self._set([self._find_layer(layer) for layer in layers])
         else:
@@ -341,7 +343,7 @@ class CAMBackend:
         """One pass over ``images``: per layer, activations (N, h, w, C) and the gradients of each
         image's target score (None when ``gradients`` is False); the chosen classes (-1 for
         callable targets) and the scores. ``targets`` is an int array (-1: top class) or a list
-        of callables (run eagerly)."""
+        of callables (run eagerly). ``hessian`` is not computed here (see ``computes``)."""
         if self.layers is None:
             self._choose_layer_by_running(images)
         if isinstance(targets, list):
@@ -354,6 +356,7 @@ class CAMBackend:
                                          input_signature=[spec, tf.TensorSpec((None,), tf.int32)]))
             values = function(images, tf.constant(targets, dtype=tf.int32))
         activations, grads, outputs, chosen, scores = values
+        self.outputs = outputs
         chosen = chosen.numpy().astype(np.int64)
         if not isinstance(targets, list):
             check_target_range(chosen, outputs.shape[1])

@@ -18,3 +18,8 @@ def tensor_softmax(value: tf.Tensor) -> tf.Tensor:
 def tensor_mask(mask: np.ndarray, like: tf.Tensor) -> tf.Tensor:
     """``mask`` as a tensor of the dtype of ``like``."""
     return tf.cast(mask, like.dtype)
+
+
+def tensor_log_softmax(value: tf.Tensor) -> tf.Tensor:
+    """The log of the softmax over the last axis."""
+    return tf.nn.log_softmax(value, axis=-1)

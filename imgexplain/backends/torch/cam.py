@@ -93,6 +93,8 @@ class CAMBackend:
         self.layer_names = None
         self.layers = None
         self.grids = None
+        # The explained output of the last pass (pytorch-grad-cam's ``cam.outputs``).
+        self.outputs = None
         if layers is not None:
             found = [self._find_module(layer) for layer in layers]
             self.layer_names = [name for name, _ in found]
@@ -343,6 +345,7 @@ class CAMBackend:
                 raise ValueError(f"module {name!r} ran {len(values)} times in one forward pass; "
                                  f"choose a module that runs exactly once")
         outputs = select_output(outputs, self.output)
+        self.outputs = outputs.detach()
         activations = [values[0] for values in recorded]
         with torch.enable_grad():
             scores, chosen = target_scores(outputs, targets)
@@ -404,6 +407,7 @@ class CAMBackend:
         finally:
             for handle in handles:
                 handle.remove()
+        self.outputs = outputs.detach()
         used = [(name, bias) for name, _, bias in biased if len(recorded[name]) == 1]
         with torch.enable_grad():
             scores, chosen = target_scores(outputs, targets)

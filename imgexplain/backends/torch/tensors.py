@@ -18,3 +18,8 @@ def tensor_softmax(value: torch.Tensor) -> torch.Tensor:
 def tensor_mask(mask: np.ndarray, like: torch.Tensor) -> torch.Tensor:
     """``mask`` as a tensor on the device and of the dtype of ``like``."""
     return torch.as_tensor(mask, device=like.device, dtype=like.dtype)
+
+
+def tensor_log_softmax(value: torch.Tensor) -> torch.Tensor:
+    """The log of the softmax over the last axis."""
+    return torch.log_softmax(value, dim=-1)
