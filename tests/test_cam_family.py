@@ -127,7 +127,8 @@ def test_callable_targets(model, images):
     np.testing.assert_allclose(cam(images, targets=cam_targets.ClassScore(2)), cam(images, targets=2))
     mixed = cam.compute(images, targets=[cam_targets.ClassScore(0), 1, cam_targets.ClassScore(2)])
     np.testing.assert_allclose(mixed.maps, cam(images, targets=[0, 1, 2]), atol=1e-6)
-    assert list(mixed.targets) == [-1, -1, -1]
+    assert list(mixed.targets) == [0, 1, 2]    # the target objects' categories
+    assert list(cam.compute(images, targets=lambda output: output[0]).targets) == [-1, -1, -1]
     probabilities = CAM(nn.Sequential(model, nn.Softmax(dim=1)).eval(), layer="0.3")
     np.testing.assert_allclose(cam(images, targets=cam_targets.ClassProbability(1)),
                                probabilities(images, targets=1), atol=1e-5)

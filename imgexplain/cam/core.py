@@ -13,7 +13,8 @@ from imgexplain._checks import check_class_indices, check_positive_int, check_si
 from imgexplain.backends import cam_backend
 from imgexplain.cam.maps import normalize_maps, resize_maps
 from imgexplain.cam.methods import METHODS, method_named
-from imgexplain.cam.outputs import check_target_range, scores_of
+from imgexplain.cam.outputs import check_target_range
+from imgexplain.cam.passes import Passes
 from imgexplain.targets import ClassScore
 
 __all__ = ["CAM", "CAMResult"]
@@ -218,6 +219,24 @@ class CAM:
                              f"it is available for PyTorch models")
 
     @property
+    def _passes(self) -> Passes:
+        """The masked and ablated passes, with the bounds as they are now (they may be reassigned)."""
+        return Passes(self._backend, self.forward, self.batch_size, self.max_chunk_bytes, self.verbose)
+
+    def predict(self, images: Any) -> np.ndarray:
+        """The model's explained output for ``images``, as numpy (one forward pass, no gradients).
+
+        Examples
+        --------
+        >>> import torch
+        >>> from imgexplain import CAM
+        >>> model = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 1), torch.nn.Flatten(), torch.nn.Linear(32, 3))
+        >>> CAM(model, layer="0").predict(torch.zeros(2, 3, 4, 4)).shape
+        (2, 3)
+        """
+        return self._backend.predict(self._backend.to_numpy(self._backend.prepare(images)))
+
+    @property
     def layer(self) -> str | list[str] | None:
         """Name of the layer explained (a list for several), known once the model has run when it
         must be found by running."""
@@ -332,9 +351,9 @@ class CAM:
     def _inputs(self, needs, images, index, activations, grads, chosen, scores, callables):
         """The arguments after the activations that a method with these ``needs`` takes."""
         if needs == "masked passes":
-            return (self._masked_scores(images, activations, chosen, callables),)
+            return (self._passes.masked_scores(images, activations, chosen, callables),)
         if needs == "ablation":
-            return scores, self._ablated_scores(images, index, activations.shape[-1], chosen, callables)
+            return scores, self._passes.ablated_scores(images, index, activations.shape[-1], chosen, callables)
         if needs == "nothing":
             return ()
         return grads[index] if needs == "hessian" else (grads[index],)   # (G, H) or (G,)
@@ -358,62 +377,3 @@ class CAM:
         if len(resized) == 1:
             return resized[0]
         return normalize_maps(np.mean(resized, axis=0))
-
-    # --- masked and ablated passes ---------------------------------------------------
-
-    def _chunk(self, image_bytes):
-        return max(1, min(self.batch_size, self.max_chunk_bytes // max(image_bytes, 1)))
-
-    def _progress(self, total, description):
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, desc=description, disable=not self.verbose, leave=False)
-
-    def _score_rows(self, outputs, expected, chosen, callable_target):
-        if not isinstance(outputs, np.ndarray) or outputs.ndim < 2 or len(outputs) != expected:
-            from imgexplain.predictor import PredictorError
-
-            got = f"shape {outputs.shape}" if isinstance(outputs, np.ndarray) else type(outputs).__name__
-            raise PredictorError(f"forward must return a numpy array with one row per image ({expected}); got {got}")
-        callables = None if callable_target is None else [callable_target] * expected
-        return scores_of(outputs, np.full(expected, chosen), callables)
-
-    def _masked_scores(self, images, activations, chosen, callables):
-        """The target score of each image multiplied by each upsampled, [0, 1]-scaled channel."""
-        pictures = np.asarray(self._backend.to_numpy(images), dtype=np.float32)
-        height, width = self._backend.spatial_size(images)
-        n_images, _, _, n_channels = activations.shape
-        channels_first = self._backend.channels_first
-        chunk = self._chunk(pictures[0].nbytes + height * width * 4)
-        forward = self.forward or self._backend.predict
-        scores = np.empty((n_images, n_channels), dtype=np.float32)
-        with self._progress(n_images * n_channels, "scorecam") as progress:
-            for n in range(n_images):
-                for start in range(0, n_channels, chunk):
-                    stop = min(start + chunk, n_channels)
-                    masks = resize_maps(np.moveaxis(activations[n, :, :, start:stop], -1, 0),
-                                                (height, width))
-                    low = masks.min(axis=(1, 2), keepdims=True)
-                    span = masks.max(axis=(1, 2), keepdims=True) - low
-                    masks = np.divide(masks - low, span, out=np.zeros_like(masks), where=span > 0)
-                    batch = pictures[n] * (masks[:, None] if channels_first else masks[..., None])
-                    outputs = forward(batch)
-                    scores[n, start:stop] = self._score_rows(
-                        outputs, stop - start, chosen[n], None if callables is None else callables[n])
-                    progress.update(stop - start)
-        return scores
-
-    def _ablated_scores(self, images, index, n_channels, chosen, callables):
-        """The target score of each image with each channel of layer ``index`` set to zero."""
-        n_images = images.shape[0]
-        chunk = self._chunk(int(np.prod(images.shape[1:])) * 4)
-        scores = np.empty((n_images, n_channels), dtype=np.float32)
-        with self._progress(n_images * n_channels, "ablationcam") as progress:
-            for n in range(n_images):
-                for start in range(0, n_channels, chunk):
-                    stop = min(start + chunk, n_channels)
-                    outputs = self._backend.ablated_outputs(images[n:n + 1], index, np.arange(start, stop))
-                    scores[n, start:stop] = self._score_rows(
-                        outputs, stop - start, chosen[n], None if callables is None else callables[n])
-                    progress.update(stop - start)
-        return scores
