@@ -104,6 +104,7 @@ def test_eigen_smooth_is_the_first_component_of_the_weighted_activations(model, 
         (activations, gradients), _ = _layer_pass(model, 4, images[n], target)
         weighted = activations * gradients.mean(axis=(0, 1))
         matrix = weighted.reshape(-1, 6)
+        matrix = matrix - matrix.mean(axis=0)      # centred over positions
         direction = np.linalg.svd(matrix, full_matrices=False)[2][0]
         projection = matrix @ (direction if direction.sum() >= 0 else -direction)
         np.testing.assert_allclose(maps[n], _normalized(projection.reshape(6, 6)), atol=1e-5)

@@ -100,6 +100,7 @@ def test_eigencam_is_the_first_principal_direction_of_the_activations(model, ima
     for n in range(len(images)):
         activations = tapped(images[n:n + 1]).numpy()[0]
         matrix = activations.reshape(-1, activations.shape[-1])
+        matrix = matrix - matrix.mean(axis=0)      # centred over positions
         direction = np.linalg.svd(matrix, full_matrices=False)[2][0]
         projection = matrix @ (direction if direction.sum() >= 0 else -direction)
         raw = np.maximum(projection.reshape(activations.shape[:2]), 0)

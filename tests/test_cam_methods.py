@@ -114,10 +114,12 @@ def test_eigencam_recovers_a_rank_one_activation_pattern():
     spatial = rng.random((3, 4))
     channel_loadings = rng.random(6) + 0.1
     activations = (spatial[:, :, None] * channel_loadings[None, None, :])[None]
-    np.testing.assert_allclose(methods.eigencam(activations)[0], spatial / spatial.max(), atol=1e-10)
+    # Centred over positions, the pattern is spatial - its mean; rectified and scaled.
+    expected = _normalized_by_hand((spatial - spatial.mean())[None])[0]
+    np.testing.assert_allclose(methods.eigencam(activations)[0], expected, atol=1e-10)
     # The sign of a singular vector is arbitrary: the map must not come out inverted.
     flipped = methods.eigencam(np.concatenate([activations, 2 * activations]))
-    np.testing.assert_allclose(flipped[1], spatial / spatial.max(), atol=1e-10)
+    np.testing.assert_allclose(flipped[1], expected, atol=1e-10)
 
 
 def _registry_arguments(entry, activations, gradients):

@@ -46,9 +46,11 @@ def _matrices(weighted: np.ndarray) -> np.ndarray:
 
 
 def project_on_first_component(weighted: np.ndarray) -> np.ndarray:
-    """Each image's ``(h*w, K)`` matrix projected on its first right singular vector, the
-    sign chosen so that the vector's components sum to a positive value: ``(N, h, w)``."""
+    """Each image's ``(h*w, K)`` matrix, centred over positions (as pytorch-grad-cam does: without it
+    the map of non-negative activations is mostly their mean), projected on its first right singular
+    vector, the sign chosen so that the vector's components sum to a positive value: ``(N, h, w)``."""
     matrices = _matrices(weighted)
+    matrices = matrices - matrices.mean(axis=1, keepdims=True)
     _, _, right = np.linalg.svd(matrices, full_matrices=False)
     direction = right[:, 0, :]
     direction = np.where(direction.sum(axis=1, keepdims=True) < 0, -direction, direction)
