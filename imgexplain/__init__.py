@@ -11,7 +11,8 @@ from imgexplain.anchors.image import AnchorImage
 from imgexplain.cam.api import CAM, explain_prediction, image_from_path, show_prediction
 from imgexplain.cam.core import CAMResult
 from imgexplain.cam.explanation import CAMExplanation, HeatmapArray, TargetExplanation
-from imgexplain.cam.grad_cam import CLASSES, FinerCAM, RefineCAM, deprocess_image, preprocess_image
+from imgexplain.cam.grad_cam import (CLASSES, FinerCAM, GuidedBackpropReLUModel, RefineCAM, deprocess_image,
+                                     preprocess_image)
 from imgexplain.cam.methods import METHODS as CAM_METHODS
 from imgexplain.explanation import Explanation
 from imgexplain.pipeline import explain_dataset, explain_many
@@ -42,6 +43,7 @@ __all__ = [
     *CLASSES,
     "FinerCAM",
     "RefineCAM",
+    "GuidedBackpropReLUModel",
     "preprocess_image",
     "deprocess_image",
     "explain_dataset",

@@ -177,3 +177,26 @@ def test_preprocess_and_deprocess_image_follow_their_formulas():
     values = rng.normal(size=(3, 4))
     standardised = (values - values.mean()) / (values.std() + 1e-5)
     np.testing.assert_array_equal(deprocess_image(values), np.uint8(np.clip(standardised * 0.1 + 0.5, 0, 1) * 255))
+
+
+def test_guided_backpropagation_passes_back_positive_gradients_through_positive_relus():
+    """x -> W1 x + b1 -> ReLU -> W2 -> scores, written out: g = W2[c], g = ReLU(g) * (h > 0), dx = W1^T g."""
+    rng = np.random.default_rng(3)
+    first, bias, second = rng.normal(size=(6, 8)), rng.normal(size=6), rng.normal(size=(3, 6))
+    model = nn.Sequential(nn.Flatten(), nn.Linear(8, 6), nn.ReLU(inplace=True), nn.Linear(6, 3, bias=False))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.as_tensor(first))
+        model[1].bias.copy_(torch.as_tensor(bias))
+        model[3].weight.copy_(torch.as_tensor(second))
+    model = model.double()
+    image = rng.normal(size=(1, 2, 2, 2))
+    hidden = first @ image.ravel() + bias
+    guided = np.maximum(second[1], 0) * (hidden > 0)
+    expected = (first.T @ guided).reshape(2, 2, 2).transpose(1, 2, 0)
+    gradients = imgexplain.GuidedBackpropReLUModel(model)(torch.as_tensor(image), target_category=1)
+    np.testing.assert_allclose(gradients, expected, atol=1e-12)
+    top = int(np.argmax(second @ np.maximum(hidden, 0)))
+    np.testing.assert_allclose(imgexplain.GuidedBackpropReLUModel(model)(torch.as_tensor(image)),
+                               (first.T @ (np.maximum(second[top], 0) * (hidden > 0))).reshape(2, 2, 2).transpose(1, 2, 0),
+                               atol=1e-12)
+    assert not any(module._forward_hooks for module in model.modules())

@@ -22,7 +22,8 @@ from imgexplain.cam.core import CAM
 from imgexplain.cam.methods import REGISTRY
 from imgexplain.targets import FinerWeightedTarget
 
-__all__ = ["BaseCAM", "FinerCAM", "RefineCAM", "CLASSES", "preprocess_image", "deprocess_image"] + [
+__all__ = ["BaseCAM", "FinerCAM", "RefineCAM", "GuidedBackpropReLUModel", "CLASSES", "preprocess_image",
+           "deprocess_image"] + [
     entry.class_name for entry in REGISTRY.values()]
 
 
@@ -231,6 +232,43 @@ class RefineCAM:
 
     def __exit__(self, exc_type, exc_value, traceback) -> None:
         """Nothing to release; exceptions propagate."""
+
+
+class GuidedBackpropReLUModel:
+    """Guided backpropagation (Springenberg et al., 2015), as pytorch-grad-cam's class of that name: the
+    input gradient of a class score where every ``torch.nn.ReLU`` passes back only positive gradients.
+    Guided Grad-CAM is its product with a Grad-CAM map, ``deprocess_image(cam[..., None] * gradients)``.
+    The ReLUs are wrapped during each call only (pytorch-grad-cam swaps the modules).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Put in eval mode (and moved to ``device`` when given).
+    device : str or torch.device, optional
+
+    Examples
+    --------
+    >>> import torch
+    >>> from imgexplain import GuidedBackpropReLUModel
+    >>> _ = torch.manual_seed(0)
+    >>> model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+    ...                             torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> GuidedBackpropReLUModel(model)(torch.rand(1, 3, 8, 8), target_category=2).shape
+    (8, 8, 3)
+    """
+
+    def __init__(self, model: Any, device: Any = None) -> None:
+        model.eval()
+        self.model = model if device is None else model.to(device)
+
+    def __call__(self, input_img: Any, target_category: int | None = None) -> np.ndarray:
+        """The ``(H, W, C)`` guided gradients of the first image's ``target_category`` (its top class when None)."""
+        from imgexplain.backends.torch import guided_gradients
+
+        parameter = next(self.model.parameters(), None)
+        images = input_img if parameter is None else input_img.to(parameter.device)
+        categories = None if target_category is None else [target_category] * len(images)
+        return guided_gradients(self.model, images, categories)[0]
 
 
 def preprocess_image(img: np.ndarray, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)):
