@@ -196,7 +196,7 @@ def test_guided_backpropagation_passes_back_positive_gradients_through_positive_
     gradients = imgexplain.GuidedBackpropReLUModel(model)(torch.as_tensor(image), target_category=1)
     np.testing.assert_allclose(gradients, expected, atol=1e-12)
     top = int(np.argmax(second @ np.maximum(hidden, 0)))
-    np.testing.assert_allclose(imgexplain.GuidedBackpropReLUModel(model)(torch.as_tensor(image)),
-                               (first.T @ (np.maximum(second[top], 0) * (hidden > 0))).reshape(2, 2, 2).transpose(1, 2, 0),
+    expected_top = (first.T @ (np.maximum(second[top], 0) * (hidden > 0))).reshape(2, 2, 2).transpose(1, 2, 0)
+    np.testing.assert_allclose(imgexplain.GuidedBackpropReLUModel(model)(torch.as_tensor(image)), expected_top,
                                atol=1e-12)
     assert not any(module._forward_hooks for module in model.modules())
