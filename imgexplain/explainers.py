@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from imgexplain.cam.methods import METHODS as CAM_METHODS
+from imgexplain.cam.methods import REGISTRY as CAM_REGISTRY
 from imgexplain.datasets import MAX_PIXELS
 
 # Seed 000's settings: slic superpixels, and the anchor search arguments.
@@ -76,7 +77,7 @@ class ImageExplainer:
             self.anchor = AnchorImage(classifier.predictor, classifier.input_size + (3,), segmentation_fn="slic",
                                       segmentation_kwargs=dict(SEGMENTATION_KWARGS), seed=seed)
         cam_model = classifier.cam_model if classifier.cam_model is not None else classifier.model
-        self.cams = {method: CAM(cam_model, layer=None if method == "fullgrad" else classifier.cam_layer,
+        self.cams = {method: CAM(cam_model, layer=classifier.cam_layer if CAM_REGISTRY[method].takes_layer else None,
                                  method=method, output=classifier.cam_output, forward=classifier.cam_forward)
                      for method in self.methods if method in CAM_METHODS}
         size = min(classifier.input_size)
