@@ -119,12 +119,28 @@ class BaseCAM:
         """Nothing to release: imgexplain removes its hooks after every call. Exceptions propagate."""
 
 
+_EXAMPLE = """
+
+    Examples
+    --------
+    >>> import torch
+    >>> from imgexplain import {name}
+    >>> _ = torch.manual_seed(0)
+    >>> model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+    ...                             torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> with {name}(model=model, target_layers={layers}) as cam:
+    ...     cam(input_tensor=torch.rand(2, 3, 8, 8)).shape
+    (2, 8, 8)
+    """
+
+
 def _class_for(entry) -> type:
     """The class of registry entry ``entry``."""
     doc = (f"pytorch-grad-cam's ``{entry.class_name}``: :class:`imgexplain.CAM` with "
            f"``method={entry.name!r}`` (see :func:`imgexplain.cam.methods.{entry.function.__name__}`), "
            f"maps at the input's size. Parameters as :class:`BaseCAM`"
-           + (f"; options {entry.options}." if entry.options else "."))
+           + (f"; options {entry.options}." if entry.options else ".")
+           + _EXAMPLE.format(name=entry.class_name, layers="[model[1]]" if entry.takes_layer else "[]"))
     return type(entry.class_name, (BaseCAM,), {"method": entry.name, "__doc__": doc, "__module__": __name__})
 
 
