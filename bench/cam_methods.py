@@ -6,7 +6,7 @@ EfficientNet-Lite0 (ImageNet weights, softmax), in one run. Writes its section o
 Both sides: the same model and layer (bench/problems.py), the eight photos of bench/cam_speed.py,
 ``targets=None`` (each image's top class), maps at the input size (224x224), the best call after one
 warm-up call. Seconds per image at batch 1 (the first 4 images) and 8; ScoreCAM and AblationCAM (one
-model pass per channel) on block 10 (112 channels; the last layer has 1280), at batch 1 on the first image
+model pass per channel) on block 10's last batch norm (112 channels; the last layer has 1280), at batch 1 on the first image
 only, ``batch_size = 32`` on both sides.
 Agreement: Spearman's rank correlation of the two maps of each image timed at batch 1.
 """
@@ -35,7 +35,7 @@ def ours(class_name, model, layer, images, repeats):
 
     slow = class_name in ("ScoreCAM", "AblationCAM")
     options = {"seed": 0} if class_name == "RandomCAM" else {}
-    target = model.get_submodule(problems.EFFICIENTNET_BLOCK_10) if slow else layer
+    target = model.get_submodule(problems.EFFICIENTNET_BLOCK_10_PROJECTION) if slow else layer
     with getattr(imgexplain, class_name)(model=model, target_layers=[target], **options) as cam:
         cam.batch_size = 32
 
@@ -103,7 +103,7 @@ def main(argv=None):
 
 EfficientNet-Lite0 (ImageNet weights, softmax), layer `{layer_name}` (7x7x1280), the eight photos of the Grad-CAM
 speed section, `targets=None`, maps at 224x224, best call after a warm-up call; batch 1 on the first
-{BATCH1_IMAGES} images (ScoreCAM and AblationCAM: on block 10, `{problems.EFFICIENTNET_BLOCK_10}`, 14x14x112, the
+{BATCH1_IMAGES} images (ScoreCAM and AblationCAM: on `{problems.EFFICIENTNET_BLOCK_10_PROJECTION}`, 14x14x112, the
 first image, batch 1 only), batch 8 on all eight; `OMP_NUM_THREADS={os.environ.get("OMP_NUM_THREADS", "unset")}`
 on both sides. Spearman per image over the 224x224 maps of the images timed at batch 1.
 

@@ -34,7 +34,7 @@ def gradcam(images_path, batches, repeats, maps_path, batch1_images=8):
 
 
 def methods(images_path, class_names, batches, repeats, maps_path, batch1_images, perturbation_images):
-    """Each class of ``class_names`` on the CAM layer (the perturbation methods: on block 10, and at batch 1
+    """Each class of ``class_names`` on the CAM layer (the perturbation methods: on block 10's projection, and at batch 1
     on ``perturbation_images`` images only), top class, maps at the input size: seconds per image at each
     batch and the maps of the images timed at batch 1, saved to ``maps_path`` (.npz, one array per class)."""
     import pytorch_grad_cam
@@ -44,7 +44,7 @@ def methods(images_path, class_names, batches, repeats, maps_path, batch1_images
     timings, maps = {}, {}
     for name in class_names:
         slow = name in ("ScoreCAM", "AblationCAM")
-        target = model.get_submodule(problems.EFFICIENTNET_BLOCK_10) if slow else layer
+        target = model.get_submodule(problems.EFFICIENTNET_BLOCK_10_PROJECTION) if slow else layer
         with getattr(pytorch_grad_cam, name)(model=model, target_layers=[target]) as cam:
             cam.batch_size = 32
 
