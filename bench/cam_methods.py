@@ -6,8 +6,8 @@ EfficientNet-Lite0 (ImageNet weights, softmax), in one run. Writes its section o
 Both sides: the same model and layer (bench/problems.py), the eight photos of bench/cam_speed.py,
 ``targets=None`` (each image's top class), maps at the input size (224x224), the best call after one
 warm-up call. Seconds per image at batch 1 (the first 4 images) and 8; ScoreCAM and AblationCAM (one
-model pass per channel) on block 10's last batch norm (112 channels; the last layer has 1280), at batch 1 on the first image
-only, ``batch_size = 32`` on both sides.
+model pass per channel) on block 10's last batch norm (112 channels; the last layer has 1280), at batch 1
+on the first image only, ``batch_size = 32`` on both sides.
 Agreement: Spearman's rank correlation of the two maps of each image timed at batch 1.
 """
 import argparse

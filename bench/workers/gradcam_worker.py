@@ -34,8 +34,8 @@ def gradcam(images_path, batches, repeats, maps_path, batch1_images=8):
 
 
 def methods(images_path, class_names, batches, repeats, maps_path, batch1_images, perturbation_images):
-    """Each class of ``class_names`` on the CAM layer (the perturbation methods: on block 10's projection, and at batch 1
-    on ``perturbation_images`` images only), top class, maps at the input size: seconds per image at each
+    """Each class of ``class_names`` on the CAM layer (the perturbation methods: on block 10's projection,
+    and at batch 1 on ``perturbation_images`` images only), top class, maps at the input size: seconds per image at each
     batch and the maps of the images timed at batch 1, saved to ``maps_path`` (.npz, one array per class)."""
     import pytorch_grad_cam
 
