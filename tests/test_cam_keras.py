@@ -396,3 +396,16 @@ def test_image_from_path(tmp_path):
         image_from_path(path, image_shape=(16,))
     with pytest.raises(FileNotFoundError):
         image_from_path(tmp_path / "missing.png")
+
+
+def test_the_registry_s_new_methods_run_on_keras_through_the_same_numpy_functions(model, images):
+    import cam_textbook
+
+    tapped = keras.Model(model.inputs[0], model.get_layer("relu2").output)
+    activations = tapped(images[:1]).numpy()
+    np.testing.assert_allclose(CAM(model, layer="relu2", method="fem")(images[:1])[0],
+                               cam_textbook.fem_map(activations[0]), atol=1e-5)
+    for method in ("kpcacam", "eigengradcam", "segeigencam", "randomcam"):
+        assert CAM(model, layer="relu2", method=method)(images).shape == (4, 12, 12)
+    with pytest.raises(ValueError, match="needs hessian"):
+        CAM(model, method="shapleycam")
