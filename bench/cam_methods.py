@@ -111,6 +111,15 @@ Goals: no method slower than pytorch-grad-cam: **{"met" if not slower else "NOT 
 Spearman >= 0.99 for the deterministic methods: **{"met" if not low else "NOT met: " + ", ".join(low)}**.
 
 {table(rows)}
+
+Where the maps differ, on purpose:
+- **AblationCAM** on a layer with negative values (this batch norm): pytorch-grad-cam sets the ablated channel to
+  the layer's minimum minus 1e7 ("deviating from the paper", says its source), imgexplain sets it to zero, as Desai
+  and Ramaswamy define it. On a non-negative layer (after a ReLU) both zero the channel.
+- **GradCAMPlusPlus**: pytorch-grad-cam adds 1e-6 to the alphas' denominator, `2 G^2 + sum(A) G^3`; the
+  gradients of a softmax output are small, so that constant can weigh on the alphas. imgexplain computes the
+  paper's alphas (zero where the denominator is zero).
+- **RandomCAM** draws random weights: its maps agree with nothing, by design.
 """
     write_section(TITLE, text, args.output)
     print(text)
