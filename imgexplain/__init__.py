@@ -11,6 +11,7 @@ from imgexplain.anchors.image import AnchorImage
 from imgexplain.cam.api import CAM, explain_prediction, image_from_path, show_prediction
 from imgexplain.cam.core import CAMResult
 from imgexplain.cam.explanation import CAMExplanation, HeatmapArray, TargetExplanation
+from imgexplain.cam.factorization import DeepFeatureFactorization
 from imgexplain.cam.grad_cam import (CLASSES, FinerCAM, GuidedBackpropReLUModel, RefineCAM, deprocess_image,
                                      preprocess_image)
 from imgexplain.cam.methods import METHODS as CAM_METHODS
@@ -44,6 +45,7 @@ __all__ = [
     "FinerCAM",
     "RefineCAM",
     "GuidedBackpropReLUModel",
+    "DeepFeatureFactorization",
     "preprocess_image",
     "deprocess_image",
     "explain_dataset",

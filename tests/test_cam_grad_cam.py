@@ -200,3 +200,33 @@ def test_guided_backpropagation_passes_back_positive_gradients_through_positive_
     np.testing.assert_allclose(imgexplain.GuidedBackpropReLUModel(model)(torch.as_tensor(image)), expected_top,
                                atol=1e-12)
     assert not any(module._forward_hooks for module in model.modules())
+
+
+def test_deep_feature_factorization_recovers_planted_concepts():
+    from imgexplain.cam.factorization import dff
+
+    rng = np.random.default_rng(4)
+    where = np.zeros((2, 4, 5, 2))
+    where[:, :2, :, 0] = 1.0                        # concept 0 fills the top of each image
+    where[:, 2:, :, 1] = rng.random((2, 2, 5)) + 0.5   # concept 1 the bottom
+    concepts = rng.random((2, 6)) + 0.1             # two channel vectors
+    activations = where @ concepts + 3.0            # shifted: DFF removes each channel's minimum
+    kept = activations.copy()
+    found, maps = dff(activations, n_components=2, seed=0)
+    np.testing.assert_array_equal(activations, kept)
+    shifted = activations - activations.min(axis=(0, 1, 2))
+    reconstruction = np.einsum("kc,nchw->nhwk", found - activations.min(axis=(0, 1, 2))[:, None], maps)
+    assert np.abs(reconstruction - shifted).max() < 0.05 * shifted.max()
+    top = maps[:, :, :2].sum(axis=(0, 2, 3))
+    assert top.argmax() != maps[:, :, 2:].sum(axis=(0, 2, 3)).argmax()   # one concept per region
+
+
+def test_deep_feature_factorization_class_gives_input_size_maps_and_concept_scores(images):
+    model = _model()
+    head = nn.Linear(5, 4)
+    concepts, explanations, scores = imgexplain.DeepFeatureFactorization(
+        model, model[3], computation_on_concepts=head)(images, n_components=3)
+    assert concepts.shape == (5, 3) and len(explanations) == 2 and explanations[0].shape == (3, 10, 12)
+    assert all(0 <= maps.min() and maps.max() <= 1 for maps in explanations)
+    with torch.no_grad():
+        np.testing.assert_allclose(scores, head(torch.as_tensor(np.float32(concepts.T))).numpy(), rtol=1e-6)

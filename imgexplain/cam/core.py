@@ -236,6 +236,20 @@ class CAM:
         """
         return self._backend.predict(self._backend.to_numpy(self._backend.prepare(images)))
 
+    def activations(self, images: Any) -> list[np.ndarray]:
+        """Each layer's activations for ``images``, channels last ``(N, h, w, K)`` (no gradients).
+
+        Examples
+        --------
+        >>> import torch
+        >>> from imgexplain import CAM
+        >>> model = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 1), torch.nn.Flatten(), torch.nn.Linear(32, 3))
+        >>> CAM(model, layer="0").activations(torch.zeros(1, 3, 4, 4))[0].shape
+        (1, 4, 4, 2)
+        """
+        images = self._backend.prepare(images)
+        return self._backend.forward(images, np.full(images.shape[0], -1, dtype=np.int64), gradients=False)[0]
+
     @property
     def layer(self) -> str | list[str] | None:
         """Name of the layer explained (a list for several), known once the model has run when it
