@@ -15,7 +15,6 @@ import time
 
 import numpy as np
 
-from imgexplain.cam.methods import GRADIENT_METHODS
 from imgexplain.cam.methods import METHODS as CAM_METHODS
 from imgexplain.cam.methods import REGISTRY as CAM_REGISTRY
 from imgexplain.datasets import MAX_PIXELS
@@ -123,7 +122,8 @@ class ImageExplainer:
                      for method in self.methods if method in CAM_METHODS}
         # The prediction comes from the first gradient method's own forward pass (Score-CAM's and
         # Ablation-CAM's further passes would call a recording target on other images).
-        self.predicting = next((method for method in self.cams if method in GRADIENT_METHODS + ("fullgrad",)), None)
+        self.predicting = next((method for method in self.cams
+                                if CAM_REGISTRY[method].needs in ("gradients", "hessian", "bias gradients")), None)
         self.report_progress = None  # a callable of one line: the anchor search's rounds are shown with it
         size = min(classifier.input_size)
         self.enlarge = max(1, math.ceil(PICTURE_SIZE / size)) if size < PICTURE_SIZE else 1
