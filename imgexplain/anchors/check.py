@@ -110,3 +110,18 @@ def alternatives(features: list[list[int]], look: Look, delta: float, coverages:
              "coverage": float(coverages[i]), "lower": float(look.lowers[i]), "upper": float(look.uppers[i]),
              "n_samples": int(LOOK_COUNTS[look.index[i]]), "certified": bool(look.lowers[i] > low)}
             for i in listed[np.argsort(-look.lowers[listed], kind="stable")]]
+
+
+def cheapest_certification(delta: float, low: float) -> int:
+    """Samples the check of an anchor of precision 1 needs at level ``delta``: the first look at which its lower
+    bound exceeds ``low`` (threshold - epsilon_stop), the cheapest certification of an anchor that is not empty."""
+    target = next_look(np.ones(1), np.array([-1]), delta, lambda lower, upper: lower > low,
+                       np.array([LOOK_COUNTS[-1]]))[0]
+    return int(LOOK_COUNTS[target])
+
+
+def would_pass(mean: float, look: int, delta: float, threshold: float) -> bool:
+    """Whether the lower bound at ``look`` (level ``look_level(look, delta)``) of an anchor of this ``mean``
+    exceeds ``threshold``."""
+    level = look_level(np.array([look]), delta) / LOOK_COUNTS[look]
+    return bool(kl_lower_bound(np.array([mean]), level)[0] > threshold)

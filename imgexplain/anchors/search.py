@@ -20,7 +20,12 @@ rounds are sized by what is still missing. The precision check, whose lower boun
 looks only at a fixed grid of sample counts (:func:`~imgexplain.anchors.bandit.look_level`), unions over the
 candidates of the step and shares delta over the anchor sizes (:meth:`AnchorSearch._look`, :func:`check_share`):
 the chance that an anchor returned with success=True has a precision below threshold - epsilon_stop is at most
-delta.
+delta, whichever candidate of the step the check ends on.
+
+Spending follows what each certification would still cost (:func:`~imgexplain.anchors.check.decision_costs`):
+the empty anchor is pursued only while a few one-superpixel checks' worth of samples could pass it
+(:meth:`AnchorSearch._check_empty_anchor`), each size first certifies its cheapest candidate, and the check of
+KL-LUCB's choice takes any candidate that would pass sooner (:meth:`AnchorSearch._check_precision`).
 """
 from __future__ import annotations
 
@@ -31,7 +36,8 @@ import numpy as np
 
 from imgexplain.anchors.bandit import (LOOK_BASE, LOOK_COUNTS, kl_lower_bound, kl_lucb, kl_upper_bound, last_look,
                                        look_level)
-from imgexplain.anchors.check import CHECK_GROWTH, Look, alternatives, check_share, decision_costs, next_look
+from imgexplain.anchors.check import (CHECK_GROWTH, Look, alternatives, check_share, cheapest_certification,
+                                      decision_costs, next_look, would_pass)
 from imgexplain.anchors.sampler import PerturbationSampler
 from imgexplain.anchors.samples import Anchor, SampleStore, anchor_matrix
 
@@ -229,25 +235,15 @@ class AnchorSearch:
             if look.known[0] and look.lowers[0] > s.threshold:
                 return float(look.plan_means[0]), True
             target = next_look(look.plan_means, look.index, delta, passes, np.array([limit]))[0]
-            if target < 0 or not _would_pass(look.plan_means[0], target, delta, s.threshold):
+            if target < 0 or not would_pass(look.plan_means[0], target, delta, s.threshold):
                 positives, n_samples = self.store.counts([()])
                 return float(positives[0] / n_samples[0]), False
             self.sample([((), int(LOOK_COUNTS[target] - look.n_valid[0]))])
 
     def single_check_cost(self) -> int:
-        """Samples the precision check of a one-superpixel anchor of precision 1 needs: the first look at which
-        its lower bound exceeds ``threshold - epsilon_stop`` (the cheapest certification of an anchor that is
-        not empty).
-
-        Returns
-        -------
-        int
-        """
+        """Samples the check of a one-superpixel anchor of precision 1 needs (:func:`cheapest_certification`)."""
         s = self.settings
-        delta = s.delta * check_share(1) / self.n_features
-        target = next_look(np.ones(1), np.array([-1]), delta, lambda lower, upper: lower > s.threshold - s.epsilon_stop,
-                           np.array([LOOK_COUNTS[-1]]))[0]
-        return int(LOOK_COUNTS[target])
+        return cheapest_certification(s.delta * check_share(1) / self.n_features, s.threshold - s.epsilon_stop)
 
     def _check_precision(self, anchors: list[Anchor], delta: float, since: int, others: list[Anchor] = (),
                          budget: float = np.inf) -> tuple[list[Anchor], np.ndarray, np.ndarray, np.ndarray]:
@@ -436,9 +432,3 @@ class AnchorSearch:
         return (self.store.masks[held_rows], self.store.backgrounds[held_rows],
                 self.store.masks[changed_rows], self.store.backgrounds[changed_rows])
 
-
-def _would_pass(mean: float, look: int, delta: float, threshold: float) -> bool:
-    """Whether the lower bound at ``look`` (level ``look_level(look, delta)``) of an anchor of this ``mean``
-    exceeds ``threshold``."""
-    level = look_level(np.array([look]), delta) / LOOK_COUNTS[look]
-    return bool(kl_lower_bound(np.array([mean]), level)[0] > threshold)
