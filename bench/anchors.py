@@ -198,7 +198,8 @@ def section_lines(rows, problem_counts, generated_seeds, photo_seeds, command):
         s = summarize(group)
         worst_ratio, worst_problem, worst_seed, worst_ours, worst_alibi = s["worst"]
         lines.append(
-            f"| {name} | {s['instances']} | {s['images'][0]} / {s['images'][1]} | {s['images'][1] / s['images'][0]:.2f}x "
+            f"| {name} | {s['instances']} | {s['images'][0]} / {s['images'][1]} "
+            f"| {s['images'][1] / s['images'][0]:.2f}x "
             f"| {s['median_ratio']:.2f}x | {s['p10_ratio']:.2f}x "
             f"| {worst_ratio:.2f}x ({worst_problem}, seed {worst_seed}: {worst_ours} / {worst_alibi}) "
             f"| {s['same_anchor']:.0%} "

@@ -21,8 +21,8 @@ def cliff(empty_precision, required=(3,), n_features=12, threshold=0.95):
 
 
 def explain(problem, seed=0):
-    explainer = AnchorImage(problem.predictor(), problem.image().shape, segmentation_fn=lambda image: problem.segments(),
-                            seed=seed)
+    explainer = AnchorImage(problem.predictor(), problem.image().shape,
+                            segmentation_fn=lambda image: problem.segments(), seed=seed)
     return explainer.explain(problem.image(), **problem.explain_kwargs())
 
 

@@ -216,9 +216,10 @@ class AnchorSearch:
         while a one-superpixel anchor of precision near 1 is certified with about a hundred. So the empty anchor
         is sampled on only while a look at most EMPTY_ANCHOR_BUDGET times :meth:`single_check_cost` samples
         beyond the initial ones would pass it if its mean held (a passing empty anchor is the best answer there
-        is, coverage 1, so it may cost a little more than the cheapest certification); otherwise the search goes on to anchors of one superpixel (whether to sample is
-        not a claim, so any rule keeps the bound sound). The empty anchor's samples also count for every anchor
-        of one superpixel that they kept (:meth:`_look`), so they are not lost when it fails.
+        is, coverage 1, so it may cost a little more than the cheapest certification); otherwise the search goes
+        on to anchors of one superpixel (whether to sample is not a claim, so any rule keeps the bound sound).
+        The empty anchor's samples also count for every anchor of one superpixel that they kept
+        (:meth:`_look`), so they are not lost when it fails.
 
         The empty anchor is fixed before any sample is drawn and every sample is drawn for it, so its samples in
         drawing order are i.i.d. draws from its distribution; its check gets the share ``EMPTY_SHARE`` of delta.
@@ -253,7 +254,8 @@ class AnchorSearch:
         each passes (mean >= threshold, lower bound > threshold - epsilon_stop).
 
         Each round samples the anchor whose decision is cheapest, and the chosen anchors within CHECK_GROWTH
-        times its cost: the samples each still needs, if its mean held, to reach the look that decides it (:func:`~imgexplain.anchors.check.decision_costs`). An anchor of
+        times its cost: the samples each still needs, if its mean held, to reach the look that decides it
+        (:func:`~imgexplain.anchors.check.decision_costs`). An anchor of
         ``others`` counts only while its mean at a look is at least the threshold: a candidate whose precision
         sits just above the threshold is not pursued for thousands of samples when another of the same size,
         with a precision near 1, is certified with a few dozen. The check ends at the first anchor that passes
