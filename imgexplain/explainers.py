@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from imgexplain.cam.methods import GRADIENT_METHODS
 from imgexplain.cam.methods import METHODS as CAM_METHODS
+from imgexplain.cam.methods import REGISTRY as CAM_REGISTRY
 from imgexplain.datasets import MAX_PIXELS
 
 # Seed 000's settings: slic superpixels, and the anchor search arguments.
@@ -186,13 +186,14 @@ class ImageExplainer:
                                       segmentation_fn=segmentation, segmentation_kwargs=kwargs or None, seed=seed)
         cam_model = classifier.cam_model if classifier.cam_model is not None else classifier.model
         cam_layer = classifier.cam_layer if layer is None else layer
-        self.cams = {method: CAM(cam_model, layer=None if method == "fullgrad" else cam_layer,
+        self.cams = {method: CAM(cam_model, layer=cam_layer if CAM_REGISTRY[method].takes_layer else None,
                                  method=method, output=classifier.cam_output, forward=classifier.cam_forward,
                                  verbose=verbose)
                      for method in self.methods if method in CAM_METHODS}
         # The prediction comes from the first gradient method's own forward pass (Score-CAM's and
         # Ablation-CAM's further passes would call a recording target on other images).
-        self.predicting = next((method for method in self.cams if method in GRADIENT_METHODS + ("fullgrad",)), None)
+        self.predicting = next((method for method in self.cams
+                                if CAM_REGISTRY[method].needs in ("gradients", "hessian", "bias gradients")), None)
         self.report_progress = None  # a callable of one line: the anchor search's rounds are shown with it
 
     def load(self, image) -> LoadedImage:
