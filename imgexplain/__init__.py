@@ -14,8 +14,8 @@ from imgexplain.cam.explanation import CAMExplanation, HeatmapArray, TargetExpla
 from imgexplain.cam.methods import METHODS as CAM_METHODS
 from imgexplain.explanation import Explanation
 from imgexplain.pipeline import explain_dataset, explain_many
-from imgexplain.predictor import PredictorError
-from imgexplain.render import format_as_image, show_cam_on_image
+from imgexplain.predictor import PredictorCallError, PredictorError, PredictorReturnTypeError
+from imgexplain.render import expand_heatmap, format_as_image, heatmap_to_image, show_cam_on_image
 
 METHODS = ("anchor",) + CAM_METHODS
 """The explanation methods: ``anchor`` (:class:`AnchorImage`) and the class activation maps of :class:`CAM`."""
@@ -35,11 +35,15 @@ __all__ = [
     "show_prediction",
     "image_from_path",
     "format_as_image",
+    "heatmap_to_image",
+    "expand_heatmap",
     "show_cam_on_image",
     "explain_dataset",
     "explain_many",
     "Explanation",
     "PredictorError",
+    "PredictorCallError",
+    "PredictorReturnTypeError",
     "datasets",
     "evaluate",
     "targets",

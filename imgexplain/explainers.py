@@ -123,14 +123,14 @@ class ImageExplainer:
         features = [int(k) for k in explanation.data["raw"]["feature"]]
         precision, coverage = float(explanation.precision), float(explanation.coverage)
         row.update(anchor=features, precision=precision, coverage=coverage,
-                   num_preds=int(explanation.data["raw"]["num_preds"]), anchor_found=bool(explanation.data["success"]))
+                   num_preds=int(explanation.data["raw"]["num_preds"]), anchor_found=explanation.success)
         segments = _enlarge(explanation.segments, self.enlarge)
-        if explanation.data["empty_anchor"]:
+        if explanation.empty_anchor:
             caption = render.EMPTY_ANCHOR_TEXT
         else:
             caption = (f"superpixel{'s' if len(features) > 1 else ''} #{', #'.join(map(str, features))}: "
                        f"precision {precision:.2f}, coverage {coverage:.2f}")
-        if not explanation.data["success"]:
+        if not explanation.success:
             caption += f" (below the threshold {self.threshold}: the best anchor found)"
         self._picture(row, f"{stem}-anchor.png", render.anchor_picture(shown, segments, features),
                       f"anchor of {predicted_name}", caption)
