@@ -9,6 +9,18 @@ predictor that reads which superpixels are intact and applies a rule to that mas
   masks (from 1% to 1% short of 1 - threshold; never on the unperturbed image), so that no anchor is exact
   while the rule's own superpixels still pass the threshold (a known answer exists).
 
+Besides this mixed family, the families of issue 19 (``FAMILIES``; :func:`generate` with ``family=``):
+
+- ``cliff``: class 1 unless every superpixel of R (1 to 3) is perturbed and the mask falls in a fixed
+  pseudo-random share, so the empty anchor's true precision lies in [threshold, threshold + 0.04], each
+  superpixel of R alone is an anchor of precision near 1 (label noise up to 1%), and the cheap answer is one
+  superpixel, not the borderline empty anchor;
+- ``near-threshold k`` (k = 1, 2, 3): an AND rule on k superpixels with label noise such that the rule's own
+  anchor has a true precision in [threshold, threshold + 0.03].
+
+The bounds of these ranges are the true precisions, checked on each problem (a problem outside is drawn again
+from the next sub-seed).
+
 The label depends on the mask alone and the same mask always gets the same label (deterministic models).
 The true precision of an anchor is computed exactly by enumerating every mask of the other superpixels when
 there are at most 2^14 of them, and otherwise on 10,000 fresh samples.
@@ -22,6 +34,9 @@ import numpy as np
 
 P_SAMPLE = 0.5
 KINDS = ("and", "linear", "noisy and", "noisy linear")
+FAMILIES = ("mixed", "cliff", "near-threshold 1", "near-threshold 2", "near-threshold 3")
+CLIFF_WIDTH = 0.04
+NEAR_WIDTH = 0.03
 ENUMERATION_LIMIT = 14
 FRESH_SAMPLES = 10000
 
@@ -42,17 +57,20 @@ class AnchorProblem:
     cut: float               # linear rules: class 1 iff kept weight >= cut * total weight
     noise: float             # share of masks whose label is flipped
     n_backgrounds: int       # 0: perturbed superpixels take their mean value
+    cliff: float = 0.0       # cliff rules: class 0 on this share of the masks that perturb all of R
 
     def holds(self, masks: np.ndarray) -> np.ndarray:
         """Whether the instance's class holds for each (N, K) boolean mask (True = intact)."""
         masks = np.asarray(masks, dtype=bool)
-        if self.required:
+        uniform = _pseudo_uniform(masks, self.seed, self.index)
+        if self.cliff:
+            holds = masks[:, list(self.required)].any(axis=1) | (uniform < 1.0 - self.cliff)
+        elif self.required:
             holds = masks[:, list(self.required)].all(axis=1)
         else:
             holds = masks @ self.weights >= self.cut * self.weights.sum()
         if self.noise:
-            flipped = _pseudo_uniform(masks, self.seed, self.index) < self.noise
-            holds = holds ^ (flipped & ~masks.all(axis=1))
+            holds = holds ^ ((uniform < self.noise) & ~masks.all(axis=1))
         return holds
 
     def true_precision(self, anchor) -> float:
@@ -107,14 +125,27 @@ class RulePredictor:
         return np.stack([~holds, holds], axis=1).astype(np.float32)
 
 
-def generate(n: int = 120, seed: int = 0) -> list:
-    """``n`` problems (see :func:`make_problem`), cycling through the rule kinds."""
-    return [make_problem(index, seed) for index in range(n)]
+def generate(n: int = 120, seed: int = 0, family: str = "mixed") -> list:
+    """``n`` problems of ``family`` (see :func:`make_problem`); the mixed family cycles through the rule kinds."""
+    return [make_problem(index, seed, family) for index in range(n)]
 
 
-def make_problem(index: int, seed: int = 0) -> AnchorProblem:
-    """Problem ``index`` of the family ``seed``: K in 8..30, thresholds 0.9 and 0.95, beam sizes 1 and 2,
-    tau 0.15 and 0.25, label noise below 1 - threshold and, for about one problem in four, background images."""
+def make_problem(index: int, seed: int = 0, family: str = "mixed") -> AnchorProblem:
+    """Problem ``index`` of ``family`` (one of ``FAMILIES``) and ``seed``: K in 8..30, thresholds 0.9 and 0.95,
+    beam sizes 1 and 2, tau 0.15 and 0.25, and, for about one mixed problem in four, background images. Mixed:
+    label noise below 1 - threshold. Cliff and near-threshold: see the module docstring."""
+    if family == "mixed":
+        return _mixed_problem(index, seed)
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES}; got {family!r}")
+    for attempt in range(100):
+        problem = _edge_problem(index, seed, family, attempt)
+        if _in_range(problem):
+            return problem
+    raise RuntimeError(f"no {family} problem {index} of seed {seed} in range after 100 attempts")
+
+
+def _mixed_problem(index: int, seed: int) -> AnchorProblem:
     rng = np.random.default_rng([seed, index])
     kind = KINDS[index % len(KINDS)]
     n_features = int(rng.integers(8, 31))
@@ -130,6 +161,35 @@ def make_problem(index: int, seed: int = 0) -> AnchorProblem:
         beam_size=int(rng.integers(1, 3)), tau=(0.15, 0.25)[int(rng.integers(2))], required=required,
         weights=weights, cut=cut, noise=float(rng.uniform(0.01, 0.99 - threshold)) if kind.startswith("noisy") else 0.0,
         n_backgrounds=3 if rng.random() < 0.25 else 0)
+
+
+def _edge_problem(index: int, seed: int, family: str, attempt: int) -> AnchorProblem:
+    """A cliff or near-threshold problem drawn from the sub-seed ``attempt``; :func:`_in_range` checks it."""
+    rng = np.random.default_rng([seed, index, FAMILIES.index(family), attempt])
+    n_features = int(rng.integers(8, 31))
+    size = int(rng.integers(1, 4)) if family == "cliff" else int(family[-1])
+    required = tuple(sorted(int(k) for k in rng.choice(n_features, size, replace=False)))
+    threshold = (0.9, 0.95)[int(rng.integers(2))]
+    if family == "cliff":
+        noise = float(rng.uniform(0.0, 0.01))
+        empty_precision = float(rng.uniform(threshold, threshold + CLIFF_WIDTH))
+        cliff, noise = (1.0 - empty_precision - noise) / 0.5 ** size, noise
+    else:
+        cliff, noise = 0.0, 1.0 - float(rng.uniform(threshold, threshold + NEAR_WIDTH))
+    return AnchorProblem(
+        seed=seed, index=index, kind=family, n_features=n_features, threshold=threshold,
+        beam_size=int(rng.integers(1, 3)), tau=(0.15, 0.25)[int(rng.integers(2))], required=required,
+        weights=np.zeros(n_features), cut=0.0, noise=noise, n_backgrounds=0, cliff=cliff)
+
+
+def _in_range(problem: AnchorProblem) -> bool:
+    """Whether the family's defining precision (the empty anchor's for cliffs, the rule's own anchor's for
+    near-threshold problems) lies in its range."""
+    if problem.kind == "cliff":
+        precision, width = problem.true_precision(()), CLIFF_WIDTH
+    else:
+        precision, width = problem.true_precision(problem.required), NEAR_WIDTH
+    return problem.threshold <= precision <= problem.threshold + width
 
 
 def _pseudo_uniform(masks: np.ndarray, seed: int, index: int) -> np.ndarray:

@@ -20,6 +20,9 @@ PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "horse")
 # A block in the middle of efficientnet-lite-pytorch's network (in `efficientnet_softmax`'s model): the
 # second layer of the CAM parity benchmark.
 EFFICIENTNET_BLOCK_10 = "0._blocks.10"
+# Its last batch norm (14x14x112): the layer of the perturbation methods in bench/cam_methods.py, a module
+# pytorch-grad-cam's AblationCAM can replace (the block itself is called with a keyword it does not take).
+EFFICIENTNET_BLOCK_10_PROJECTION = "0._blocks.10._bn2"
 
 
 class FixedSegmentation:

@@ -16,7 +16,7 @@ import traceback
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from bench import anchors, cam_speed, faithfulness, problems, randomization  # noqa: E402
+from bench import anchor_problems, anchors, cam_speed, faithfulness, problems, randomization  # noqa: E402
 from bench.benchmarks_md import BENCHMARKS_MD, write_section  # noqa: E402
 from bench.common import context, load_average, log, photos, versions  # noqa: E402
 from bench.peers import start_peer  # noqa: E402
@@ -33,14 +33,17 @@ def run_anchors(quick, photo_images, command, output=BENCHMARKS_MD):
     n_problems = QUICK_PROBLEMS if quick else anchors.N_PROBLEMS
     alibi = start_peer("alibi", notes)
     try:
-        rows = anchors.generated_rows(alibi, n_problems, [0])
+        counts = {family: n_problems if family == "mixed" else n_problems // 4 if quick else anchors.FAMILY_PROBLEMS
+                  for family in anchor_problems.FAMILIES}
+        rows = [row for family, n in counts.items() for row in anchors.generated_rows(alibi, n, [0], family)]
         if not quick:
-            rows += anchors.photo_rows(alibi, photo_images, problems.EfficientNetPredictor(), [0])[0]
+            rows += anchors.photo_rows(alibi, list(zip(problems.PHOTOS, photo_images)),
+                                       problems.EfficientNetPredictor(), [0])[0]
         alibi_version = alibi.versions["version"] if alibi else None
     finally:
         if alibi is not None:
             alibi.close()
-    lines = anchors.section_lines(rows, n_problems, [0], [] if quick else [0], command)
+    lines = anchors.section_lines(rows, counts, [0], [] if quick else [0], command)
     lines += [f"- {note}" for note in notes]
     lines += ["", context(None, load_before, versions({"alibi": alibi_version}))]  # section_lines names the command
     write_section(anchors.SECTION.removeprefix("## "), "\n".join(lines), output)

@@ -11,11 +11,16 @@ from imgexplain.anchors.image import AnchorImage
 from imgexplain.cam.api import CAM, explain_prediction, image_from_path, show_prediction
 from imgexplain.cam.core import CAMResult
 from imgexplain.cam.explanation import CAMExplanation, HeatmapArray, TargetExplanation
+from imgexplain.cam.factorization import DeepFeatureFactorization
+from imgexplain.cam.grad_cam import (CLASSES, FinerCAM, GuidedBackpropReLUModel, RefineCAM, deprocess_image,
+                                     preprocess_image)
 from imgexplain.cam.methods import METHODS as CAM_METHODS
 from imgexplain.explanation import Explanation
 from imgexplain.pipeline import explain_dataset, explain_many
 from imgexplain.predictor import PredictorCallError, PredictorError, PredictorReturnTypeError
 from imgexplain.render import expand_heatmap, format_as_image, heatmap_to_image, show_cam_on_image
+
+globals().update(CLASSES)   # pytorch-grad-cam's classes: GradCAM, HiResCAM, ..., one per CAM method
 
 METHODS = ("anchor",) + CAM_METHODS
 """The explanation methods: ``anchor`` (:class:`AnchorImage`) and the class activation maps of :class:`CAM`."""
@@ -38,6 +43,13 @@ __all__ = [
     "heatmap_to_image",
     "expand_heatmap",
     "show_cam_on_image",
+    *CLASSES,
+    "FinerCAM",
+    "RefineCAM",
+    "GuidedBackpropReLUModel",
+    "DeepFeatureFactorization",
+    "preprocess_image",
+    "deprocess_image",
     "explain_dataset",
     "explain_many",
     "Explanation",

@@ -25,7 +25,9 @@ import numpy as np
 from imgexplain import METHODS, classes, models
 from imgexplain._version import __version__
 from imgexplain.datasets import MAX_PIXELS, ImageTooLargeError, check_image_file
+from imgexplain.distributed import WorkerError
 from imgexplain.models import BUILTIN_MODEL, PREPROCESSING
+from imgexplain.ray_cluster import ClusterError, check_address
 
 DEFAULT_OUT = "imgexplain-out"
 DEMO_SAMPLES = ("chelsea", "coffee", "camera")
@@ -97,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="seconds an image may take before its worker is stopped and replaced and the "
                               "image recorded as an error (needs --workers 1 or more: a model call in this "
                               "process cannot be interrupted)")
+    explain.add_argument("--pictures", choices=("png", "jpeg", "none"), default="png",
+                         help="pictures of each image in OUT/pictures: PNG, JPEG (smaller, faster) or none "
+                              "(the table only) (default: %(default)s)")
     explain.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N",
                          help="refuse images of more than N pixels (default: %(default)s)")
     explain.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help="output folder (default: %(default)s)")
@@ -136,6 +141,9 @@ def main(argv=None) -> int:
         return 2
     except OSError as error:
         print(f"imgexplain: error: the run failed: {error}", file=sys.stderr)
+        return 1
+    except (WorkerError, ClusterError) as error:  # Ray's workers could not run
+        print(f"imgexplain: error: the run failed: {error}".splitlines()[0], file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"imgexplain: interrupted; the rows written so far are kept in {args.out}/results.parquet "
@@ -238,8 +246,17 @@ def check_explain_arguments(args) -> dict:
             raise InputError(f"--labels: {error}") from None
     for path in args.images:
         check_image_path(path, args.max_pixels)
+    if args.workers:
+        _check_address(args.address)
     return {"methods": methods, "kind": kind, "framework": framework, "input_size": input_size,
             "preprocess": args.preprocess or "none", "labels": labels, "device": check_device(args.device)}
+
+
+def _check_address(address) -> None:
+    try:
+        check_address(address)
+    except ValueError as error:
+        raise InputError(f"--address: {error}") from None
 
 
 def check_device(device):
@@ -310,7 +327,8 @@ def _explain_command(args) -> int:
     if args.workers:
         classifier = None  # each worker loads its own: the copy loaded for the checks is freed
     return _run(args.images, load, settings["methods"], folder, shown, classifier=classifier,
-                options=dict(target=args.target, threshold=args.threshold, seed=args.seed, max_pixels=args.max_pixels),
+                options=dict(target=args.target, threshold=args.threshold, seed=args.seed, max_pixels=args.max_pixels,
+                             pictures=args.pictures),
                 workers=args.workers, timeout=args.timeout, address=args.address)
 
 

@@ -6,15 +6,24 @@ scalar to explain, as in pytorch-grad-cam. Pass one per image, or one for all im
 ``targets=`` of :class:`imgexplain.CAM`. The output is a torch tensor, a TensorFlow tensor
 or, for masked passes run by a ``forward=`` callable, a numpy array; the targets here
 work on all three.
+
+pytorch-grad-cam's target classes exist here under their names and with their signatures
+(:class:`ClassifierOutputTarget`, :class:`ClassifierOutputSoftmaxTarget`, :class:`ClassifierOutputReST`,
+:class:`BinaryClassifierOutputTarget`, :class:`SoftmaxOutputTarget`, :class:`RawScoresOutputTarget`,
+:class:`SemanticSegmentationTarget`, :class:`FinerWeightedTarget`). A target with an int attribute
+``category`` is reported as that class in :attr:`imgexplain.CAMResult.targets`. Object detection
+targets (pytorch-grad-cam's ``FasterRCNNBoxScoreTarget``) are out of scope: imgexplain explains classifiers.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from imgexplain._checks import check_class_index
+from imgexplain._checks import check_class_index, check_number
 from imgexplain.backends import tensor_backend
 
-__all__ = ["ClassScore", "ClassProbability", "SegmentationRegion", "RegressionOutput"]
+__all__ = ["ClassScore", "ClassProbability", "SegmentationRegion", "RegressionOutput", "ClassifierOutputTarget",
+           "ClassifierOutputSoftmaxTarget", "ClassifierOutputReST", "BinaryClassifierOutputTarget",
+           "SoftmaxOutputTarget", "RawScoresOutputTarget", "SemanticSegmentationTarget", "FinerWeightedTarget"]
 
 
 def _total(value):
@@ -28,6 +37,14 @@ def _softmax(value):
         return backend.tensor_softmax(value)
     shifted = np.exp(value - np.max(value, axis=-1, keepdims=True))
     return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def _log_softmax(value):
+    backend = tensor_backend(value)
+    if backend is not None:
+        return backend.tensor_log_softmax(value)
+    shifted = value - np.max(value, axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 class ClassScore:
@@ -180,3 +197,173 @@ class RegressionOutput:
 
     def __repr__(self):
         return f"RegressionOutput({self.index})"
+
+
+# --- pytorch-grad-cam's targets, same names and signatures --------------------------------------
+
+
+class ClassifierOutputTarget(ClassScore):
+    """pytorch-grad-cam's name for :class:`ClassScore`: the output for class ``category``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain.targets import ClassifierOutputTarget
+    >>> float(ClassifierOutputTarget(1)(np.array([0.5, 1.5])))
+    1.5
+    """
+
+    def __repr__(self):
+        return f"ClassifierOutputTarget({self.category})"
+
+
+class ClassifierOutputSoftmaxTarget(ClassProbability):
+    """pytorch-grad-cam's name for :class:`ClassProbability`: the softmax probability of ``category``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain.targets import ClassifierOutputSoftmaxTarget
+    >>> round(float(ClassifierOutputSoftmaxTarget(0)(np.log(np.array([1.0, 3.0])))), 6)
+    0.25
+    """
+
+    def __repr__(self):
+        return f"ClassifierOutputSoftmaxTarget({self.category})"
+
+
+class ClassifierOutputReST(ClassScore):
+    """The logit of ``category`` minus its cross-entropy loss, ``z_c + log softmax(z)_c``: pre- and
+    post-softmax together (the ReST target of Cai et al., 2025, for ShapleyCAM).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain.targets import ClassifierOutputReST
+    >>> round(float(ClassifierOutputReST(0)(np.array([2.0, 2.0]))), 6)   # 2 + log(0.5)
+    1.306853
+    """
+
+    def __call__(self, output):
+        return output[..., self.category] + _log_softmax(output)[..., self.category]
+
+    def __repr__(self):
+        return f"ClassifierOutputReST({self.category})"
+
+
+class BinaryClassifierOutputTarget(ClassScore):
+    """A one-output (sigmoid or logit) model's output for ``category`` 1, its negative for 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain.targets import BinaryClassifierOutputTarget
+    >>> float(BinaryClassifierOutputTarget(0)(np.array([0.75]))[0])
+    -0.75
+    """
+
+    def __call__(self, output):
+        return output if self.category == 1 else -output
+
+    def __repr__(self):
+        return f"BinaryClassifierOutputTarget({self.category})"
+
+
+class SoftmaxOutputTarget:
+    """The softmax of the whole output (for one-output uses such as metrics).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain.targets import SoftmaxOutputTarget
+    >>> SoftmaxOutputTarget()(np.zeros(2)).tolist()
+    [0.5, 0.5]
+    """
+
+    def __call__(self, output):
+        return _softmax(output)
+
+    def __repr__(self):
+        return "SoftmaxOutputTarget()"
+
+
+class RawScoresOutputTarget:
+    """The output as it is (a CAM needs one number per image: a one-output model's score).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain.targets import RawScoresOutputTarget
+    >>> RawScoresOutputTarget()(np.array([0.25])).tolist()
+    [0.25]
+    """
+
+    def __call__(self, output):
+        return output
+
+    def __repr__(self):
+        return "RawScoresOutputTarget()"
+
+
+class SemanticSegmentationTarget(SegmentationRegion):
+    """pytorch-grad-cam's name for :class:`SegmentationRegion`: class ``category`` summed over ``mask``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain.targets import SemanticSegmentationTarget
+    >>> float(SemanticSegmentationTarget(0, np.eye(2))(np.ones((2, 2, 2))))
+    2.0
+    """
+
+    def __repr__(self):
+        return f"SemanticSegmentationTarget({self.category}, mask of shape {self.mask.shape})"
+
+
+class FinerWeightedTarget:
+    """Finer-CAM's target (Zhang et al., 2025): the main class's score minus ``alpha`` times each
+    comparison class's, averaged with the comparison classes' softmax probabilities as weights,
+    ``sum_j p_j (y_main - alpha y_j) / sum_j p_j``.
+
+    Parameters
+    ----------
+    main_category : int
+        The class explained, >= 0 (also ``category``).
+    comparison_categories : sequence of int
+        The similar classes to tell it apart from.
+    alpha : float
+        How much of the comparison classes' scores is subtracted.
+
+    Raises
+    ------
+    TypeError
+        A category that is not an int, or an `alpha` that is not a number.
+    ValueError
+        A negative category, or no comparison category.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain.targets import FinerWeightedTarget
+    >>> float(FinerWeightedTarget(0, [1], alpha=1.0)(np.array([3.0, 1.0, 0.0])))
+    2.0
+    """
+
+    def __init__(self, main_category: int, comparison_categories, alpha: float) -> None:
+        self.category = self.main_category = check_class_index(main_category, "main_category")
+        self.comparison_categories = [check_class_index(index, "comparison_categories")
+                                      for index in comparison_categories]
+        if not self.comparison_categories:
+            raise ValueError("comparison_categories must name at least one class")
+        self.alpha = check_number(alpha, "alpha")
+
+    def __call__(self, output):
+        main = output[..., self.main_category]
+        probabilities = _softmax(output)
+        weights = [probabilities[..., index] for index in self.comparison_categories]
+        numerator = sum(weight * (main - self.alpha * output[..., index])
+                        for weight, index in zip(weights, self.comparison_categories))
+        return numerator / (sum(weights) + 1e-9)
+
+    def __repr__(self):
+        return f"FinerWeightedTarget({self.main_category}, {self.comparison_categories}, alpha={self.alpha})"

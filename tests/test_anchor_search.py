@@ -137,24 +137,31 @@ def test_and_rules_give_exactly_the_rule(problem):
     assert explanation.precision == 1.0
 
 
-def test_no_false_success_on_generated_problems():
+def test_generated_problems_get_a_sound_anchor():
+    """Every problem of the family has a known answer, so every search succeeds, and no anchor returned is below
+    threshold - epsilon_stop."""
     epsilon_stop = 0.05
     for problem in FAMILY[:12]:
         explanation = explain(problem)
-        if explanation.success:
-            assert problem.true_precision(explanation.raw["feature"]) >= problem.threshold - epsilon_stop
+        assert explanation.success, problem
+        assert problem.true_precision(explanation.raw["feature"]) >= problem.threshold - epsilon_stop
 
 
 def test_a_superpixel_clearly_below_the_threshold_is_never_the_anchor(caplog):
-    """True precision 0.85 < 0.95 - 0.05 for {0} and every anchor containing it: over many seeds, never a
-    success, and {0} alone is never returned as passing."""
+    """True precision 0.85 < 0.95 - 0.05 for {0}: over many seeds, {0} alone is never returned as passing, nor
+    listed as a certified alternative. (Some large anchors are exact on 8 superpixels, where the noise's hash
+    leaves their few masks unflipped: they may pass, and every one that does is checked against the truth.)"""
     problem = noisy_single(0.85)
     assert problem.true_precision([0]) < 0.88
     caplog.set_level(logging.ERROR)
+    successes = 0
     for seed in range(30):
         explanation = explain(problem, seed=seed)
-        if explanation.success:
-            assert problem.true_precision(explanation.raw["feature"]) >= 0.9
+        successes += explanation.success
+        assert not explanation.success or problem.true_precision(explanation.raw["feature"]) >= 0.9
+        certified = [alternative["feature"] for alternative in explanation.alternatives if alternative["certified"]]
+        assert all(problem.true_precision(anchor) >= 0.9 for anchor in certified) and [0] not in certified
+    assert successes  # the precision assertion above ran
 
 
 def search_on(problem, seed):
@@ -182,8 +189,8 @@ def test_precision_check_waits_for_the_lower_bound():
         drawn_for = np.zeros_like(masks)
         drawn_for[:, 0] = True
         search.store.add(masks, drawn_for, np.ones(10, dtype=bool), np.zeros(10, dtype=np.intp))
-        means, lowers, passes = search._check_precision([(0,)], 0.1 * check_share(1) / problem.n_features, 0)
-        assert not passes[0]
+        checked, means, lowers, passes = search._check_precision([(0,)], 0.1 * check_share(1) / problem.n_features, 0)
+        assert checked == [(0,)] and not passes[0]
         assert search.store.size > 10  # it sampled before deciding
 
 
@@ -240,14 +247,14 @@ def test_later_steps_check_only_samples_drawn_after_their_candidates_were_known(
     seen = []
     check = AnchorSearch._check_precision
 
-    def recording(self, anchors, delta, since):
-        seen.append((len(anchors[0]), since, self.store.size))
-        return check(self, anchors, delta, since)
+    def recording(self, anchors, delta, since, *others):
+        seen.append((len((anchors or others[0])[0]), since, self.store.size))
+        return check(self, anchors, delta, since, *others)
 
     monkeypatch.setattr(AnchorSearch, "_check_precision", recording)
     search.run()
-    assert seen[0][:2] == (1, 0)
-    assert all(since > 0 for size, since, _ in seen[1:])
+    assert seen[0][:2] == (1, 0) and {size for size, _, _ in seen} == {1, 2}
+    assert all((since == 0) == (size == 1) for size, since, _ in seen)
 
 
 def test_the_checks_share_of_delta_over_sizes_sums_to_one():

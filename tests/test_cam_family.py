@@ -104,6 +104,7 @@ def test_eigen_smooth_is_the_first_component_of_the_weighted_activations(model, 
         (activations, gradients), _ = _layer_pass(model, 4, images[n], target)
         weighted = activations * gradients.mean(axis=(0, 1))
         matrix = weighted.reshape(-1, 6)
+        matrix = matrix - matrix.mean(axis=0)      # centred over positions
         direction = np.linalg.svd(matrix, full_matrices=False)[2][0]
         projection = matrix @ (direction if direction.sum() >= 0 else -direction)
         np.testing.assert_allclose(maps[n], _normalized(projection.reshape(6, 6)), atol=1e-5)
@@ -127,7 +128,8 @@ def test_callable_targets(model, images):
     np.testing.assert_allclose(cam(images, targets=cam_targets.ClassScore(2)), cam(images, targets=2))
     mixed = cam.compute(images, targets=[cam_targets.ClassScore(0), 1, cam_targets.ClassScore(2)])
     np.testing.assert_allclose(mixed.maps, cam(images, targets=[0, 1, 2]), atol=1e-6)
-    assert list(mixed.targets) == [-1, -1, -1]
+    assert list(mixed.targets) == [0, 1, 2]    # the target objects' categories
+    assert list(cam.compute(images, targets=lambda output: output[0]).targets) == [-1, -1, -1]
     probabilities = CAM(nn.Sequential(model, nn.Softmax(dim=1)).eval(), layer="0.3")
     np.testing.assert_allclose(cam(images, targets=cam_targets.ClassProbability(1)),
                                probabilities(images, targets=1), atol=1e-5)

@@ -100,6 +100,7 @@ def test_eigencam_is_the_first_principal_direction_of_the_activations(model, ima
     for n in range(len(images)):
         activations = tapped(images[n:n + 1]).numpy()[0]
         matrix = activations.reshape(-1, activations.shape[-1])
+        matrix = matrix - matrix.mean(axis=0)      # centred over positions
         direction = np.linalg.svd(matrix, full_matrices=False)[2][0]
         projection = matrix @ (direction if direction.sum() >= 0 else -direction)
         raw = np.maximum(projection.reshape(activations.shape[:2]), 0)
@@ -395,3 +396,16 @@ def test_image_from_path(tmp_path):
         image_from_path(path, image_shape=(16,))
     with pytest.raises(FileNotFoundError):
         image_from_path(tmp_path / "missing.png")
+
+
+def test_the_registry_s_new_methods_run_on_keras_through_the_same_numpy_functions(model, images):
+    import cam_textbook
+
+    tapped = keras.Model(model.inputs[0], model.get_layer("relu2").output)
+    activations = tapped(images[:1]).numpy()
+    np.testing.assert_allclose(CAM(model, layer="relu2", method="fem")(images[:1])[0],
+                               cam_textbook.fem_map(activations[0]), atol=1e-5)
+    for method in ("kpcacam", "eigengradcam", "segeigencam", "randomcam"):
+        assert CAM(model, layer="relu2", method=method)(images).shape == (4, 12, 12)
+    with pytest.raises(ValueError, match="needs hessian"):
+        CAM(model, method="shapleycam")

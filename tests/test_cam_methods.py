@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import cam_textbook
 from imgexplain.cam import methods
 from imgexplain.cam.explanation import CAMExplanation, HeatmapArray, TargetExplanation
 
@@ -113,21 +114,45 @@ def test_eigencam_recovers_a_rank_one_activation_pattern():
     spatial = rng.random((3, 4))
     channel_loadings = rng.random(6) + 0.1
     activations = (spatial[:, :, None] * channel_loadings[None, None, :])[None]
-    np.testing.assert_allclose(methods.eigencam(activations)[0], spatial / spatial.max(), atol=1e-10)
+    # Centred over positions, the pattern is spatial - its mean; rectified and scaled.
+    expected = _normalized_by_hand((spatial - spatial.mean())[None])[0]
+    np.testing.assert_allclose(methods.eigencam(activations)[0], expected, atol=1e-10)
     # The sign of a singular vector is arbitrary: the map must not come out inverted.
     flipped = methods.eigencam(np.concatenate([activations, 2 * activations]))
-    np.testing.assert_allclose(flipped[1], spatial / spatial.max(), atol=1e-10)
+    np.testing.assert_allclose(flipped[1], expected, atol=1e-10)
 
 
-def test_methods_keep_float32_and_dispatch_by_name():
+def _registry_arguments(entry, activations, gradients):
+    """The arguments after the activations that a method with ``entry.needs`` takes."""
+    n_images, _, _, channels = activations.shape
+    return {"gradients": (gradients,), "hessian": (gradients, 0.1 * gradients),
+            "masked passes": (np.linspace(0, 1, n_images * channels).reshape(n_images, channels),),
+            "ablation": (np.ones(n_images), np.linspace(0, 1, n_images * channels).reshape(n_images, channels)),
+            "nothing": ()}[entry.needs]
+
+
+def test_every_registered_method_keeps_float32_and_gives_maps_in_0_1():
     activations, gradients = (array.astype(np.float32) for array in _random_pair(5))
-    for name in methods.GRADIENT_METHODS:
-        out = methods.from_gradients(name, activations, gradients)
-        assert out.dtype == np.float32 and out.shape == activations.shape[:3]
-        assert 0 <= out.min() and out.max() <= 1
-    assert methods.eigencam(activations).dtype == np.float32
+    for entry in methods.REGISTRY.values():
+        if not entry.takes_layer:
+            continue
+        arguments = _registry_arguments(entry, activations, gradients)
+        for eigen_smooth in (False, True):
+            out = entry.function(activations, *arguments, eigen_smooth=eigen_smooth, **entry.options)
+            assert out.dtype == np.float32 and out.shape == activations.shape[:3], entry.name
+            assert 0 <= out.min() and out.max() <= 1, entry.name
     assert set(methods.METHODS) == {"gradcam", "gradcam++", "xgradcam", "hirescam", "gradcam-elementwise",
-                                    "layercam", "scorecam", "ablationcam", "eigencam", "fullgrad"}
+                                    "layercam", "eigengradcam", "segeigencam", "shapleycam", "scorecam",
+                                    "ablationcam", "eigencam", "kpcacam", "fem", "randomcam", "fullgrad"}
+    assert set(methods.NEEDS) >= {entry.needs for entry in methods.REGISTRY.values()}
+
+
+def test_method_named_is_case_insensitive_and_rejects_unknown_names():
+    assert methods.method_named("GradCAM++") is methods.REGISTRY["gradcam++"]
+    with pytest.raises(ValueError, match="method must be one of"):
+        methods.method_named("gradcam+++")
+    with pytest.raises(TypeError, match="method must be one of"):
+        methods.method_named(3)
 
 
 # --- the explanation object ---------------------------------------------------------------
@@ -216,3 +241,75 @@ def test_resize_maps_is_bilinear_with_half_pixel_centres():
     maps = np.array([[[0.0, 1.0]]])
     # Width 2 -> 4: sample positions -0.25, 0.25, 0.75, 1.25, clamped at the edges.
     np.testing.assert_allclose(methods.resize_maps(maps, (1, 4)), [[[0.0, 0.25, 0.75, 1.0]]])
+
+
+# --- the methods added with the registry, against tests/cam_textbook.py -------------------------
+
+
+def test_eigengradcam_and_segeigencam_match_the_centred_principal_component():
+    activations, gradients = _random_pair(7)
+    for n in range(activations.shape[0]):
+        np.testing.assert_allclose(methods.eigengradcam(activations, gradients)[n],
+                                   cam_textbook.eigengradcam_map(activations[n], gradients[n]), atol=1e-10)
+        np.testing.assert_allclose(methods.segeigencam(activations, gradients)[n],
+                                   cam_textbook.segeigencam_map(activations[n], gradients[n]), atol=1e-10)
+
+
+def test_shapleycam_weights_are_gradients_minus_half_the_hessian_product():
+    activations, gradients = _random_pair(8)
+    hessian_products = np.random.default_rng(9).normal(size=activations.shape)
+    out = methods.shapleycam(activations, gradients, hessian_products)
+    for n in range(activations.shape[0]):
+        np.testing.assert_allclose(out[n], cam_textbook.shapleycam_map(activations[n], gradients[n],
+                                                                       hessian_products[n]), atol=1e-10)
+    # Without curvature ShapleyCAM is Grad-CAM.
+    np.testing.assert_allclose(methods.shapleycam(activations, gradients, np.zeros_like(gradients)),
+                               methods.gradcam(activations, gradients))
+
+
+def test_fem_keeps_channels_by_the_k_sigma_rule():
+    activations = np.random.default_rng(10).exponential(size=(2, 6, 6, 4))
+    for k in (0.5, 2.0):
+        out = methods.fem(activations, k=k)
+        for n in range(2):
+            np.testing.assert_allclose(out[n], cam_textbook.fem_map(activations[n], k), atol=1e-12)
+
+
+def test_kpcacam_matches_kernel_pca_written_out():
+    activations = np.random.default_rng(11).random((2, 3, 4, 5))
+    out = methods.kpcacam(activations)
+    for n in range(2):
+        np.testing.assert_allclose(out[n], cam_textbook.kpca_sigmoid_map(activations[n]), atol=1e-8)
+
+
+def test_kpcacam_with_a_linear_kernel_is_the_centred_principal_component():
+    activations = np.random.default_rng(12).random((1, 4, 4, 3))
+    linear = methods.kpcacam(activations, kernel="linear")[0]
+    np.testing.assert_allclose(linear, cam_textbook.eigengradcam_map(activations[0], np.ones_like(activations[0])),
+                               atol=1e-8)
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        methods.kpcacam(activations, kernel="laplace")
+
+
+def test_randomcam_is_seeded_and_weights_lie_in_minus_one_one():
+    activations = np.random.default_rng(13).random((2, 3, 3, 4))
+    first, again = methods.randomcam(activations, seed=3), methods.randomcam(activations, seed=3)
+    np.testing.assert_array_equal(first, again)
+    weights = np.random.default_rng(3).uniform(-1, 1, size=(2, 4))
+    raw = np.einsum("nhwk,nk->nhw", activations, weights)
+    np.testing.assert_allclose(first, _normalized_by_hand(raw))
+    assert not np.array_equal(first, methods.randomcam(activations, seed=4))
+
+
+def test_projections_treat_nan_activations_as_zero_and_leave_the_input_alone():
+    activations, gradients = _random_pair(14)
+    holed = activations.copy()
+    holed[0, 1, 1, 2] = np.nan
+    kept = holed.copy()
+    filled = np.nan_to_num(holed)
+    for function in (methods.eigencam, methods.kpcacam):
+        out = function(holed)
+        assert not np.isnan(out).any()
+        np.testing.assert_allclose(out, function(filled))
+    assert not np.isnan(methods.eigengradcam(holed, gradients)).any()
+    np.testing.assert_array_equal(holed, kept)

@@ -99,6 +99,7 @@ def test_eigencam_is_the_first_principal_direction_of_the_activations(model, ima
         for n in range(len(images)):
             activations = model[:4](torch.as_tensor(images[n:n + 1]))[0].numpy()
             matrix = activations.reshape(activations.shape[0], -1).T
+            matrix = matrix - matrix.mean(axis=0)      # centred over positions
             direction = np.linalg.svd(matrix, full_matrices=False)[2][0]
             projection = matrix @ (direction if direction.sum() >= 0 else -direction)
             raw = np.maximum(projection.reshape(activations.shape[1:]), 0)

@@ -50,7 +50,11 @@ def test_colormap_by_name_and_bad_colormaps():
     with pytest.raises(ValueError, match="not a matplotlib colormap"):
         colorize_heatmap(heatmap, colormap="no-such-map")
     with pytest.raises(TypeError, match="colormap"):
-        colorize_heatmap(heatmap, colormap=3)
+        colorize_heatmap(heatmap, colormap=3.5)
+    with pytest.raises(ValueError, match="not an OpenCV colormap"):
+        colorize_heatmap(heatmap, colormap=99)
+    np.testing.assert_allclose(colorize_heatmap(heatmap, colormap=16)[..., :3],     # cv2.COLORMAP_VIRIDIS
+                               matplotlib.cm.viridis(heatmap)[..., :3])
     with pytest.raises(ValueError, match="colormap must map"):
         colorize_heatmap(heatmap, colormap=lambda values: values)
 
@@ -140,11 +144,14 @@ def test_show_cam_on_image_follows_its_definition_for_float_and_uint8_images():
     colours = matplotlib.colormaps["jet"](mask)[..., :3]
     blended = 0.7 * colours + 0.3 * image
     expected = np.round(blended / blended.max() * 255).astype(np.uint8)
-    np.testing.assert_array_equal(show_cam_on_image(image, mask, image_weight=0.3), expected)
+    np.testing.assert_array_equal(show_cam_on_image(image, mask, colormap="jet", image_weight=0.3), expected)
+    bgr = show_cam_on_image(image, mask, use_rgb=False, colormap="jet", image_weight=0.3)
+    np.testing.assert_array_equal(bgr, expected[..., ::-1])
     pixels = np.round(image * 255).astype(np.uint8)
     np.testing.assert_array_equal(show_cam_on_image(pixels, mask), show_cam_on_image(pixels / 255.0, mask))
     assert show_cam_on_image(image[..., 0], mask).shape == (6, 8, 3)
     small = show_cam_on_image(image, mask[::2, ::2])      # resized to the image
+    np.testing.assert_array_equal(show_cam_on_image(image, mask), show_cam_on_image(image, mask, colormap=2))
     assert small.shape == (6, 8, 3) and small.dtype == np.uint8
 
 
@@ -254,3 +261,18 @@ def test_heatmap_to_image_refuses(heatmap, error, message):
     with pytest.raises(TypeError, match="PIL image"):
         expand_heatmap(np.zeros((2, 2)), np.ones((2, 2)))
 
+
+def test_opencv_jet_is_matlab_jet_on_uint8_levels():
+    from imgexplain.render.opencv import opencv_jet
+
+    # MATLAB's jet: blue rises from 0.5 to 1 on [0, 1/8], green on [1/8, 3/8], red on [3/8, 5/8]; then
+    # blue falls on [3/8, 5/8], green on [5/8, 7/8], red to 0.5 at 1.
+    levels = np.array([0, 32, 64, 96, 128, 160, 192, 224, 255]) / 255
+    expected = []
+    for level in levels:
+        red = min(max(1.5 - abs(4 * level - 3), 0), 1)
+        green = min(max(1.5 - abs(4 * level - 2), 0), 1)
+        blue = min(max(1.5 - abs(4 * level - 1), 0), 1)
+        expected.append((red, green, blue))
+    np.testing.assert_allclose(opencv_jet(levels), expected)
+    np.testing.assert_array_equal(opencv_jet(np.array([0.5, 0.5019])), opencv_jet(np.array([0.5, 0.5])))

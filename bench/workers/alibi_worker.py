@@ -42,9 +42,9 @@ def photo(image_path, segments_path, explain_kwargs, seed):
     return _explain(_efficientnet(), np.load(image_path), np.load(segments_path), explain_kwargs, seed)
 
 
-def generated(index, family, seed):
-    """Problem ``index`` of bench/anchor_problems.py's family ``family``, with its own arguments."""
-    spec = anchor_problems.make_problem(index, family)
+def generated(index, problem_seed, seed, family="mixed"):
+    """Problem ``index`` of bench/anchor_problems.py's ``family`` and ``problem_seed``, with its own arguments."""
+    spec = anchor_problems.make_problem(index, problem_seed, family)
     return _explain(spec.predictor(), spec.image(), spec.segments(), spec.explain_kwargs(), seed,
                     images_background=spec.backgrounds())
 

@@ -33,6 +33,33 @@ def gradcam(images_path, batches, repeats, maps_path, batch1_images=8):
     return {"timings": timings}
 
 
+def methods(images_path, class_names, batches, repeats, maps_path, batch1_images, perturbation_images):
+    """Each class of ``class_names`` on the CAM layer (the perturbation methods: on block 10's projection,
+    and at batch 1 on ``perturbation_images`` images only), top class, maps at the input size: seconds per image at each
+    batch and the maps of the images timed at batch 1, saved to ``maps_path`` (.npz, one array per class)."""
+    import pytorch_grad_cam
+
+    model, layer = _model()
+    images = problems.efficientnet_input(np.load(images_path))
+    timings, maps = {}, {}
+    for name in class_names:
+        slow = name in ("ScoreCAM", "AblationCAM")
+        target = model.get_submodule(problems.EFFICIENTNET_BLOCK_10_PROJECTION) if slow else layer
+        with getattr(pytorch_grad_cam, name)(model=model, target_layers=[target]) as cam:
+            cam.batch_size = 32
+
+            def explain(batch):
+                return cam(input_tensor=batch, targets=None)
+
+            count = perturbation_images if slow else batch1_images
+            timings[name] = {str(b): problems.seconds_per_image(explain, images[:count] if b == 1 else images, b,
+                                                                repeats)["best"]
+                             for b in batches if b == 1 or not slow}
+            maps[name] = np.concatenate([explain(images[i:i + 1]) for i in range(count)])
+    np.savez(maps_path, **maps)
+    return {"timings": timings}
+
+
 def versions():
     from importlib.metadata import version
 
@@ -42,4 +69,4 @@ def versions():
 
 
 if __name__ == "__main__":
-    serve({"gradcam": gradcam, "version": versions})
+    serve({"gradcam": gradcam, "methods": methods, "version": versions})

@@ -15,6 +15,8 @@ from imgexplain.anchors.bandit import LOOK_COUNTS, kl_lower_bound, kl_upper_boun
 
 # A round of the precision check goes at most to the first look with this many times the anchor's samples.
 CHECK_GROWTH = 2
+# An alternative is nearly certified when a look with at most this many times its samples would pass it.
+NEARLY_GROWTH = 4
 # Shares of delta for the checks of the empty anchor and of the anchors of one superpixel (see check_share).
 EMPTY_SHARE = 0.05
 SINGLE_SHARE = 0.6
@@ -68,3 +70,58 @@ def next_look(means: np.ndarray, index: np.ndarray, delta: float, decided: Calla
     last_ahead = np.where(ahead.any(axis=1), len(LOOK_COUNTS) - 1 - np.argmax(ahead[:, ::-1], axis=1), -1)
     first_wanted = np.argmax(wanted, axis=1)
     return np.where(wanted.any(axis=1), first_wanted, last_ahead)
+
+
+def decision_costs(look: Look, delta: float, decided: Callable) -> np.ndarray:
+    """For each anchor, the samples it still needs, if its mean held, to reach the first look at which
+    ``decided(lower, upper)`` would be True (the last look of the grid when none is)."""
+    targets = next_look(look.plan_means, look.index, delta, decided, np.full(len(look.n_valid), LOOK_COUNTS[-1]))
+    return np.maximum(LOOK_COUNTS[np.maximum(targets, 0)] - look.n_valid, 0).astype(float)
+
+
+def alternatives(features: list[list[int]], look: Look, delta: float, coverages: np.ndarray, threshold: float,
+                 low: float) -> list[dict]:
+    """The anchors whose mean at their last look is at least ``threshold`` and whose lower bound exceeds ``low``
+    (threshold - epsilon_stop, ``certified``) or would, if the mean held, at a look with at most NEARLY_GROWTH
+    times their samples (nearly certified), most certain first.
+
+    Parameters
+    ----------
+    features : list of list of int
+        Each anchor's superpixels, in the order the search added them.
+    look : Look
+        The anchors' looks.
+    delta : float
+        The level of each anchor's check (the share of one candidate).
+    coverages : ndarray of float
+        Each anchor's coverage.
+    threshold, low : float
+        The precision threshold, and the value the lower bound must exceed.
+
+    Returns
+    -------
+    list of dict
+        ``feature``, ``precision`` (the mean at the look), ``coverage``, ``lower`` and ``upper`` (the check's
+        bounds at the look), ``n_samples`` (the look's sample count) and ``certified``.
+    """
+    costs = decision_costs(look, delta, lambda lower, upper: lower > low)
+    listed = np.flatnonzero(look.known & (look.means >= threshold) & (costs <= (NEARLY_GROWTH - 1) * look.n_valid))
+    return [{"feature": [int(f) for f in features[i]], "precision": float(look.means[i]),
+             "coverage": float(coverages[i]), "lower": float(look.lowers[i]), "upper": float(look.uppers[i]),
+             "n_samples": int(LOOK_COUNTS[look.index[i]]), "certified": bool(look.lowers[i] > low)}
+            for i in listed[np.argsort(-look.lowers[listed], kind="stable")]]
+
+
+def cheapest_certification(delta: float, low: float) -> int:
+    """Samples the check of an anchor of precision 1 needs at level ``delta``: the first look at which its lower
+    bound exceeds ``low`` (threshold - epsilon_stop), the cheapest certification of an anchor that is not empty."""
+    target = next_look(np.ones(1), np.array([-1]), delta, lambda lower, upper: lower > low,
+                       np.array([LOOK_COUNTS[-1]]))[0]
+    return int(LOOK_COUNTS[target])
+
+
+def would_pass(mean: float, look: int, delta: float, threshold: float) -> bool:
+    """Whether the lower bound at ``look`` (level ``look_level(look, delta)``) of an anchor of this ``mean``
+    exceeds ``threshold``."""
+    level = look_level(np.array([look]), delta) / LOOK_COUNTS[look]
+    return bool(kl_lower_bound(np.array([mean]), level)[0] > threshold)

@@ -106,6 +106,40 @@ class AnchorImageExplanation(Explanation):
         """True when the prediction holds whatever is perturbed: nothing needs to be kept (bool)."""
         return bool(self.data["raw"]["empty_anchor"])
 
+    @property
+    def alternatives(self) -> list[dict]:
+        """The other anchors of the anchor's size that keep the prediction as well, certified or nearly.
+
+        The anchor is often not unique: on a photo of a cat, each of several superpixels alone may keep the
+        prediction. The search checked these on the same samples and at the same confidence level as the anchor
+        (its bounds hold for every candidate of the step), most certain first.
+
+        Returns
+        -------
+        list of dict
+            One per alternative: ``feature`` (superpixel ids, in the order added), ``precision`` (its mean at
+            the check's last look), ``coverage``, ``lower`` and ``upper`` (the check's bounds), ``n_samples`` (the
+            look's sample count) and ``certified`` (True when its lower bound exceeds threshold - epsilon_stop,
+            as the anchor's does; False when its mean reached the threshold but the bound did not yet). Empty
+            for an empty anchor and when no anchor passed.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from imgexplain import AnchorImage
+        >>> image = np.random.default_rng(0).random((16, 16, 3)).astype(np.float32)
+        >>> def quadrants(image):  # four superpixels: 0 1 / 2 3
+        ...     rows, cols = np.indices(image.shape[:2]) // 8
+        ...     return 2 * rows + cols
+        >>> def predictor(images):  # class 1 while the top-left or the bottom-right quadrant keeps its texture
+        ...     textured = np.stack([images[:, :8, :8], images[:, 8:, 8:]]).std(axis=(2, 3)).min(axis=2) > 0.01
+        ...     return np.stack([~textured.any(axis=0), textured.any(axis=0)], axis=1).astype(float)
+        >>> explanation = AnchorImage(predictor, image.shape, segmentation_fn=quadrants, seed=0).explain(image)
+        >>> explanation.raw["feature"], [alternative["feature"] for alternative in explanation.alternatives]
+        ([3], [[0]])
+        """
+        return self.data["raw"].get("alternatives", [])
+
     def plot(self, ax: Axes | Sequence[Axes] | None = None) -> Figure:
         """The image, the anchor and the superpixel boundaries side by side (a matplotlib figure).
 

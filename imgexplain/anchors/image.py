@@ -360,6 +360,7 @@ class AnchorImage:
             "coverage": result.coverage,
             "examples": examples,
             "all_precision": result.all_precision,
+            "alternatives": result.alternatives,
             "success": result.success,
             "empty_anchor": empty,
             "num_preds": predictor.n_images,

@@ -20,7 +20,12 @@ rounds are sized by what is still missing. The precision check, whose lower boun
 looks only at a fixed grid of sample counts (:func:`~imgexplain.anchors.bandit.look_level`), unions over the
 candidates of the step and shares delta over the anchor sizes (:meth:`AnchorSearch._look`, :func:`check_share`):
 the chance that an anchor returned with success=True has a precision below threshold - epsilon_stop is at most
-delta.
+delta, whichever candidate of the step the check ends on.
+
+Spending follows what each certification would still cost (:func:`~imgexplain.anchors.check.decision_costs`):
+the empty anchor is pursued only while a few one-superpixel checks' worth of samples could pass it
+(:meth:`AnchorSearch._check_empty_anchor`), each size first certifies its cheapest candidate, and the check of
+KL-LUCB's choice takes any candidate that would pass sooner (:meth:`AnchorSearch._check_precision`).
 """
 from __future__ import annotations
 
@@ -31,12 +36,14 @@ import numpy as np
 
 from imgexplain.anchors.bandit import (LOOK_BASE, LOOK_COUNTS, kl_lower_bound, kl_lucb, kl_upper_bound, last_look,
                                        look_level)
-from imgexplain.anchors.check import CHECK_GROWTH, Look, check_share, next_look
+from imgexplain.anchors.check import (CHECK_GROWTH, Look, alternatives, check_share, cheapest_certification,
+                                      decision_costs, next_look, would_pass)
 from imgexplain.anchors.sampler import PerturbationSampler
 from imgexplain.anchors.samples import Anchor, SampleStore, anchor_matrix
 
 ROUNDS = ("adaptive", "fixed")
-EMPTY_ANCHOR_GROWTH = 4
+# The empty anchor is pursued while a look within this many one-superpixel checks could pass it.
+EMPTY_ANCHOR_BUDGET = 3
 
 
 @dataclass
@@ -68,7 +75,8 @@ class SearchResult:
     """What the search found, in the terms of the reference's ``raw`` dictionary: the anchor's superpixels in
     the order they were added (``feature``), the mean, precision and coverage after each, the empty anchor's
     precision (``all_precision``), whether the anchor passed the precision check (``success``), and the covered
-    examples of each step (``example_masks``)."""
+    examples of each step (``example_masks``) and the other anchors of its size that the check certified or nearly
+    certified (``alternatives``)."""
 
     feature: list[int]
     mean: list[float]
@@ -78,6 +86,8 @@ class SearchResult:
     success: bool
     # Per step: masks and background indices of covered samples where the label held, then where it changed.
     example_masks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+    # The other anchors of the final size that passed or nearly passed the check (see check.alternatives).
+    alternatives: list[dict] = field(default_factory=list)
 
 
 class AnchorSearch:
@@ -154,9 +164,11 @@ class AnchorSearch:
         if empty_passes:
             return self._result((), success=True, all_precision=empty_mean)
 
+        cheap = self.single_check_cost()
         best_of_size: dict[int, list[Anchor]] = {0: [()]}
         best_anchor: Anchor = ()
         best_coverage = -1.0
+        final_step = None
         size = 1
         while size <= self.max_size:
             since = 0 if size == 1 else self.store.size
@@ -164,91 +176,130 @@ class AnchorSearch:
             coverages = self.coverage(candidates)
             keep = coverages > best_coverage
             candidates = [anchor for anchor, kept in zip(candidates, keep) if kept]
-            coverages = coverages[keep]
             if not candidates:
                 break
-            chosen = self._select(candidates, min(s.beam_size, len(candidates)))
-            best_of_size[size] = [candidates[index] for index in chosen]
-            means, lowers, passes = self._check_precision(best_of_size[size],
-                                                          s.delta * check_share(size) / len(candidates), since)
-            better = np.flatnonzero(passes & (coverages[chosen] > best_coverage))
+            delta = s.delta * check_share(size) / len(candidates)
+            checked, means, lowers, passes = self._check_precision([], delta, since, candidates, cheap)
+            best_of_size[size] = checked
+            if not passes.any():
+                chosen = self._select(candidates, min(s.beam_size, len(candidates)))
+                best_of_size[size] = [candidates[index] for index in chosen]
+                checked, means, lowers, passes = self._check_precision(best_of_size[size], delta, since, candidates)
+            checked_coverages = self.coverage(checked)
+            better = np.flatnonzero(passes & (checked_coverages > best_coverage))
             if s.log is not None:
-                for anchor, mean, lower, coverage in zip(best_of_size[size], means, lowers, coverages[chosen]):
+                for anchor, mean, lower, coverage in zip(checked, means, lowers, checked_coverages):
                     s.log(f"size {size}: {anchor} precision {mean:.3f} lb {lower:.3f} coverage {coverage:.3f}")
             if better.size:
-                winner = better[np.argmax(coverages[chosen][better])]
-                best_coverage = float(coverages[chosen][winner])
-                best_anchor = best_of_size[size][winner]
+                winner = better[np.argmax(checked_coverages[better])]
+                best_coverage = float(checked_coverages[winner])
+                best_anchor = checked[winner]
+                final_step = (candidates, since, delta)
                 if best_coverage == 1.0 or s.stop_on_first:
                     break
             size += 1
 
         if best_anchor:
-            return self._result(best_anchor, success=True)
+            result = self._result(best_anchor, success=True)
+            result.alternatives = self._alternatives(best_anchor, *final_step)
+            return result
         tried = [anchor for k in range(1, size) for anchor in best_of_size.get(k, [])]
         if not tried:
             return self._result((), success=False, all_precision=empty_mean)
         return self._result(tried[self._select(tried, 1)[0]], success=False)
 
     def _check_empty_anchor(self) -> tuple[float, bool]:
-        """The reference's test of the empty anchor with a sound bound: it passes when its lower bound at a look
-        exceeds the threshold itself.
+        """The reference's test of the empty anchor with a sound bound, pursued only while it is cheap: it passes
+        when its lower bound at a look exceeds the threshold itself.
 
-        The reference passes the empty anchor when its lower bound at level log(1 / delta), a level valid at
-        no look in particular, exceeds the threshold. Where that happens, this check samples on until its own
-        bound decides, as long as a look at most EMPTY_ANCHOR_GROWTH times the samples drawn would pass if the
-        mean held; elsewhere it stops (whether to sample is not a claim, so any rule keeps the bound sound).
+        Certifying an empty anchor whose precision sits just above the threshold takes thousands of samples,
+        while a one-superpixel anchor of precision near 1 is certified with about a hundred. So the empty anchor
+        is sampled on only while a look at most EMPTY_ANCHOR_BUDGET times :meth:`single_check_cost` samples
+        beyond the initial ones would pass it if its mean held (a passing empty anchor is the best answer there
+        is, coverage 1, so it may cost a little more than the cheapest certification); otherwise the search goes
+        on to anchors of one superpixel (whether to sample is not a claim, so any rule keeps the bound sound).
+        The empty anchor's samples also count for every anchor of one superpixel that they kept
+        (:meth:`_look`), so they are not lost when it fails.
 
         The empty anchor is fixed before any sample is drawn and every sample is drawn for it, so its samples in
         drawing order are i.i.d. draws from its distribution; its check gets the share ``EMPTY_SHARE`` of delta.
         """
         s = self.settings
         delta = s.delta * check_share(0)
+        limit = self.store.size + EMPTY_ANCHOR_BUDGET * self.single_check_cost()
+
+        def passes(lower, upper):
+            return lower > s.threshold
+
         while True:
             look = self._look([()], since=0, delta=delta)
             if look.known[0] and look.lowers[0] > s.threshold:
                 return float(look.plan_means[0]), True
-            positives, n_samples = self.store.counts([()])
-            reference_lower = kl_lower_bound(positives / n_samples, np.log(1.0 / s.delta) / n_samples)
-            target = next_look(look.plan_means, look.index, delta, lambda lower, upper: lower > s.threshold,
-                                EMPTY_ANCHOR_GROWTH * look.n_valid)[0]
-            if reference_lower[0] <= s.threshold or target < 0:
+            target = next_look(look.plan_means, look.index, delta, passes, np.array([limit]))[0]
+            if target < 0 or not would_pass(look.plan_means[0], target, delta, s.threshold):
+                positives, n_samples = self.store.counts([()])
                 return float(positives[0] / n_samples[0]), False
             self.sample([((), int(LOOK_COUNTS[target] - look.n_valid[0]))])
 
-    def _check_precision(self, anchors: list[Anchor], delta: float,
-                         since: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Sample the chosen ``anchors`` until each is clearly above or below the threshold at a look; return
-        their means and lower bounds at the last look, and whether each passes (mean >= threshold, lower bound
-        > threshold - epsilon_stop).
+    def single_check_cost(self) -> int:
+        """Samples the check of a one-superpixel anchor of precision 1 needs (:func:`cheapest_certification`)."""
+        s = self.settings
+        return cheapest_certification(s.delta * check_share(1) / self.n_features, s.threshold - s.epsilon_stop)
 
-        Only samples stored from row ``since`` on count, and ``delta`` is the share of one candidate; see
-        :meth:`_look` for why this makes the check's lower bound hold for whichever candidate is checked.
+    def _check_precision(self, anchors: list[Anchor], delta: float, since: int, others: list[Anchor] = (),
+                         budget: float = np.inf) -> tuple[list[Anchor], np.ndarray, np.ndarray, np.ndarray]:
+        """Check the chosen ``anchors`` until one passes or each is clearly below the threshold at a look, taking
+        on the way any of ``others`` (the step's other candidates) that would pass sooner; return the anchors
+        checked (the chosen ones and any that passed), their means and lower bounds at the last look, and whether
+        each passes (mean >= threshold, lower bound > threshold - epsilon_stop).
+
+        Each round samples the anchor whose decision is cheapest, and the chosen anchors within CHECK_GROWTH
+        times its cost: the samples each still needs, if its mean held, to reach the look that decides it
+        (:func:`~imgexplain.anchors.check.decision_costs`). An anchor of
+        ``others`` counts only while its mean at a look is at least the threshold: a candidate whose precision
+        sits just above the threshold is not pursued for thousands of samples when another of the same size,
+        with a precision near 1, is certified with a few dozen. The check ends at the first anchor that passes
+        (anchors of one size have the same coverage). With no chosen anchor, it certifies the cheapest of
+        ``others`` while the samples that would take stay within ``budget`` samples in all (the search does so
+        before choosing candidates with KL-LUCB, which costs more than a check when one candidate is clearly
+        good).
+
+        Only samples stored from row ``since`` on count, and ``delta`` is the share of one candidate of the step;
+        see :meth:`_look` for why this makes the check's lower bound hold for whichever candidate is checked.
         The upper bound only decides that an anchor is clearly below the threshold and stops its sampling: a
         wrong upper bound loses an anchor but never makes a false claim, so the lower bound gets the whole of
         ``delta`` (one-sided) and the upper bound reuses its level.
         """
         s = self.settings
         low, high = s.threshold - s.epsilon_stop, s.threshold + s.epsilon_stop
+        pool = list(anchors) + [anchor for anchor in others if anchor not in anchors]
+        chosen = np.arange(len(pool)) < len(anchors)
+
+        def decided(means):
+            return lambda lower, upper: np.where(means[:, np.newaxis] >= s.threshold, lower > low, upper < high)
+
         while True:
-            look = self._look(anchors, since, delta)
+            look = self._look(pool, since, delta)
             above = look.means >= s.threshold
             passes = look.known & above & (look.lowers > low)
-            fails = look.known & ~above & (look.uppers < high)
-            undecided = ~(passes | fails)
-            if not undecided.any():
-                return look.means, look.lowers, passes
+            undecided = ~passes & ~(look.known & ~above & (look.uppers < high))
+            active = undecided & (chosen | (look.known & above))
+            costs = np.where(active, decision_costs(look, delta, decided(look.plan_means)), np.inf)
+            finished = not (undecided & chosen).any() if chosen.any() else not costs.min() <= budget
+            if passes.any() or finished:
+                shown = chosen | passes
+                return ([anchor for anchor, kept in zip(pool, shown) if kept], look.means[shown], look.lowers[shown],
+                        passes[shown])
+            todo = (np.arange(len(pool)) == np.argmin(costs)) | (chosen & (costs <= CHECK_GROWTH * costs.min()))
             if s.rounds == "fixed":
-                self.sample([(anchor, s.batch_size) for anchor, todo in zip(anchors, undecided) if todo])
-                continue
-
-            def decided(lower, upper):
-                return np.where(look.plan_means[:, np.newaxis] >= s.threshold, lower > low, upper < high)
-
-            targets = next_look(look.plan_means, look.index, delta, decided,
-                                 CHECK_GROWTH * np.maximum(look.n_valid, LOOK_BASE))
-            self.sample([(anchor, int(LOOK_COUNTS[target] - n))
-                         for anchor, todo, target, n in zip(anchors, undecided, targets, look.n_valid) if todo])
+                requests = [(anchor, s.batch_size) for anchor, wanted in zip(pool, todo) if wanted]
+            else:
+                targets = next_look(look.plan_means, look.index, delta, decided(look.plan_means),
+                                    CHECK_GROWTH * np.maximum(look.n_valid, LOOK_BASE))
+                requests = [(anchor, int(LOOK_COUNTS[target] - n))
+                            for anchor, wanted, target, n in zip(pool, todo, targets, look.n_valid) if wanted]
+            self.sample(requests)
+            budget -= sum(n for _, n in requests)
 
     def _look(self, anchors: list[Anchor], since: int, delta: float) -> "Look":
         """Each anchor's look: the first LOOK_COUNTS[k] of its valid samples stored from row ``since`` on, k the
@@ -283,6 +334,17 @@ class AnchorSearch:
         return Look(n_valid=n_valid, index=index, known=known, means=means, plan_means=plan_means,
                      lowers=np.where(known, kl_lower_bound(means, level), 0.0),
                      uppers=np.where(known, kl_upper_bound(means, level), 1.0))
+
+    def _alternatives(self, anchor: Anchor, candidates: list[Anchor], since: int, delta: float) -> list[dict]:
+        """The other candidates of the winner's step whose check passed or nearly passed, on the samples and at the
+        level of that step's check, so their bounds hold as the winner's does (the check unions over every
+        candidate of the step)."""
+        others = [candidate for candidate in candidates if candidate != anchor]
+        if not others:
+            return []
+        s = self.settings
+        return alternatives([self.order[other] for other in others], self._look(others, since, delta), delta,
+                            self.coverage(others), s.threshold, s.threshold - s.epsilon_stop)
 
     def _select(self, anchors: list[Anchor], top_n: int) -> np.ndarray:
         """KL-LUCB over ``anchors`` with pooled counts, paired bounds and shared draws."""
@@ -371,3 +433,4 @@ class AnchorSearch:
         changed_rows = np.flatnonzero(valid & ~held)[::-1][:n]
         return (self.store.masks[held_rows], self.store.backgrounds[held_rows],
                 self.store.masks[changed_rows], self.store.backgrounds[changed_rows])
+

@@ -3,6 +3,7 @@ optional refinements of pytorch-grad-cam (several layers, test-time augmentation
 maps at the input size). Masked and ablated passes run in chunks bounded in bytes."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -10,9 +11,10 @@ import numpy as np
 
 from imgexplain._checks import check_class_indices, check_positive_int, check_size, is_int
 from imgexplain.backends import cam_backend
-from imgexplain.cam import methods
-from imgexplain.cam.methods import METHODS
-from imgexplain.cam.outputs import check_target_range, scores_of
+from imgexplain.cam.maps import normalize_maps, resize_maps
+from imgexplain.cam.methods import METHODS, method_named
+from imgexplain.cam.outputs import check_target_range
+from imgexplain.cam.passes import Passes
 from imgexplain.targets import ClassScore
 
 __all__ = ["CAM", "CAMResult"]
@@ -39,6 +41,24 @@ def _check_targets(targets, n_images, n_classes):
     return values, None
 
 
+def _category(target):
+    """The class a target object names with an int ``category`` attribute, else -1."""
+    category = getattr(target, "category", None)
+    return int(category) if is_int(category) else -1
+
+
+def _check_options(method, options):
+    """The method's options: its defaults updated with ``options``."""
+    if options is None:
+        return dict(method.options)
+    if not isinstance(options, dict):
+        raise TypeError(f"options must be None or a dict; got {type(options).__name__}")
+    unknown = sorted(set(options) - set(method.options))
+    if unknown:
+        raise ValueError(f"method {method.name!r} takes the options {sorted(method.options)}; got {unknown}")
+    return {**method.options, **options}
+
+
 def _check_size(size):
     if size is None or size == "input":
         return size
@@ -60,7 +80,8 @@ class CAMResult:
     maps : (N, h, w) float32 ndarray
         The maps, each scaled to [0, 1].
     targets : (N,) int64 ndarray
-        The class explained in each image; -1 for callable targets.
+        The class explained in each image: for a target object, its int ``category`` attribute
+        (as the targets of :mod:`imgexplain.targets` have), else -1.
     scores : (N,) ndarray
         The score explained, the model's output for that class.
     layer : str or list of str
@@ -108,7 +129,7 @@ class CAM:
         ``s x s`` map. A name, an index or the layer object also work. Several layers give one
         map each, resized to a common size and averaged.
     method : str
-        One of :data:`imgexplain.cam.methods.METHODS`.
+        One of :data:`imgexplain.cam.methods.METHODS` (see :data:`imgexplain.cam.methods.REGISTRY`).
     output : None, int or str
         For models with several outputs, which one to explain.
     batch_size : int
@@ -127,6 +148,9 @@ class CAM:
         Bound on the bytes of masked images built at once.
     verbose : bool
         Show a progress bar (tqdm) over the masked or ablated passes.
+    options : dict, optional
+        The method's own keyword arguments (``Method.options`` in the registry), for instance
+        ``{"k": 3}`` for ``fem``, ``{"kernel": "rbf"}`` for ``kpcacam``, ``{"seed": 0}`` for ``randomcam``.
 
     Calling the object returns the maps, ``(N, h, w)`` in [0, 1]; :meth:`compute` also returns
     the explained classes and their scores. ``targets`` may be None (each image's top class), an
@@ -139,7 +163,7 @@ class CAM:
         PyTorch model, or `method`, `batch_size`, `max_chunk_bytes` or `size` has the wrong type.
     ValueError
         An unknown `method` or `layer`, a `batch_size`, `max_chunk_bytes` or `size` out of range, or
-        a `layer` given with ``method="fullgrad"``.
+        a `layer` given with ``method="fullgrad"``, or an option the method does not take.
 
     See Also
     --------
@@ -167,10 +191,9 @@ class CAM:
     def __init__(self, model: Any, layer: Any = None, method: str = "gradcam", output: int | str | None = None,
                  batch_size: int = 32, reshape_transform: Callable | None = None,
                  size: str | tuple[int, int] | None = None, forward: Callable | None = None,
-                 max_chunk_bytes: int = 256 * 2**20, verbose: bool = False) -> None:
-        if not isinstance(method, str) or method.lower() not in METHODS:
-            error = ValueError if isinstance(method, str) else TypeError
-            raise error(f"method must be one of {list(METHODS)}; got {method!r}")
+                 max_chunk_bytes: int = 256 * 2**20, verbose: bool = False, options: dict | None = None) -> None:
+        self._method = method_named(method)
+        self.options = _check_options(self._method, options)
         batch_size = check_positive_int(batch_size, "batch_size")
         max_chunk_bytes = check_positive_int(max_chunk_bytes, "max_chunk_bytes")
         for name, value in (("reshape_transform", reshape_transform), ("forward", forward)):
@@ -178,18 +201,54 @@ class CAM:
                 raise TypeError(f"{name} must be None or a callable; got {type(value).__name__}")
         if isinstance(layer, (list, tuple)) and not layer:
             raise ValueError("layer must not be an empty list")
-        if method.lower() == "fullgrad" and layer is not None:
-            raise ValueError("method 'fullgrad' uses every layer with a bias; leave layer=None")
+        if not self._method.takes_layer and layer is not None:
+            raise ValueError(f"method {self._method.name!r} uses every layer with a bias; leave layer=None")
         self.model = model
-        self.method = method.lower()
+        self.method = self._method.name
         self.batch_size = int(batch_size)
         self.size = _check_size(size)
         self.forward = forward
         self.max_chunk_bytes = int(max_chunk_bytes)
         self.verbose = bool(verbose)
-        self._several = isinstance(layer, (list, tuple)) or self.method == "fullgrad"
+        self._several = isinstance(layer, (list, tuple)) or not self._method.takes_layer
         layers = None if layer is None else (list(layer) if self._several else [layer])
         self._backend = cam_backend(model, layers, output, reshape_transform)
+        if self._method.needs not in self._backend.computes:
+            raise ValueError(f"method {self.method!r} needs {self._method.needs}, which the "
+                             f"{type(model).__module__.split('.')[0]} backend does not compute; "
+                             f"it is available for PyTorch models")
+
+    @property
+    def _passes(self) -> Passes:
+        """The masked and ablated passes, with the bounds as they are now (they may be reassigned)."""
+        return Passes(self._backend, self.forward, self.batch_size, self.max_chunk_bytes, self.verbose)
+
+    def predict(self, images: Any) -> np.ndarray:
+        """The model's explained output for ``images``, as numpy (one forward pass, no gradients).
+
+        Examples
+        --------
+        >>> import torch
+        >>> from imgexplain import CAM
+        >>> model = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 1), torch.nn.Flatten(), torch.nn.Linear(32, 3))
+        >>> CAM(model, layer="0").predict(torch.zeros(2, 3, 4, 4)).shape
+        (2, 3)
+        """
+        return self._backend.predict(self._backend.to_numpy(self._backend.prepare(images)))
+
+    def activations(self, images: Any) -> list[np.ndarray]:
+        """Each layer's activations for ``images``, channels last ``(N, h, w, K)`` (no gradients).
+
+        Examples
+        --------
+        >>> import torch
+        >>> from imgexplain import CAM
+        >>> model = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 1), torch.nn.Flatten(), torch.nn.Linear(32, 3))
+        >>> CAM(model, layer="0").activations(torch.zeros(1, 3, 4, 4))[0].shape
+        (1, 4, 4, 2)
+        """
+        images = self._backend.prepare(images)
+        return self._backend.forward(images, np.full(images.shape[0], -1, dtype=np.int64), gradients=False)[0]
 
     @property
     def layer(self) -> str | list[str] | None:
@@ -264,11 +323,13 @@ class CAM:
         >>> result.maps.shape, result.targets.shape, result.scores.shape
         ((2, 8, 8), (2,), (2,))
         """
-        if eigen_smooth and self.method == "fullgrad":
-            raise ValueError("eigen_smooth does not apply to method 'fullgrad'")
+        if eigen_smooth and not self._method.takes_layer:
+            raise ValueError(f"eigen_smooth does not apply to method {self.method!r}")
         images = self._backend.prepare(images)
         classes, callables = _check_targets(targets, images.shape[0], self._backend.n_classes)
         maps, chosen, scores = self._maps(images, classes, callables, eigen_smooth)
+        if callables is not None:
+            chosen = np.array([_category(target) for target in callables], dtype=np.int64)
         if aug_smooth:
             if callables is None:
                 classes = chosen
@@ -277,38 +338,45 @@ class CAM:
                 augmented = self._backend.flip(images) if flip else images
                 augmented_maps = self._maps(augmented * factor, classes, callables, eigen_smooth)[0]
                 total = total + (augmented_maps[:, :, ::-1] if flip else augmented_maps)
-            maps = methods.normalize_maps(total)
+            maps = normalize_maps(total)
         return CAMResult(maps=maps, targets=chosen, scores=scores, layer=self.layer, method=self.method)
 
     # --- one pass --------------------------------------------------------------------
 
     def _maps(self, images, classes, callables, eigen_smooth):
-        if self.method == "fullgrad":
-            return self._fullgrad(images, classes if callables is None else callables)
-        gradients = self.method in methods.GRADIENT_METHODS
+        targets = classes if callables is None else callables
+        if not self._method.takes_layer:
+            return self._whole_network(images, targets)
+        needs = self._method.needs
         activations, grads, chosen, scores = self._backend.forward(
-            images, classes if callables is None else callables, gradients=gradients)
+            images, targets, gradients=needs in ("gradients", "hessian"), hessian=needs == "hessian")
         per_layer = []
         for index, layer_activations in enumerate(activations):
-            channel_scores = None
-            if self.method == "scorecam":
-                channel_scores = self._masked_scores(images, layer_activations, chosen, callables)
-            elif self.method == "ablationcam":
-                channel_scores = self._ablated_scores(images, index, layer_activations.shape[-1],
-                                                      chosen, callables)
-            weighted = methods.weighted_activations(
-                self.method, layer_activations, gradients=None if grads is None else grads[index],
-                scores=scores, channel_scores=channel_scores)
-            per_layer.append(methods.combine(weighted, eigen_smooth or self.method == "eigencam"))
+            if layer_activations.shape[1:3] == (1, 1):
+                warnings.warn(f"layer {self._backend.layer_names[index]!r} outputs a 1x1 feature map: "
+                              f"its map cannot say where, and is zero", stacklevel=4)
+                per_layer.append(np.zeros(layer_activations.shape[:3], dtype=np.float32))
+                continue
+            inputs = self._inputs(needs, images, index, layer_activations, grads, chosen, scores, callables)
+            per_layer.append(self._method.function(layer_activations, *inputs, eigen_smooth=eigen_smooth,
+                                                   **self.options))
         return self._merge(per_layer, images), chosen, scores
 
-    def _fullgrad(self, images, targets):
-        if not hasattr(self._backend, "fullgrad_terms"):
-            raise ValueError("method 'fullgrad' is available for PyTorch models only")
+    def _inputs(self, needs, images, index, activations, grads, chosen, scores, callables):
+        """The arguments after the activations that a method with these ``needs`` takes."""
+        if needs == "masked passes":
+            return (self._passes.masked_scores(images, activations, chosen, callables),)
+        if needs == "ablation":
+            return scores, self._passes.ablated_scores(images, index, activations.shape[-1], chosen, callables)
+        if needs == "nothing":
+            return ()
+        return grads[index] if needs == "hessian" else (grads[index],)   # (G, H) or (G,)
+
+    def _whole_network(self, images, targets):
         input_term, bias_terms, chosen, scores = self._backend.fullgrad_terms(images, targets)
-        maps = methods.fullgrad(input_term, bias_terms)
+        maps = self._method.function(input_term, bias_terms)
         if self.size not in (None, "input") and maps.shape[1:] != self.size:
-            maps = methods.normalize_maps(methods.resize_maps(maps, self.size))
+            maps = normalize_maps(resize_maps(maps, self.size))
         return maps, chosen, scores
 
     def _merge(self, per_layer, images):
@@ -318,67 +386,8 @@ class CAM:
             size = self.size
         else:
             size = max((maps.shape[1:] for maps in per_layer), key=lambda shape: shape[0] * shape[1])
-        resized = [maps if maps.shape[1:] == size else methods.normalize_maps(methods.resize_maps(maps, size))
+        resized = [maps if maps.shape[1:] == size else normalize_maps(resize_maps(maps, size))
                    for maps in per_layer]
         if len(resized) == 1:
             return resized[0]
-        return methods.normalize_maps(np.mean(resized, axis=0))
-
-    # --- masked and ablated passes ---------------------------------------------------
-
-    def _chunk(self, image_bytes):
-        return max(1, min(self.batch_size, self.max_chunk_bytes // max(image_bytes, 1)))
-
-    def _progress(self, total, description):
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, desc=description, disable=not self.verbose, leave=False)
-
-    def _score_rows(self, outputs, expected, chosen, callable_target):
-        if not isinstance(outputs, np.ndarray) or outputs.ndim < 2 or len(outputs) != expected:
-            from imgexplain.predictor import PredictorError
-
-            got = f"shape {outputs.shape}" if isinstance(outputs, np.ndarray) else type(outputs).__name__
-            raise PredictorError(f"forward must return a numpy array with one row per image ({expected}); got {got}")
-        callables = None if callable_target is None else [callable_target] * expected
-        return scores_of(outputs, np.full(expected, chosen), callables)
-
-    def _masked_scores(self, images, activations, chosen, callables):
-        """The target score of each image multiplied by each upsampled, [0, 1]-scaled channel."""
-        pictures = np.asarray(self._backend.to_numpy(images), dtype=np.float32)
-        height, width = self._backend.spatial_size(images)
-        n_images, _, _, n_channels = activations.shape
-        channels_first = self._backend.channels_first
-        chunk = self._chunk(pictures[0].nbytes + height * width * 4)
-        forward = self.forward or self._backend.predict
-        scores = np.empty((n_images, n_channels), dtype=np.float32)
-        with self._progress(n_images * n_channels, "scorecam") as progress:
-            for n in range(n_images):
-                for start in range(0, n_channels, chunk):
-                    stop = min(start + chunk, n_channels)
-                    masks = methods.resize_maps(np.moveaxis(activations[n, :, :, start:stop], -1, 0),
-                                                (height, width))
-                    low = masks.min(axis=(1, 2), keepdims=True)
-                    span = masks.max(axis=(1, 2), keepdims=True) - low
-                    masks = np.divide(masks - low, span, out=np.zeros_like(masks), where=span > 0)
-                    batch = pictures[n] * (masks[:, None] if channels_first else masks[..., None])
-                    outputs = forward(batch)
-                    scores[n, start:stop] = self._score_rows(
-                        outputs, stop - start, chosen[n], None if callables is None else callables[n])
-                    progress.update(stop - start)
-        return scores
-
-    def _ablated_scores(self, images, index, n_channels, chosen, callables):
-        """The target score of each image with each channel of layer ``index`` set to zero."""
-        n_images = images.shape[0]
-        chunk = self._chunk(int(np.prod(images.shape[1:])) * 4)
-        scores = np.empty((n_images, n_channels), dtype=np.float32)
-        with self._progress(n_images * n_channels, "ablationcam") as progress:
-            for n in range(n_images):
-                for start in range(0, n_channels, chunk):
-                    stop = min(start + chunk, n_channels)
-                    outputs = self._backend.ablated_outputs(images[n:n + 1], index, np.arange(start, stop))
-                    scores[n, start:stop] = self._score_rows(
-                        outputs, stop - start, chosen[n], None if callables is None else callables[n])
-                    progress.update(stop - start)
-        return scores
+        return normalize_maps(np.mean(resized, axis=0))

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 EMPTY_ANCHOR_TEXT = "empty anchor: the prediction holds whatever is perturbed"
 _ANCHOR_OUTLINE = (220, 20, 60)
 _FADED_GREY = 235.0
+MAX_ALTERNATIVES_SHOWN = 6
 
 
 def _rgb_picture(image, argument: str = "image") -> np.ndarray:
@@ -224,7 +225,8 @@ def _prediction(raw: dict, labels=None) -> str:
 def plot_anchor(explanation: Any, ax: Axes | Sequence[Axes] | None = None,
                 labels: Labels | None = None) -> Figure:
     """Draw an anchor explanation with matplotlib: image | anchor (its superpixels numbered) |
-    superpixels.
+    superpixels, and below (a new figure only) a row of the other anchors of the same size that keep the
+    prediction (``raw['alternatives']``, at most ``MAX_ALTERNATIVES_SHOWN``).
 
     Parameters
     ----------
@@ -273,15 +275,22 @@ def plot_anchor(explanation: Any, ax: Axes | Sequence[Axes] | None = None,
         (anchor_picture(image, segments, features), anchor_title),
         (boundaries_picture(image, segments), f"{int(np.max(segments)) + 1} superpixels"),
     ]
-    if ax is None:
+    alternatives = raw.get("alternatives", [])[:MAX_ALTERNATIVES_SHOWN]
+    if ax is None and alternatives:
+        figure = new_figure(figsize=(12, 7.2), layout="constrained")
+        top, bottom = figure.subfigures(2, 1, height_ratios=[4.4, 2.8])
+        axes = top.subplots(1, 3)
+        _plot_alternatives(bottom, image, segments, alternatives)
+    elif ax is None:
         figure = new_figure(figsize=(12, 4.4), layout="constrained")
         axes = figure.subplots(1, 3)
     elif isinstance(ax, Axes):
-        axes, panels = [ax], panels[1:2]
+        axes, panels, figure = [ax], panels[1:2], ax.figure
     else:
         axes = list(ax)
         if len(axes) != 3:
             raise ValueError(f"ax: expected None, one Axes or three Axes; got {len(axes)} axes")
+        figure = axes[0].figure
     for axis, (picture, title) in zip(axes, panels):
         axis.imshow(picture)
         axis.set_title(title)
@@ -290,4 +299,15 @@ def plot_anchor(explanation: Any, ax: Axes | Sequence[Axes] | None = None,
     for label, (row, col) in label_positions(np.asarray(segments), features).items():
         anchor_axis.text(col, row, str(label), color="white", ha="center", va="center", fontweight="bold",
                          bbox={"facecolor": "black", "alpha": 0.6, "pad": 1, "linewidth": 0})
-    return axes[0].figure
+    return figure
+
+
+def _plot_alternatives(figure, image: np.ndarray, segments: np.ndarray, alternatives: list[dict]) -> None:
+    """A row of small anchor pictures, one per alternative anchor of the explanation."""
+    figure.suptitle("other anchors of the same size that keep the prediction")
+    for axis, alternative in zip(np.atleast_1d(figure.subplots(1, max(len(alternatives), 3))), alternatives):
+        state = "" if alternative["certified"] else ", nearly"
+        axis.imshow(anchor_picture(image, segments, alternative["feature"]))
+        axis.set_title(f"{alternative['feature']}: precision {alternative['precision']:.2f}{state}", fontsize=9)
+    for axis in figure.axes:
+        axis.set_axis_off()

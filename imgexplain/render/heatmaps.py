@@ -8,13 +8,14 @@ import matplotlib.cm
 import numpy as np
 from PIL import Image
 
-from imgexplain._checks import check_finite, check_number, check_pixel_range, is_number
+from imgexplain._checks import check_finite, check_number, check_pixel_range, is_int, is_number
+from imgexplain.render.opencv import COLORMAP_JET, opencv_colormap
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
-# A colormap, its name, or a callable from values in [0, 1] to colours.
-Colormap = Union[str, matplotlib.colors.Colormap, Callable]
+# A colormap, its name, an OpenCV colormap constant, or a callable from values in [0, 1] to colours.
+Colormap = Union[str, int, matplotlib.colors.Colormap, Callable]
 
 def _check_heatmap(heatmap):
     if not isinstance(heatmap, np.ndarray):
@@ -45,6 +46,8 @@ def _alpha_cap(alpha_limit):
 
 
 def resolve_colormap(colormap):
+    if is_int(colormap):
+        colormap = opencv_colormap(colormap)
     if isinstance(colormap, str):
         try:
             return matplotlib.colormaps[colormap]
@@ -234,14 +237,14 @@ def format_as_image(expl: Any, resampling_filter: int = Image.LANCZOS, colormap:
                            alpha_limit=alpha_limit, resampling_filter=resampling_filter)
 
 
-def show_cam_on_image(image: np.ndarray, mask: np.ndarray, colormap: Colormap = "jet",
+def show_cam_on_image(image: np.ndarray, mask: np.ndarray, use_rgb: bool = True, colormap: Colormap = COLORMAP_JET,
                       image_weight: float = 0.5) -> np.ndarray:
     """Blend a class activation map into an image, as pytorch-grad-cam's ``show_cam_on_image``.
 
     ``image`` is (H, W, 3) or (H, W): floats in [0, 1] or uint8. ``mask`` is a 2-D map in [0, 1]
     (resized bilinearly to the image when its size differs). The result is
     ``(1 - image_weight) * colormap(mask) + image_weight * image``, divided by its maximum, as an
-    (H, W, 3) uint8 RGB picture.
+    (H, W, 3) uint8 picture, RGB (or BGR, as OpenCV's, with ``use_rgb=False``).
 
     Parameters
     ----------
@@ -249,8 +252,13 @@ def show_cam_on_image(image: np.ndarray, mask: np.ndarray, colormap: Colormap = 
         Floats in [0, 1] or uint8 pixels.
     mask : (h, w) float ndarray
         The map, in [0, 1].
-    colormap : str, matplotlib colormap or callable
-        ``"jet"``, as OpenCV's ``COLORMAP_JET`` that pytorch-grad-cam uses, by default.
+    use_rgb : bool
+        True: the colours are RGB; False: BGR, for ``cv2.imwrite``. (pytorch-grad-cam's default is
+        False; imgexplain's pictures are RGB everywhere.)
+    colormap : int, str, matplotlib colormap or callable
+        OpenCV's ``COLORMAP_JET`` (the int 2, as ``cv2.COLORMAP_JET``), which pytorch-grad-cam uses,
+        by default; another OpenCV constant (see :mod:`imgexplain.render.opencv`), or a matplotlib
+        colormap or its name.
     image_weight : float
         The image's share of the blend, in [0, 1].
 
@@ -297,7 +305,8 @@ def show_cam_on_image(image: np.ndarray, mask: np.ndarray, colormap: Colormap = 
     colours = np.asarray(resolve_colormap(colormap)(mask), dtype=np.float64)[..., :3]
     blended = (1 - image_weight) * colours + image_weight * picture
     blended /= max(blended.max(), 1e-12)
-    return np.round(blended * 255).astype(np.uint8)
+    blended = np.round(blended * 255).astype(np.uint8)
+    return blended if use_rgb else blended[..., ::-1]
 
 
 # --- figures -------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from imgexplain.cam.outputs import check_score, check_target_range, select_output, token_grid
 
-from .layers import all_layers, is_candidate, is_feature_map, leaf_layers, recording, static_shape
+from .layers import all_layers, is_candidate, leaf_layers, recording, static_shape
 
 # model -> {key: traced function}; entries go when the model is garbage collected.
 _TRACED = weakref.WeakKeyDictionary()
@@ -59,6 +59,8 @@ class CAMBackend:
     """Runs a Keras 3 model for :class:`imgexplain.cam.core.CAM` (channels last)."""
 
     channels_first = False
+    # What this backend computes for a CAM method (see imgexplain.cam.methods.NEEDS).
+    computes = frozenset({"gradients", "masked passes", "ablation", "nothing"})
 
     def __init__(self, model: keras.Model, layers: list | None = None, output: Any = None,
                  reshape_transform: Callable | None = None):
@@ -73,6 +75,8 @@ class CAMBackend:
         self.output_layer = self._output_layer(output)
         self.reshape_transform = reshape_transform
         self.layers, self.grids = None, None
+        # The explained output of the last pass (pytorch-grad-cam's ``cam.outputs``).
+        self.outputs = None
         if layers is not None:
             self._set([self._find_layer(layer) for layer in layers])
         else:
@@ -294,11 +298,11 @@ class CAMBackend:
         elif self.grids[index] is not None:
             extra, side = self.grids[index]
             tensor = tf.reshape(tensor[:, extra:, :], (-1, side, side, tensor.shape[-1]))
-        if not tf.is_tensor(tensor) or not is_feature_map(tuple(tensor.shape)):
+        if not tf.is_tensor(tensor) or len(tensor.shape) != 4:
             shape = tuple(tensor.shape) if hasattr(tensor, "shape") else type(tensor).__name__
             through = " after reshape_transform" if self.reshape_transform is not None else ""
             raise ValueError(f"layer {self.layers[index].name!r} outputs {shape}{through}; a class activation "
-                             f"map needs a 4-D feature map (N, h, w, C) larger than 1x1 (pass "
+                             f"map needs a 4-D feature map (N, h, w, C) (pass "
                              f"reshape_transform= to turn other outputs into one)")
         return tensor
 
@@ -334,11 +338,12 @@ class CAMBackend:
             functions[key] = build(spec)
         return functions[key]
 
-    def forward(self, images: tf.Tensor, targets: np.ndarray | list, gradients: bool = True) -> tuple:
+    def forward(self, images: tf.Tensor, targets: np.ndarray | list, gradients: bool = True,
+                hessian: bool = False) -> tuple:
         """One pass over ``images``: per layer, activations (N, h, w, C) and the gradients of each
         image's target score (None when ``gradients`` is False); the chosen classes (-1 for
         callable targets) and the scores. ``targets`` is an int array (-1: top class) or a list
-        of callables (run eagerly)."""
+        of callables (run eagerly). ``hessian`` is not computed here (see ``computes``)."""
         if self.layers is None:
             self._choose_layer_by_running(images)
         if isinstance(targets, list):
@@ -351,6 +356,7 @@ class CAMBackend:
                                          input_signature=[spec, tf.TensorSpec((None,), tf.int32)]))
             values = function(images, tf.constant(targets, dtype=tf.int32))
         activations, grads, outputs, chosen, scores = values
+        self.outputs = outputs
         chosen = chosen.numpy().astype(np.int64)
         if not isinstance(targets, list):
             check_target_range(chosen, outputs.shape[1])

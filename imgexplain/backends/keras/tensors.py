@@ -18,3 +18,13 @@ def tensor_softmax(value: tf.Tensor) -> tf.Tensor:
 def tensor_mask(mask: np.ndarray, like: tf.Tensor) -> tf.Tensor:
     """``mask`` as a tensor of the dtype of ``like``."""
     return tf.cast(mask, like.dtype)
+
+
+def tensor_log_softmax(value: tf.Tensor) -> tf.Tensor:
+    """The log of the softmax over the last axis."""
+    return tf.nn.log_softmax(value, axis=-1)
+
+
+def tensor_numpy(value: tf.Tensor) -> np.ndarray:
+    """``value``'s numbers as a numpy array."""
+    return np.asarray(value)

@@ -16,7 +16,10 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from imgexplain.cam.outputs import check_score, check_target_range, select_output, token_grid
+from imgexplain.cam.outputs import select_output, token_grid
+
+from .scores import INFERENCE_MODE as _INFERENCE_MODE
+from .scores import fullgrad_terms, target_scores
 
 # model -> {input shape: (name of the automatically chosen module, its token grid or None)}
 _CHOSEN = weakref.WeakKeyDictionary()
@@ -45,41 +48,12 @@ def _tokens_to_map(tensor, grid):
     return patches.reshape(patches.shape[0], side, side, patches.shape[2]).permute(0, 3, 1, 2)
 
 
-def _class_scores(outputs, targets):
-    """Scores of the chosen classes and the classes; ``targets`` holds -1 for the top class."""
-    if outputs.ndim != 2:
-        raise ValueError(f"the model's output must be (N, n_classes) scores for class targets; got "
-                         f"{tuple(outputs.shape)}; use a callable target (imgexplain.targets) otherwise")
-    targets = torch.as_tensor(targets, device=outputs.device)
-    if outputs.shape[1] == 1:
-        column = outputs[:, 0]
-        probability = bool(((column >= 0) & (column <= 1)).all())
-        top = (column >= (0.5 if probability else 0)).long()
-        chosen = torch.where(targets < 0, top, targets)
-        check_target_range(chosen.cpu().numpy(), 1)
-        return torch.where(chosen == 1, column, 1 - column if probability else -column), chosen
-    chosen = torch.where(targets < 0, outputs.argmax(dim=1), targets)
-    check_target_range(chosen.cpu().numpy(), outputs.shape[1])
-    return outputs.gather(1, chosen[:, None])[:, 0], chosen
-
-
-def target_scores(outputs: torch.Tensor, targets: np.ndarray | list) -> tuple[torch.Tensor, np.ndarray]:
-    """``(scores, chosen classes)``: ``targets`` is an int array or a list of callables."""
-    if isinstance(targets, np.ndarray):
-        scores, chosen = _class_scores(outputs, targets)
-        return scores, chosen.cpu().numpy().astype(np.int64)
-    scores = []
-    for target, row in zip(targets, outputs):
-        score = target(row)
-        check_score(target, score)
-        scores.append(torch.as_tensor(score, device=outputs.device).reshape(()))
-    return torch.stack(scores), np.full(len(scores), -1, dtype=np.int64)
-
-
 class CAMBackend:
     """Runs a ``torch.nn.Module`` for :class:`imgexplain.cam.api.CAM` (channels first)."""
 
     channels_first = True
+    # What this backend computes for a CAM method (see imgexplain.cam.methods.NEEDS).
+    computes = frozenset({"gradients", "hessian", "masked passes", "ablation", "nothing", "bias gradients"})
     # A module does not declare how many classes it outputs: targets are checked after the forward pass.
     n_classes = None
 
@@ -91,6 +65,8 @@ class CAMBackend:
         self.layer_names = None
         self.layers = None
         self.grids = None
+        # The explained output of the last pass (pytorch-grad-cam's ``cam.outputs``).
+        self.outputs = None
         if layers is not None:
             found = [self._find_module(layer) for layer in layers]
             self.layer_names = [name for name, _ in found]
@@ -288,18 +264,20 @@ class CAMBackend:
         elif self._layout(self.layers[index], tensor) or (tensor.ndim == 3 and token_grid(tuple(tensor.shape))):
             self.grids[index] = self._layout(self.layers[index], tensor) or token_grid(tuple(tensor.shape))
             tensor = _tokens_to_map(tensor, self.grids[index])
-        if not isinstance(tensor, torch.Tensor) or not is_feature_map(tuple(tensor.shape)):
+        if not isinstance(tensor, torch.Tensor) or tensor.ndim != 4:
             through = " after reshape_transform" if self.reshape_transform is not None else ""
             raise ValueError(f"module {name!r} outputs {_shape(tensor)}{through}; a class activation map "
-                             f"needs a 4-D feature map (N, C, h, w) larger than 1x1 (pass reshape_transform= "
+                             f"needs a 4-D feature map (N, C, h, w) (pass reshape_transform= "
                              f"to turn other outputs into one)")
         return np.moveaxis(tensor.detach().float().cpu().numpy(), 1, -1)
 
-    def forward(self, images: torch.Tensor, targets: np.ndarray | list, gradients: bool = True) -> tuple:
+    def forward(self, images: torch.Tensor, targets: np.ndarray | list, gradients: bool = True,
+                hessian: bool = False) -> tuple:
         """One pass over ``images``: per layer, activations ``(N, h, w, C)`` channels last and the
-        gradients of each image's target score (None when ``gradients`` is False); the chosen
-        classes (-1 for callable targets) and the scores. ``targets`` is an int array (-1: top
-        class) or a list of callables."""
+        gradients of each image's target score (None when ``gradients`` is False; with ``hessian``,
+        a pair: the gradients and the Hessian-vector products ``d(G . A)/dA``); the chosen classes
+        (-1 for callable targets) and the scores. ``targets`` is an int array (-1: top class) or a
+        list of callables."""
         if gradients and torch.is_inference_mode_enabled():
             raise RuntimeError(_INFERENCE_MODE)
         if self.model.training:
@@ -339,6 +317,7 @@ class CAMBackend:
                 raise ValueError(f"module {name!r} ran {len(values)} times in one forward pass; "
                                  f"choose a module that runs exactly once")
         outputs = select_output(outputs, self.output)
+        self.outputs = outputs.detach()
         activations = [values[0] for values in recorded]
         with torch.enable_grad():
             scores, chosen = target_scores(outputs, targets)
@@ -346,58 +325,29 @@ class CAMBackend:
             if gradients:
                 if not scores.requires_grad:
                     raise ValueError(f"the model's output does not depend on module {self.layer_names[0]!r}")
-                grads = torch.autograd.grad(scores.sum(), activations, allow_unused=True)
+                grads = torch.autograd.grad(scores.sum(), activations, allow_unused=True, create_graph=hessian)
                 missing = [name for name, grad in zip(self.layer_names, grads) if grad is None]
                 if missing:
                     raise ValueError(f"the model's output does not depend on module {missing[0]!r}")
-                grads = [self._as_map(index, grad) for index, grad in enumerate(grads)]
+                if hessian:
+                    grads = [(self._as_map(index, grad), self._as_map(index, self._hessian_product(grad, value)))
+                             for index, (grad, value) in enumerate(zip(grads, activations))]
+                else:
+                    grads = [self._as_map(index, grad) for index, grad in enumerate(grads)]
         maps = [self._as_map(index, value) for index, value in enumerate(activations)]
         return maps, grads, chosen, scores.detach().float().cpu().numpy()
 
+    @staticmethod
+    def _hessian_product(grad, activations):
+        """``(d^2 y / dA^2) A``: zero where the score is linear in the activations."""
+        if not grad.requires_grad:
+            return torch.zeros_like(activations)
+        product = torch.autograd.grad(grad, activations, grad_outputs=activations.detach(), allow_unused=True)[0]
+        return torch.zeros_like(activations) if product is None else product
+
     def fullgrad_terms(self, images: torch.Tensor, targets: np.ndarray | list) -> tuple:
-        """FullGrad's terms: ``dy/dx * x`` (N, H, W, C), and ``dy/dz * b`` (N, h, w, K) for the output
-        z of every Conv2d with a bias and every BatchNorm2d in eval mode (bias ``beta - mean * gamma /
-        sqrt(var + eps)``) that runs once (their names become ``layer_names``); the classes and the scores."""
-        if torch.is_inference_mode_enabled():
-            raise RuntimeError(_INFERENCE_MODE)
-        biased = []
-        for name, module in self.model.named_modules():
-            if isinstance(module, torch.nn.Conv2d) and module.bias is not None:
-                biased.append((name, module, module.bias.detach()))
-            elif isinstance(module, torch.nn.BatchNorm2d) and not module.training and module.track_running_stats:
-                scale = module.weight.detach() if module.affine else torch.ones_like(module.running_var)
-                shift = module.bias.detach() if module.affine else torch.zeros_like(module.running_mean)
-                biased.append((name, module, shift - module.running_mean * scale
-                               / torch.sqrt(module.running_var + module.eps)))
-        recorded = {name: [] for name, _, _ in biased}
-
-        def record_for(name):
-            def hook(module, args, value):
-                recorded[name].append(value)
-                # A copy goes on, so an in-place operation downstream leaves the recorded one intact.
-                return value.clone()
-            return hook
-
-        handles = []
-        inputs = images.detach().clone().requires_grad_(True)
-        try:
-            for name, module, _ in biased:
-                handles.append(module.register_forward_hook(record_for(name)))
-            with torch.enable_grad(), self._checked_channels():
-                outputs = select_output(self.model(inputs), self.output)
-        finally:
-            for handle in handles:
-                handle.remove()
-        used = [(name, bias) for name, _, bias in biased if len(recorded[name]) == 1]
-        with torch.enable_grad():
-            scores, chosen = target_scores(outputs, targets)
-            grads = torch.autograd.grad(scores.sum(), [inputs] + [recorded[name][0] for name, _ in used],
-                                        allow_unused=True)
-        input_term = np.moveaxis((grads[0] * inputs).detach().float().cpu().numpy(), 1, -1)
-        bias_terms = [np.moveaxis((grad * bias[None, :, None, None]).detach().float().cpu().numpy(), 1, -1)
-                      for grad, (_, bias) in zip(grads[1:], used) if grad is not None]
-        self.layer_names = [name for grad, (name, _) in zip(grads[1:], used) if grad is not None]
-        return input_term, bias_terms, chosen, scores.detach().float().cpu().numpy()
+        """FullGrad's terms: see :func:`imgexplain.backends.torch.scores.fullgrad_terms`."""
+        return fullgrad_terms(self, images, targets)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """The explained output of a numpy batch, as numpy."""
@@ -425,7 +375,3 @@ class CAMBackend:
         finally:
             handle.remove()
         return outputs.detach().float().cpu().numpy()
-
-
-_INFERENCE_MODE = ("class activation maps need gradients, but CAM was called inside torch.inference_mode(), "
-                   "which forbids them; call it outside inference_mode (torch.no_grad() is fine)")
