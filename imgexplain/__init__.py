@@ -17,8 +17,8 @@ from imgexplain.cam.grad_cam import (CLASSES, FinerCAM, GuidedBackpropReLUModel,
 from imgexplain.cam.methods import METHODS as CAM_METHODS
 from imgexplain.explanation import Explanation
 from imgexplain.pipeline import explain_dataset, explain_many
-from imgexplain.predictor import PredictorError
-from imgexplain.render import format_as_image, show_cam_on_image
+from imgexplain.predictor import PredictorCallError, PredictorError, PredictorReturnTypeError
+from imgexplain.render import expand_heatmap, format_as_image, heatmap_to_image, show_cam_on_image
 
 globals().update(CLASSES)   # pytorch-grad-cam's classes: GradCAM, HiResCAM, ..., one per CAM method
 
@@ -40,6 +40,8 @@ __all__ = [
     "show_prediction",
     "image_from_path",
     "format_as_image",
+    "heatmap_to_image",
+    "expand_heatmap",
     "show_cam_on_image",
     *CLASSES,
     "FinerCAM",
@@ -52,6 +54,8 @@ __all__ = [
     "explain_many",
     "Explanation",
     "PredictorError",
+    "PredictorCallError",
+    "PredictorReturnTypeError",
     "datasets",
     "evaluate",
     "targets",

@@ -298,17 +298,16 @@ class ImageExplainer:
                                               verbose=verbose or self.verbose)
         features = [int(k) for k in explanation.raw["feature"]]
         precision, coverage = float(explanation.precision), float(explanation.coverage)
-        success = bool(getattr(explanation, "success", explanation.raw.get("success")))
         row.update(anchor=features, precision=precision, coverage=coverage,
-                   num_preds=int(explanation.raw["num_preds"]), anchor_found=success)
+                   num_preds=int(explanation.raw["num_preds"]), anchor_found=explanation.success)
         segments = _resize_labels(explanation.segments, shown.shape[:2])
-        if not features:
+        if explanation.empty_anchor:
             caption = render.EMPTY_ANCHOR_TEXT
         else:
             caption = (f"superpixel{'s' if len(features) > 1 else ''} #{', #'.join(map(str, features))} "
                        f"({len(features)} of {int(explanation.segments.max()) + 1}; hatched: may be perturbed): "
                        f"precision {precision:.2f}, coverage {coverage:.2f}")
-        if not success:
+        if not explanation.success:
             caption += f" (below the threshold {self.threshold}: the best anchor found)"
         self._picture(row, f"{stem}-anchor", lambda: render.anchor_picture(shown, segments, features),
                       f"anchor of {predicted_name}", caption)

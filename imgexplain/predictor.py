@@ -26,8 +26,43 @@ class PredictorError(RuntimeError):
     >>> try:
     ...     deletion_curve(one_score_too_few, np.zeros((4, 4)), saliency=np.ones((4, 4)), target=0)
     ... except PredictorError as error:
-    ...     print(type(error).__name__)
-    PredictorError
+    ...     print(type(error).__name__, isinstance(error, PredictorError))
+    PredictorReturnTypeError True
+    """
+
+
+class PredictorCallError(PredictorError):
+    """The predictor raised (alibi's exception of this name); the predictor's exception is its ``__cause__``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain import AnchorImage, PredictorCallError
+    >>> def wants_color(images):  # (N, H, W, 3) images only
+    ...     return images.reshape(len(images), -1, 3).mean(axis=1)
+    >>> try:
+    ...     AnchorImage(wants_color, image_shape=(8, 8))
+    ... except PredictorCallError as error:
+    ...     print(type(error.__cause__).__name__)
+    ValueError
+    """
+
+
+class PredictorReturnTypeError(PredictorError):
+    """The predictor returned something other than one label or score row per image (alibi's exception of
+    this name).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgexplain import AnchorImage, PredictorReturnTypeError
+    >>> def one_number(images):
+    ...     return 0.5
+    >>> try:
+    ...     AnchorImage(one_number, image_shape=(8, 8, 3))
+    ... except PredictorReturnTypeError as error:
+    ...     print(error)
+    predictor 'one_number' returned shape () for 1 images; expected (1,) labels or (1, n_classes) scores
     """
 
 
@@ -58,8 +93,8 @@ def call_predictor(predictor: Callable, images: np.ndarray, *, fresh: bool = Fal
     try:
         return predictor(batch)
     except Exception as error:
-        raise PredictorError(f"predictor {predictor_name(predictor)!r} raised {type(error).__name__} on a batch "
-                             f"of shape {batch.shape} and dtype {batch.dtype}: {error}") from error
+        raise PredictorCallError(f"predictor {predictor_name(predictor)!r} raised {type(error).__name__} on a "
+                                 f"batch of shape {batch.shape} and dtype {batch.dtype}: {error}") from error
 
 
 def call_scores(predictor: Callable, batch: np.ndarray, fresh: bool = False) -> np.ndarray:
@@ -68,10 +103,10 @@ def call_scores(predictor: Callable, batch: np.ndarray, fresh: bool = False) -> 
     output = np.asarray(call_predictor(check_predictor(predictor), batch, fresh=fresh))
     n, name = len(batch), predictor_name(predictor)
     if output.ndim != 2 or output.shape[0] != n:
-        raise PredictorError(f"predictor {name!r} must return ({n}, K) scores for {n} images; "
-                             f"got shape {output.shape}")
+        raise PredictorReturnTypeError(f"predictor {name!r} must return ({n}, K) scores for {n} images; "
+                                       f"got shape {output.shape}")
     if not np.issubdtype(output.dtype, np.number) or not np.all(np.isfinite(output)):
-        raise PredictorError(f"predictor {name!r} returned non-numeric or non-finite scores")
+        raise PredictorReturnTypeError(f"predictor {name!r} returned non-numeric or non-finite scores")
     return output
 
 
@@ -103,28 +138,52 @@ class LabelPredictor:
         return labels_from_output(output, len(batch), self.name)
 
 
+def probe_predictor(predictor: Any, input_shape: tuple[int, ...], dtype: type) -> LabelPredictor:
+    """Call ``predictor`` once on a zero image of ``input_shape`` and ``dtype``, as alibi's explainers do when
+    they are built, and return it as a :class:`LabelPredictor`.
+
+    Raises
+    ------
+    TypeError
+        `predictor` is not callable.
+    PredictorCallError
+        The predictor raised on the zero image (often a wrong ``image_shape`` or ``dtype``).
+    PredictorReturnTypeError
+        It returned anything but a label or a score row for the image.
+    """
+    labels = LabelPredictor(check_predictor(predictor), input_shape, dtype)
+    zeros = np.zeros((1,) + labels.input_shape, dtype=labels.dtype)
+    try:
+        labels(zeros, fresh=True)
+    except PredictorCallError as error:
+        raise PredictorCallError(f"{error} (called on zeros of shape {zeros.shape} when the explainer was built: "
+                                 "check that image_shape and dtype are what the predictor expects)"
+                                 ) from error.__cause__
+    return labels
+
+
 def labels_from_output(output, n_images: int, name: str = "predictor") -> np.ndarray:
     """Turn a predictor's output for ``n_images`` images into (n_images,) integer labels, or raise."""
     try:
         output = np.asarray(output)
     except Exception as error:
-        raise PredictorError(f"predictor {name!r} returned {type(output).__name__}, not an array") from error
+        raise PredictorReturnTypeError(f"predictor {name!r} returned {type(output).__name__}, not an array") from error
     if output.dtype.kind not in "biuf":
-        raise PredictorError(f"predictor {name!r} returned dtype {output.dtype}; expected numbers")
+        raise PredictorReturnTypeError(f"predictor {name!r} returned dtype {output.dtype}; expected numbers")
     if output.ndim not in (1, 2) or output.shape[0] != n_images:
-        raise PredictorError(f"predictor {name!r} returned shape {output.shape} for {n_images} images; expected "
-                             f"({n_images},) labels or ({n_images}, n_classes) scores")
+        raise PredictorReturnTypeError(f"predictor {name!r} returned shape {output.shape} for {n_images} images; "
+                                       f"expected ({n_images},) labels or ({n_images}, n_classes) scores")
     if output.dtype.kind == "f" and not np.all(np.isfinite(output)):
-        raise PredictorError(f"predictor {name!r} returned NaN or infinite values")
+        raise PredictorReturnTypeError(f"predictor {name!r} returned NaN or infinite values")
     if output.ndim == 1:
         if output.dtype.kind == "f" and not np.all(output == np.round(output)):
-            raise PredictorError(f"predictor {name!r} returned shape ({n_images},) with non-integer values; "
-                                 "a 1-D output must be class labels (use (N, 1) for a sigmoid score)")
+            raise PredictorReturnTypeError(f"predictor {name!r} returned shape ({n_images},) with non-integer "
+                                           "values; a 1-D output must be class labels (use (N, 1) for a sigmoid score)")
         return output.astype(np.int64)
     if output.shape[1] == 1:
         if np.any(output < 0) or np.any(output > 1):
-            raise PredictorError(f"predictor {name!r} returned shape ({n_images}, 1) with values outside [0, 1]; "
-                                 "a single column must be a sigmoid probability")
+            raise PredictorReturnTypeError(f"predictor {name!r} returned shape ({n_images}, 1) with values "
+                                           "outside [0, 1]; a single column must be a sigmoid probability")
         return (output[:, 0] > 0.5).astype(np.int64)
     return np.argmax(output, axis=1).astype(np.int64)
 

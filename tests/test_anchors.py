@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from imgexplain import AnchorImage, PredictorError, scale_image
+from imgexplain import AnchorImage, PredictorCallError, PredictorError, PredictorReturnTypeError, scale_image
 from imgexplain.anchors.explanation import AnchorImageExplanation
 from imgexplain.segmentation import grid_segments
 
@@ -84,9 +84,11 @@ def test_raw_record_counts_true_model_use_and_no_mask_twice():
     predictor = IntactPredictor(image, [1, 14])
     explanation = explain(predictor, image)
     raw = explanation.raw
-    images = np.concatenate(predictor.seen)
+    probe, *calls = predictor.seen  # the constructor's call on a zero image, as alibi's
+    assert probe.shape == (1,) + image.shape and not probe.any()
+    images = np.concatenate(calls)
     assert raw["num_preds"] == len(images)
-    assert raw["model_calls"] == len(predictor.seen)
+    assert raw["model_calls"] == len(calls)
     checks = raw["determinism_checks"]  # images evaluated again to check that the model is deterministic
     assert 0 < checks <= 0.05 * raw["num_preds"]
     # the instance is not a sample
@@ -108,6 +110,42 @@ def test_same_seed_same_explanation_and_global_rng_untouched():
     np.testing.assert_array_equal(np.random.get_state()[1], state)
     other = explainer.explain(image, seed=4)
     assert other.raw["n_samples"] != first.raw["n_samples"] or other.coverage != first.coverage
+
+
+def test_without_seed_the_global_rng_seeds_the_search_as_in_alibi():
+    image = textured_image()
+    weights = np.random.default_rng(1).random(16)
+
+    def weighted(images):  # a noisy answer: the samples drawn decide the explanation
+        intact = IntactPredictor(image, []).intact(images)
+        holds = intact @ weights > 0.45 * weights.sum()
+        return np.stack([~holds, holds], axis=1).astype(float)
+
+    explainer = AnchorImage(weighted, image.shape, segmentation_fn=grid_fn)
+    explanations, states_after = [], []
+    for global_seed in (0, 0, 1):
+        np.random.seed(global_seed)
+        explanations.append(explainer.explain(image, threshold=0.9, tau=0.25))
+        states_after.append(np.random.get_state()[1].copy())
+    first, again, other = explanations
+    assert first.to_json() == again.to_json()
+    np.testing.assert_array_equal(states_after[0], states_after[1])  # advanced by a draw, never reseeded
+    assert first.raw["n_samples"] != other.raw["n_samples"] or first.precision != other.precision
+    np.random.seed(0)
+    state = np.random.get_state()[1].copy()
+    explainer.explain(image, threshold=0.9, tau=0.25, seed=5)
+    np.testing.assert_array_equal(np.random.get_state()[1], state)  # a seed leaves the global state alone
+
+
+def test_data_has_exactly_alibis_keys_and_the_extras_are_attributes():
+    image = textured_image()
+    explanation = explain(IntactPredictor(image, [6]), image)
+    assert list(explanation.data) == ["anchor", "segments", "precision", "coverage", "raw"]
+    assert list(explanation.meta) == ["name", "type", "explanations", "version", "params"]
+    assert explanation.success is explanation.raw["success"] is True
+    assert explanation.empty_anchor is explanation.raw["empty_anchor"] is False
+    restored = AnchorImageExplanation.from_json(explanation.to_json())
+    assert restored.success and not restored.empty_anchor
 
 
 def test_json_round_trip_keeps_arrays():
@@ -268,7 +306,7 @@ def test_reset_predictor():
     assert explainer.explain(image).raw["feature"] == [11]
 
 
-# ---- bad input: a clear error, and no model call before it --------------------------------------------
+# ---- bad input: a clear error, and no model call before it (but the constructor's probe) ------------------
 
 
 class CountingPredictor:
@@ -293,7 +331,7 @@ def test_bad_images(image, error, message):
     explainer = AnchorImage(predictor, (SIDE, SIDE, 3), segmentation_fn=grid_fn)
     with pytest.raises(error, match=message):
         explainer.explain(image)
-    assert predictor.calls == 0
+    assert predictor.calls == 1  # the constructor's probe
 
 
 @pytest.mark.parametrize("segments, message", [
@@ -307,7 +345,7 @@ def test_bad_segmentations(segments, message):
     explainer = AnchorImage(predictor, (SIDE, SIDE, 3), segmentation_fn=lambda image: segments)
     with pytest.raises(ValueError, match=message):
         explainer.explain(textured_image())
-    assert predictor.calls == 0
+    assert predictor.calls == 1  # the constructor's probe
 
 
 def test_segmentation_that_raises():
@@ -327,17 +365,56 @@ def test_segmentation_that_raises():
     (lambda x: "cat", "dtype"),
 ])
 def test_predictor_returning_wrong_things(output, message):
-    explainer = AnchorImage(output, (SIDE, SIDE, 3), segmentation_fn=grid_fn)
-    with pytest.raises(PredictorError, match="predictor.*" + message):
-        explainer.explain(textured_image())
+    """The constructor calls the predictor once on a zero image, as alibi's does, and names what is wrong."""
+    with pytest.raises(PredictorReturnTypeError, match="predictor.*" + message):
+        AnchorImage(output, (SIDE, SIDE, 3), segmentation_fn=grid_fn)
+    explainer = AnchorImage(lambda x: np.zeros((len(x), 2)), (SIDE, SIDE, 3), segmentation_fn=grid_fn)
+    with pytest.raises(PredictorReturnTypeError, match="predictor.*" + message):
+        explainer.reset_predictor(output)
+    assert explainer.predictor(np.zeros((1, SIDE, SIDE, 3))).tolist() == [0]  # the previous predictor stays
 
 
 def test_predictor_that_raises_is_named():
     def my_model(images):
         raise MemoryError("out of memory")
 
-    with pytest.raises(PredictorError, match="my_model' raised MemoryError.*out of memory"):
-        AnchorImage(my_model, (SIDE, SIDE, 3), segmentation_fn=grid_fn).explain(textured_image())
+    with pytest.raises(PredictorCallError, match="my_model' raised MemoryError.*out of memory.*image_shape") as caught:
+        AnchorImage(my_model, (SIDE, SIDE, 3), segmentation_fn=grid_fn)
+    assert isinstance(caught.value, PredictorError) and isinstance(caught.value.__cause__, MemoryError)
+
+
+def test_predictor_failing_after_the_probe_is_a_predictor_error_at_explain():
+    image = textured_image()
+
+    def fails_on_perturbed_images(images):
+        if len(images) > 1:
+            raise MemoryError("out of memory")
+        return np.zeros((1, 2))
+
+    def answers_wrongly_on_perturbed_images(images):
+        return np.zeros((len(images), 2 if len(images) == 1 else 3, 1))
+
+    with pytest.raises(PredictorCallError, match="fails_on_perturbed_images' raised MemoryError"):
+        AnchorImage(fails_on_perturbed_images, image.shape, segmentation_fn=grid_fn).explain(image)
+    with pytest.raises(PredictorReturnTypeError, match="answers_wrongly_on_perturbed_images' returned shape"):
+        AnchorImage(answers_wrongly_on_perturbed_images, image.shape, segmentation_fn=grid_fn).explain(image)
+
+
+def test_predictor_attribute_gives_labels_as_alibi_and_keeps_the_users_function():
+    def probabilities(images):
+        return np.stack([1 - images.mean(axis=(1, 2, 3)), images.mean(axis=(1, 2, 3))], axis=1)
+
+    def sigmoid(images):
+        return images.mean(axis=(1, 2, 3))[:, None]
+
+    images = np.stack([np.zeros((SIDE, SIDE, 3)), np.full((SIDE, SIDE, 3), 0.8)])
+    for function in (probabilities, sigmoid):
+        explainer = AnchorImage(function, (SIDE, SIDE, 3), segmentation_fn=grid_fn)
+        assert explainer.user_predictor is function
+        labels = explainer.predictor(images)
+        assert labels.shape == (2,) and labels.tolist() == [0, 1]
+    explainer.reset_predictor(probabilities)
+    assert explainer.user_predictor is probabilities and explainer.predictor(images).tolist() == [0, 1]
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
@@ -359,7 +436,7 @@ def test_bad_explain_arguments(kwargs, error, message):
     predictor = CountingPredictor()
     with pytest.raises(error, match=message):
         AnchorImage(predictor, (SIDE, SIDE, 3), segmentation_fn=grid_fn).explain(textured_image(), **kwargs)
-    assert predictor.calls == 0
+    assert predictor.calls == 1  # the constructor's probe
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
@@ -374,6 +451,8 @@ def test_bad_explain_arguments(kwargs, error, message):
     ({"predictor": "model"}, TypeError, "callable"),
 ])
 def test_bad_constructor_arguments(kwargs, error, message):
-    arguments = {"predictor": CountingPredictor(), "image_shape": (SIDE, SIDE, 3)} | kwargs
+    predictor = CountingPredictor()
+    arguments = {"predictor": predictor, "image_shape": (SIDE, SIDE, 3)} | kwargs
     with pytest.raises(error, match=message):
         AnchorImage(**arguments)
+    assert predictor.calls == 0

@@ -354,3 +354,44 @@ def test_explain_prediction_on_a_channels_first_tensor(model, images, caplog):
     assert isinstance(picture, Image.Image) and picture.size == (16, 16)
     with pytest.raises(ValueError, match="one image"):
         explain_prediction(model, images[:2])
+
+
+def test_explain_prediction_has_eli5s_fields_and_an_assignable_image(model, images):
+    from imgexplain import TargetExplanation, format_as_image
+
+    explanation = explain_prediction(model, torch.as_tensor(images[:1]), targets=[1])
+    assert explanation.error == "" and explanation.targets[0].proba is None
+    assert explanation.targets[0].score == pytest.approx(float(model(torch.as_tensor(images[:1]))[0, 1].detach()))
+    before = format_as_image(explanation)
+    explanation.image = explanation.image.convert("RGBA")
+    assert explanation.image.mode == "RGBA"
+    assert np.array_equal(np.asarray(format_as_image(explanation)), np.asarray(before))
+    explanation.image = Image.new("L", (32, 32), 200)  # another picture: the map is laid over it
+    assert format_as_image(explanation).size == (32, 32)
+    explanation.image = Image.new("P", (4, 4))
+    assert explanation.image.mode == "RGBA"
+    with pytest.raises(TypeError, match="PIL image"):
+        explanation.image = np.zeros((4, 4, 3), np.uint8)
+    assert TargetExplanation(-1, heatmap=np.zeros((7, 7))).score is None  # eli5's keywords
+
+
+def test_explain_prediction_returns_eli5s_error_explanation_when_asked(model, images):
+    from imgexplain import format_as_image
+
+    with pytest.raises(TypeError, match="keras.Model or a torch.nn.Module"):
+        explain_prediction(object(), images[:1])
+    with pytest.raises(ValueError):
+        explain_prediction(model, images[:1, :, :, :2].reshape(1, 3, -1))
+    for bad_model, doc in [(object(), images[:1]), (model, np.zeros((0,), np.float32)),
+                           (nn.Sequential(nn.Linear(3, 2)).eval(), np.zeros((1, 3), np.float32))]:
+        explanation = explain_prediction(bad_model, doc, errors="return")
+        assert "not supported" in explanation.error and type(bad_model).__name__ in explanation.error
+        assert explanation.targets == [] and explanation.image is None and explanation.heatmap is None
+        with pytest.raises(TypeError, match="PIL image"):
+            format_as_image(explanation)
+    assert explain_prediction(model, images[:1], errors="return").error == ""
+    with pytest.raises(ValueError, match="errors must be one of"):
+        explain_prediction(model, images[:1], errors="ignore")
+    with pytest.raises(TypeError, match="targets"):  # the arguments' own errors are raised whatever errors says
+        explain_prediction(model, images[:1], targets="cat", errors="return")
+

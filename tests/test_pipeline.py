@@ -39,7 +39,10 @@ def two_textured_cells(images):
 
 
 def failing_predictor(images):
-    raise OSError("the model server is down")
+    """Answers the constructor's probe and the image's own prediction (one image each), then fails."""
+    if len(images) > 1:
+        raise OSError("the model server is down")
+    return np.zeros(len(images), np.int64)
 
 
 def grid(image):

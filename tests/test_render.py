@@ -9,7 +9,7 @@ from PIL import Image
 
 import imgexplain
 from imgexplain.cam.explanation import CAMExplanation
-from imgexplain.render import colorize_heatmap, format_as_image, overlay_heatmap
+from imgexplain.render import colorize_heatmap, expand_heatmap, format_as_image, heatmap_to_image, overlay_heatmap
 
 
 def _explanation(heatmap, image_size=(20, 10), colour=(40, 80, 120), n_targets=1):
@@ -251,6 +251,36 @@ def test_only_render_imports_matplotlib():
             if any(name.split(".")[0] == "matplotlib" for name in names):
                 importers.append(path.relative_to(package).as_posix())
     assert importers and all(path.startswith("render/") for path in importers)
+
+
+@pytest.mark.parametrize("shape, mode", [((2, 3), "L"), ((2, 3, 3), "RGB"), ((2, 3, 4), "RGBA")])
+def test_heatmap_to_image_for_every_heatmap_eli5_takes(shape, mode):
+    heatmap = np.linspace(0, 1, int(np.prod(shape))).reshape(shape)
+    kept = heatmap.copy()
+    picture = heatmap_to_image(heatmap)
+    assert picture.mode == mode and picture.size == (3, 2)
+    np.testing.assert_array_equal(np.asarray(picture), np.round(heatmap * 255).astype(np.uint8))
+    np.testing.assert_array_equal(heatmap, kept)
+    expanded = expand_heatmap(heatmap, Image.new("RGB", (9, 4)), Image.NEAREST)
+    assert expanded.mode == mode and expanded.size == (9, 4)
+    np.testing.assert_array_equal(np.asarray(expanded)[::2, ::3], np.asarray(picture))
+
+
+@pytest.mark.parametrize("heatmap, error, message", [
+    (Image.new("L", (2, 2)), TypeError, "numpy array"),
+    (np.array([["a"]]), TypeError, "numbers"),
+    (np.zeros((1,)), ValueError, "shape"),
+    (np.zeros((1, 1, 10)), ValueError, "shape"),
+    (np.zeros((0, 3)), ValueError, r"\[0, 1\]"),
+    (np.array([[-0.001]]), ValueError, r"\[0, 1\]"),
+    (np.array([[1.001]]), ValueError, r"\[0, 1\]"),
+    (np.array([[np.nan]]), ValueError, r"\[0, 1\]"),
+])
+def test_heatmap_to_image_refuses(heatmap, error, message):
+    with pytest.raises(error, match=message):
+        heatmap_to_image(heatmap)
+    with pytest.raises(TypeError, match="PIL image"):
+        expand_heatmap(np.zeros((2, 2)), np.ones((2, 2)))
 
 
 def test_opencv_jet_is_matlab_jet_on_uint8_levels():

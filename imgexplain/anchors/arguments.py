@@ -6,6 +6,10 @@ from typing import Any
 import numpy as np
 
 from imgexplain._checks import check_finite, check_int, check_number, check_positive_int
+from imgexplain.anchors.search import ROUNDS
+
+# The values explain() takes as keywords beyond the reference's arguments, and their defaults.
+EXPLAIN_EXTRAS = {"epsilon_stop": 0.05, "seed": None, "rounds": "adaptive", "deterministic": None}
 
 
 def check_image_shape(image_shape: Any) -> tuple[int, ...]:
@@ -17,6 +21,20 @@ def check_image_shape(image_shape: Any) -> tuple[int, ...]:
         raise ValueError(f"image_shape must be (H, W) or (H, W, C) with positive sizes, channels last; "
                          f"got {image_shape!r}")
     return shape
+
+
+def check_image(image: Any, image_shape: tuple[int, ...]) -> np.ndarray:
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"image must be a numpy array of shape {image_shape}; got {type(image).__name__}")
+    if image.size == 0:
+        raise ValueError(f"image is empty (shape {image.shape}); expected shape {image_shape}")
+    if image.shape != image_shape:
+        raise ValueError(f"image has shape {image.shape}; expected image_shape {image_shape} (channels last)")
+    if image.dtype.kind not in "biuf":
+        raise TypeError(f"image must hold numbers; got dtype {image.dtype}")
+    if image.dtype.kind == "f":
+        check_finite(image, "image")
+    return image
 
 
 def check_dtype(dtype: Any) -> np.dtype:
@@ -46,6 +64,32 @@ def check_background(images_background: Any, image_shape: tuple[int, ...]) -> np
 
 def check_seed(seed: Any, name: str) -> int | None:
     return check_int(seed, name, 0, allow_none=True)
+
+
+def explain_extras(kwargs: dict, default_seed: int | None) -> dict:
+    """The keywords of explain() beyond the reference's (:data:`EXPLAIN_EXTRAS`), checked; ``seed`` defaults to
+    the constructor's."""
+    unknown = sorted(set(kwargs) - set(EXPLAIN_EXTRAS))
+    if unknown:
+        raise TypeError(f"explain() got unexpected keyword arguments {unknown}; "
+                        "accepted extras are 'epsilon_stop', 'seed', 'rounds' and 'deterministic'")
+    extras = {**EXPLAIN_EXTRAS, "seed": default_seed, **kwargs}
+    extras["seed"] = check_seed(extras["seed"], "seed")
+    if extras["rounds"] not in ROUNDS:
+        raise ValueError(f"rounds must be one of {ROUNDS}; got {extras['rounds']!r}")
+    deterministic = extras["deterministic"]
+    if deterministic is not None and not isinstance(deterministic, (bool, np.bool_)):
+        raise TypeError(f"deterministic must be None, True or False; got {deterministic!r}")
+    return extras
+
+
+def search_generator(seed: int | None) -> np.random.Generator:
+    """The search's random generator: from ``seed``, or, for None, seeded by numpy's global random state as
+    alibi's search is (``np.random.seed(0)`` before ``explain()`` reproduces it). The global state advances by
+    one draw and is never reseeded."""
+    if seed is None:
+        return np.random.default_rng(np.random.randint(0, 2**32, size=4, dtype=np.uint64))
+    return np.random.default_rng(seed)
 
 
 _PROBABILITIES = ("p_sample", "threshold")

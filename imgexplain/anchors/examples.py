@@ -127,3 +127,12 @@ class CoveredExamples(Sequence):
         packed = np.asarray(content["masks"], dtype=np.uint8).reshape(len(content["backgrounds"]), n_bytes)
         masks = np.unpackbits(packed, axis=1, count=content["n_features"]).astype(bool)
         return cls(masks, content["backgrounds"])
+
+
+def covered_examples(example_masks: list, source: ExampleSource) -> list[dict]:
+    """alibi's ``raw['examples']``: per anchor step, the covered samples where the prediction held
+    (``covered_true``) and changed (``covered_false``), as :class:`CoveredExamples` of ``source``."""
+    return [{"covered_true": CoveredExamples(held_masks, held_bg, source),
+             "covered_false": CoveredExamples(changed_masks, changed_bg, source),
+             "uncovered_true": np.array([]), "uncovered_false": np.array([])}
+            for held_masks, held_bg, changed_masks, changed_bg in example_masks]

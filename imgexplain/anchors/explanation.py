@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -46,9 +46,10 @@ def scale_image(image: np.ndarray, scale: tuple = (0, 255)) -> np.ndarray:
 class AnchorImageExplanation(Explanation):
     """An anchor explanation: ``anchor``, ``segments``, ``precision``, ``coverage`` and the ``raw`` search record.
 
-    ``empty_anchor`` is True when the prediction holds whatever is perturbed; ``success`` is False when no
-    anchor reached the precision threshold and the best one found is returned instead.
-    :meth:`AnchorImage.explain` returns it; the keys of ``data`` are also attributes.
+    ``data`` has exactly the keys of alibi's: ``anchor``, ``segments``, ``precision``, ``coverage`` and
+    ``raw``; they are also attributes. ``empty_anchor`` is True when the prediction holds whatever is
+    perturbed; ``success`` is False when no anchor reached the precision threshold and the best one found
+    is returned instead (both attributes, read from ``raw``). :meth:`AnchorImage.explain` returns it.
 
     Attributes
     ----------
@@ -59,6 +60,7 @@ class AnchorImageExplanation(Explanation):
     precision, coverage : float
         The anchor's estimated precision and coverage.
     success, empty_anchor : bool
+        ``raw['success']`` and ``raw['empty_anchor']``.
     raw : dict
         The search's record: ``feature`` (the anchor's superpixels, in the order added),
         ``precision``, ``coverage``, ``examples``, ``prediction``, the model's use (``num_preds``,
@@ -78,8 +80,8 @@ class AnchorImageExplanation(Explanation):
     >>> explanation = AnchorImage(predictor, image.shape, segmentation_fn=quadrants, seed=0).explain(image)
     >>> type(explanation).__name__, explanation.success, explanation.empty_anchor
     ('AnchorImageExplanation', True, False)
-    >>> int(explanation.prediction[0]) if "prediction" in explanation else int(explanation.raw["prediction"][0])
-    1
+    >>> sorted(explanation.data), int(explanation.raw["prediction"][0])
+    (['anchor', 'coverage', 'precision', 'raw', 'segments'], 1)
     """
 
     @classmethod
@@ -115,6 +117,16 @@ class AnchorImageExplanation(Explanation):
                 if isinstance(examples, CoveredExamples):
                     examples.attach(source)
         return explanation
+
+    @property
+    def success(self) -> bool:
+        """False when no anchor reached the precision threshold and the best one found is returned (bool)."""
+        return bool(self.data["raw"]["success"])
+
+    @property
+    def empty_anchor(self) -> bool:
+        """True when the prediction holds whatever is perturbed: nothing needs to be kept (bool)."""
+        return bool(self.data["raw"]["empty_anchor"])
 
     @property
     def alternatives(self) -> list[dict]:

@@ -7,16 +7,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-from imgexplain._checks import check_finite
 from imgexplain._logging import verbose_log
 from imgexplain._version import __version__
-from imgexplain.anchors.arguments import (check_background, check_dtype, check_explain_arguments,
-                                          check_image_shape, check_seed)
-from imgexplain.anchors.examples import CoveredExamples, ExampleSource
+from imgexplain.anchors.arguments import (check_background, check_dtype, check_explain_arguments, check_image,
+                                          check_image_shape, check_seed, explain_extras, search_generator)
+from imgexplain.anchors.examples import ExampleSource, covered_examples
 from imgexplain.anchors.explanation import AnchorImageExplanation, scale_image
 from imgexplain.anchors.sampler import PerturbationSampler
-from imgexplain.anchors.search import ROUNDS, AnchorSearch, SearchSettings
-from imgexplain.predictor import LabelPredictor, check_predictor
+from imgexplain.anchors.search import AnchorSearch, SearchSettings
+from imgexplain.predictor import LabelPredictor, probe_predictor
 from imgexplain.segmentation import make_segmentation_fn, segment_image
 
 logger = logging.getLogger(__name__)
@@ -46,6 +45,16 @@ class AnchorImage:
         None replaces a perturbed superpixel by its mean value.
     seed : int, optional
         Seed of every random choice: the same explainer, image and seed give the same explanation.
+        None seeds each explanation from numpy's global random state, as alibi does
+        (``np.random.seed(0)`` before ``explain()`` reproduces it); the global state is never reseeded.
+
+    Attributes
+    ----------
+    predictor : callable
+        Images to (N,) integer labels, as alibi's ``predictor``: the argmax of the scores, or the
+        0.5 threshold of a sigmoid column.
+    user_predictor : callable
+        The ``predictor`` given, which ``explain`` calls.
 
     Raises
     ------
@@ -55,6 +64,11 @@ class AnchorImage:
     ValueError
         An `image_shape` of other than 2 or 3 positive sizes, `images_background` of another shape,
         or an unknown segmentation.
+    imgexplain.PredictorCallError
+        The predictor raised when called once on a zero image of `image_shape` and `dtype`, as alibi
+        calls it (after the checks above).
+    imgexplain.PredictorReturnTypeError
+        It returned anything but one label or score row for that image.
 
     Examples
     --------
@@ -81,11 +95,11 @@ class AnchorImage:
                  images_background: np.ndarray | None = None, seed: int | None = None):
         self.image_shape = check_image_shape(image_shape)
         self.dtype = check_dtype(dtype)
-        self.predictor = check_predictor(predictor)
         self.segmentation_fn, self.custom_segmentation, used_kwargs = make_segmentation_fn(
             segmentation_fn, segmentation_kwargs)
         self.images_background = check_background(images_background, self.image_shape)
         self.seed = check_seed(seed, "seed")
+        self.reset_predictor(predictor)
         self.meta = {
             "name": type(self).__name__,
             "type": ["blackbox"],
@@ -103,7 +117,9 @@ class AnchorImage:
         }
 
     def reset_predictor(self, predictor: Callable) -> None:
-        """Use ``predictor`` from now on.
+        """Use ``predictor`` from now on, after calling it once on a zero image as the constructor does.
+
+        ``user_predictor`` becomes ``predictor`` and ``predictor`` its labels, as in alibi.
 
         Parameters
         ----------
@@ -114,8 +130,20 @@ class AnchorImage:
         ------
         TypeError
             `predictor` is not callable.
+        imgexplain.PredictorCallError, imgexplain.PredictorReturnTypeError
+            As in :class:`AnchorImage`; the explainer keeps its previous predictor.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from imgexplain import AnchorImage
+        >>> explainer = AnchorImage(lambda images: np.zeros((len(images), 2)), (4, 4))
+        >>> explainer.reset_predictor(lambda images: np.ones((len(images), 1)))
+        >>> explainer.predictor(np.zeros((3, 4, 4)))
+        array([1, 1, 1])
         """
-        self.predictor = check_predictor(predictor)
+        self.predictor = probe_predictor(predictor, self.image_shape, self.dtype)
+        self.user_predictor = predictor
 
     def generate_superpixels(self, image: np.ndarray) -> np.ndarray:
         """The (H, W) superpixel labels, 0..K-1, of ``image``.
@@ -150,7 +178,8 @@ class AnchorImage:
         array([[0, 1],
                [2, 3]])
         """
-        return segment_image(self.segmentation_fn, _as_hwc(self._check_image(image)), self.custom_segmentation)
+        hwc_image = _as_hwc(check_image(image, self.image_shape))
+        return segment_image(self.segmentation_fn, hwc_image, self.custom_segmentation)
 
     def overlay_mask(self, image: np.ndarray, segments: np.ndarray, mask_features: list,
                      scale: tuple = (0, 255)) -> np.ndarray:
@@ -259,7 +288,8 @@ class AnchorImage:
         Returns
         -------
         AnchorImageExplanation
-            ``anchor``, ``segments``, ``precision``, ``coverage``, ``success``, ``empty_anchor`` and ``raw``.
+            ``data`` has alibi's keys: ``anchor``, ``segments``, ``precision``, ``coverage`` and ``raw``;
+            ``success`` and ``empty_anchor`` are attributes (and keys of ``raw``).
 
         Raises
         ------
@@ -291,28 +321,19 @@ class AnchorImage:
         per anchor size: ``size 1: (0,) precision 1.000 lb 0.862 coverage 0.502``.
         """
         params = {key: value for key, value in locals().items() if key not in ("self", "image", "kwargs")}
-        epsilon_stop = kwargs.pop("epsilon_stop", 0.05)
-        seed = check_seed(kwargs.pop("seed", self.seed), "seed")
-        rounds = kwargs.pop("rounds", "adaptive")
-        deterministic = kwargs.pop("deterministic", None)
-        if kwargs:
-            raise TypeError(f"explain() got unexpected keyword arguments {sorted(kwargs)}; "
-                            "accepted extras are 'epsilon_stop', 'seed', 'rounds' and 'deterministic'")
-        if rounds not in ROUNDS:
-            raise ValueError(f"rounds must be one of {ROUNDS}; got {rounds!r}")
-        if deterministic is not None and not isinstance(deterministic, (bool, np.bool_)):
-            raise TypeError(f"deterministic must be None, True or False; got {deterministic!r}")
-        params.update(epsilon_stop=epsilon_stop, seed=seed, rounds=rounds, deterministic=deterministic)
+        params.update(explain_extras(kwargs, self.seed))
         check_explain_arguments(params)
+        epsilon_stop, seed, rounds, deterministic = (params[key] for key in ("epsilon_stop", "seed", "rounds",
+                                                                              "deterministic"))
 
-        user_image = self._check_image(image)
+        user_image = check_image(image, self.image_shape)
         hwc_image = _as_hwc(user_image)
         segments = segment_image(self.segmentation_fn, hwc_image, self.custom_segmentation)
         backgrounds = None if self.images_background is None else _as_hwc(self.images_background, batch=True)
-        predictor = LabelPredictor(self.predictor, self.image_shape, self.dtype)  # counts this call's model use
+        predictor = LabelPredictor(self.user_predictor, self.image_shape, self.dtype)  # counts this call's model use
         instance_label = int(predictor(hwc_image[np.newaxis])[0])
 
-        rng = np.random.default_rng(seed)
+        rng = search_generator(seed)
         sampler = PerturbationSampler(hwc_image, segments, predictor, backgrounds, p_sample, rng,
                                       None if deterministic is None else bool(deterministic))
         sampler.remember_instance(instance_label)
@@ -330,27 +351,10 @@ class AnchorImage:
                            result.precision[-1] if result.precision else result.all_precision)
         return self._build_explanation(user_image, segments, instance_label, result, sampler, predictor, params)
 
-    def _check_image(self, image: Any) -> np.ndarray:
-        if not isinstance(image, np.ndarray):
-            raise TypeError(f"image must be a numpy array of shape {self.image_shape}; got {type(image).__name__}")
-        if image.size == 0:
-            raise ValueError(f"image is empty (shape {image.shape}); expected shape {self.image_shape}")
-        if image.shape != self.image_shape:
-            raise ValueError(f"image has shape {image.shape}; expected image_shape {self.image_shape} "
-                             "(channels last)")
-        if image.dtype.kind not in "biuf":
-            raise TypeError(f"image must hold numbers; got dtype {image.dtype}")
-        if image.dtype.kind == "f":
-            check_finite(image, "image")
-        return image
-
     def _build_explanation(self, image, segments, instance_label, result, sampler, predictor, params):
         source = ExampleSource(_as_hwc(image), segments, sampler.fills if self.images_background is not None else None,
                                self.image_shape, predictor.dtype)
-        examples = [{"covered_true": CoveredExamples(held_masks, held_bg, source),
-                     "covered_false": CoveredExamples(changed_masks, changed_bg, source),
-                     "uncovered_true": np.array([]), "uncovered_false": np.array([])}
-                    for held_masks, held_bg, changed_masks, changed_bg in result.example_masks]
+        examples = covered_examples(result.example_masks, source)
         empty = not result.feature
         raw = {
             "feature": result.feature,
@@ -378,16 +382,11 @@ class AnchorImage:
             "segments": segments,
             "precision": result.all_precision if empty else result.precision[-1],
             "coverage": 1.0 if empty else result.coverage[-1],
-            "success": result.success,
-            "empty_anchor": empty,
             "raw": raw,
         }
         meta = copy.deepcopy(self.meta)
         meta["params"].update(params)
         return AnchorImageExplanation(meta=meta, data=data)
-
-    def _user_layout(self, images: np.ndarray) -> np.ndarray:
-        return images.reshape((len(images),) + self.image_shape)
 
 
 def _as_hwc(image: np.ndarray, batch: bool = False) -> np.ndarray:

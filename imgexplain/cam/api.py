@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 _EXPLAIN_KEYWORDS = ("targets", "layer", "method", "image", "output")
 _FORMAT_KEYWORDS = ("resampling_filter", "colormap", "alpha_limit")
+# What explain_prediction does with a model or doc it cannot explain: raise, or return eli5's explanation with .error.
+ERRORS = ("raise", "return")
 
 
 def _as_numpy(images):
@@ -65,7 +67,7 @@ def _given_picture(image):
 
 def explain_prediction(model: Any, doc: Any, targets: int | Sequence[int] | None = None, layer: Any = None,
                        method: str = "gradcam", image: Image.Image | np.ndarray | None = None,
-                       output: int | str | None = None) -> CAMExplanation:
+                       output: int | str | None = None, errors: str = "raise") -> CAMExplanation:
     """Explain a classifier's prediction for one image with a class activation map (eli5's API).
 
     Parameters
@@ -82,19 +84,24 @@ def explain_prediction(model: Any, doc: Any, targets: int | Sequence[int] | None
         As in :class:`CAM`.
     image : PIL image or uint8 array, optional
         The picture to show under the map; by default ``doc`` itself, scaled to 0..255.
+    errors : {'raise', 'return'}
+        What a model or ``doc`` that cannot be explained (not a Keras or PyTorch model, no layer to
+        explain, a ``doc`` it does not take) does: 'raise' raises its TypeError or ValueError;
+        'return' returns an explanation whose ``.error`` says why, with no targets, as eli5 does.
 
     Returns
     -------
     CAMExplanation
-        ``.image``, ``.heatmap``, ``.targets`` (``target``, ``score``, ``heatmap``),
-        ``.method`` and ``.layer``.
+        ``.image``, ``.heatmap``, ``.targets`` (``target``, ``score``, ``heatmap``, ``proba``),
+        ``.method``, ``.layer`` and ``.error`` (``''``).
 
     Raises
     ------
     TypeError
         `targets` is neither None, an int nor a list; `model` is not a Keras or PyTorch model.
     ValueError
-        `targets` is an empty list, `doc` holds more than one image, `image` is not a uint8 picture, or as in :class:`CAM`.
+        `targets` is an empty list, `doc` holds more than one image, `image` is not a uint8 picture,
+        `errors` is unknown, or as in :class:`CAM`.
 
     Examples
     --------
@@ -110,7 +117,11 @@ def explain_prediction(model: Any, doc: Any, targets: int | Sequence[int] | None
     ((8, 8), [2, 0])
     >>> explanation.image.size, explanation.method
     ((8, 8), 'gradcam')
+    >>> explain_prediction(model, torch.rand(1, 3), errors="return").error
+    "model 'Sequential' ... not supported: ..."
     """
+    if errors not in ERRORS:
+        raise ValueError(f"errors must be one of {ERRORS}; got {errors!r}")
     if is_int(targets):
         targets = [targets]
     if targets is not None:
@@ -118,22 +129,27 @@ def explain_prediction(model: Any, doc: Any, targets: int | Sequence[int] | None
             raise TypeError(f"targets must be None or a non-empty list of class indices; got {targets!r}")
         if len(targets) == 0:
             raise ValueError(f"targets must be None or a non-empty list of class indices; got {targets!r}")
-    cam = CAM(model, layer=layer, method=method, output=output)
+    picture = None if image is None else _given_picture(image)
     array = _as_numpy(doc)
     if array.ndim == 4 and array.shape[0] != 1:
         raise ValueError(f"doc must hold one image, shape (1, ...) ; got {array.shape}; "
                          f"use imgexplain.CAM for batches")
-    picture = None if image is None else _given_picture(image)
+    meta = {"name": "CAM", "params": {"method": method, "layer": layer, "targets": targets, "output": output},
+            "version": __version__}
+    try:
+        cam = CAM(model, layer=layer, method=method, output=output)
+        repeated = array if targets is None else np.repeat(array, len(targets), axis=0)
+        result = cam.compute(repeated, None if targets is None else list(targets))
+    except (TypeError, ValueError) as error:
+        if errors == "raise":
+            raise
+        return CAMExplanation.from_error(f"model {type(model).__name__!r} with a doc of shape {array.shape} is "
+                                         f"not supported: {error}", meta)
     if targets is None:
-        result = cam.compute(array)
         logger.info("Taking top prediction: %d", result.targets[0])
-    else:
-        result = cam.compute(np.repeat(array, len(targets), axis=0), list(targets))
     if picture is None:
         picture = _picture(array, channels_first=cam._backend.channels_first)
-    meta = {"name": "CAM", "params": {"method": result.method, "layer": result.layer,
-                                      "targets": targets, "output": output},
-            "version": __version__}
+    meta["params"].update(method=result.method, layer=result.layer)
     return CAMExplanation.from_result(result, picture, meta)
 
 

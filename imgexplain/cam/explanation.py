@@ -89,27 +89,32 @@ class HeatmapArray(np.ndarray):
 
 @dataclass(frozen=True)
 class TargetExplanation:
-    """One explained class: its index, the model's score for it and its heatmap.
+    """One explained class: its index, the model's score for it and its heatmap (eli5's fields).
 
     Attributes
     ----------
     target : int
         The class index.
-    score : float
-        The model's output for that class.
-    heatmap : HeatmapArray
+    score : float or None
+        The model's output for that class, as it is (a probability after a softmax, a logit otherwise).
+    heatmap : HeatmapArray or None
         Its map, 2-D in [0, 1].
+    proba : float or None
+        eli5's field for a normalised probability: None, as eli5's Keras explanations leave it; the
+        model's output is in ``score``.
 
     Examples
     --------
     >>> from imgexplain import HeatmapArray, TargetExplanation
-    >>> TargetExplanation(target=3, score=0.9, heatmap=HeatmapArray([[0.0, 1.0]]))
-    TargetExplanation(target=3, score=0.9)
+    >>> explained = TargetExplanation(target=3, score=0.9, heatmap=HeatmapArray([[0.0, 1.0]]))
+    >>> explained, explained.proba
+    (TargetExplanation(target=3, score=0.9), None)
     """
 
     target: int
-    score: float
-    heatmap: HeatmapArray = field(repr=False)
+    score: float | None = None
+    heatmap: HeatmapArray | None = field(default=None, repr=False)
+    proba: float | None = field(default=None, repr=False)
 
 
 class CAMExplanation(Explanation):
@@ -136,6 +141,9 @@ class CAMExplanation(Explanation):
                   [0.5, 0.5]])
     >>> CAMExplanation.from_json(explanation.to_json()).targets[0].target
     7
+    >>> explanation.image = explanation.image.convert("RGBA")  # as eli5's tutorial does
+    >>> explanation.image.mode, explanation.error
+    ('RGBA', '')
     """
 
     @classmethod
@@ -164,21 +172,64 @@ class CAMExplanation(Explanation):
                 "method": result.method, "layer": result.layer}
         return cls(meta=meta, data=data)
 
-    @property
-    def image(self) -> Image.Image:
-        """The picture under the maps, an RGB PIL image (PIL.Image.Image)."""
-        return Image.fromarray(np.asarray(self.data["image"], dtype=np.uint8))
+    @classmethod
+    def from_error(cls, message: str, meta: dict) -> CAMExplanation:
+        """An explanation that says why nothing could be explained, as eli5 returns one for an unsupported
+        model: ``error`` is ``message``; no image, heatmap or targets.
+
+        Parameters
+        ----------
+        message : str
+            What went wrong.
+        meta : dict
+            The explanation's ``meta``.
+
+        Returns
+        -------
+        CAMExplanation
+
+        Examples
+        --------
+        >>> from imgexplain import CAMExplanation
+        >>> explanation = CAMExplanation.from_error("model 'Sequential' is not supported: no layers", meta={})
+        >>> explanation.error, explanation.targets, explanation.image
+        ("model 'Sequential' is not supported: no layers", [], None)
+        """
+        return cls(meta=meta, data={"image": None, "heatmap": None, "targets": [], "method": None, "layer": None,
+                                    "error": message})
 
     @property
-    def heatmap(self) -> HeatmapArray:
+    def error(self) -> str:
+        """Why nothing was explained, or ``''`` (str): eli5's field, set by ``explain_prediction(...,
+        errors='return')``."""
+        return self.data.get("error", "")
+
+    @property
+    def image(self) -> Image.Image | None:
+        """The picture under the maps (PIL.Image.Image): RGB as explained, or what was assigned.
+
+        Assign a PIL image to lay the maps over another picture (eli5's tutorials assign
+        ``expl.image = expl.image.convert('RGBA')``); modes other than L, RGB and RGBA are kept as RGBA.
+        """
+        picture = self.data["image"]
+        return None if picture is None else Image.fromarray(np.asarray(picture, dtype=np.uint8))
+
+    @image.setter
+    def image(self, picture: Image.Image) -> None:
+        if not isinstance(picture, Image.Image):
+            raise TypeError(f"image must be a PIL image; got {type(picture).__name__}")
+        self.data["image"] = np.asarray(picture if picture.mode in ("L", "RGB", "RGBA") else picture.convert("RGBA"))
+
+    @property
+    def heatmap(self) -> HeatmapArray | None:
         """The first target's map (HeatmapArray), 2-D in [0, 1] at the layer's resolution."""
-        return HeatmapArray(self.data["heatmap"])
+        return None if self.data["heatmap"] is None else HeatmapArray(self.data["heatmap"])
 
     @property
     def targets(self) -> list[TargetExplanation]:
         """One :class:`TargetExplanation` (class, score, map) per class explained (list)."""
         return [TargetExplanation(target=int(item["target"]), score=float(item["score"]),
-                                  heatmap=HeatmapArray(item["heatmap"]))
+                                  heatmap=HeatmapArray(item["heatmap"]), proba=item.get("proba"))
                 for item in self.data["targets"]]
 
     def plot(self, ax: Axes | None = None, labels: Labels | None = None,
