@@ -26,12 +26,14 @@ from imgexplain import METHODS, classes, models
 from imgexplain._version import __version__
 from imgexplain.datasets import MAX_PIXELS, ImageTooLargeError, check_image_file
 from imgexplain.models import BUILTIN_MODEL, PREPROCESSING
+from imgexplain.results import TABLE_NAME
 
 DEFAULT_OUT = "imgexplain-out"
 DEMO_SAMPLES = ("chelsea", "coffee", "camera")
 DEVICE_HELP = ("where the model runs: cpu, cuda or cuda:N (default: cuda when ONNX Runtime or torch can use a GPU, "
                "else cpu)")
 MAX_SEED = 2**32 - 1
+MAX_TIMEOUT = 365 * 24 * 3600
 
 
 class InputError(ValueError):
@@ -115,34 +117,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: the run stops as on Ctrl-C (the rows so far are kept and reported), exit status 143."""
+
+
 def _terminate(signum, frame):
-    raise KeyboardInterrupt
+    raise Terminated
 
 
 def main(argv=None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
     # TensorFlow's C++ start-up messages would bury the progress bar and the error lines.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    previous = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM cleans up as Ctrl-C does
+    try:
+        try:
+            return _main(argv)
+        except KeyboardInterrupt as stop:
+            out = getattr(stop, "out", None)
+            kept = f"; the rows written so far are kept in {out}/results.parquet and the same command resumes"
+            print(f"imgexplain: {'terminated' if isinstance(stop, Terminated) else 'interrupted'}"
+                  f"{kept if out else ''}", file=sys.stderr)
+            return 143 if isinstance(stop, Terminated) else 130
+    except KeyboardInterrupt as stop:  # a second signal while the first is reported
+        return 143 if isinstance(stop, Terminated) else 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv) -> int:
+    from imgexplain.results import OutputError
+
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else 0
-    previous = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM cleans up as Ctrl-C does
     try:
         return args.run(args)
-    except InputError as error:
+    except (InputError, OutputError) as error:
         print(f"imgexplain: error: {error}", file=sys.stderr)
         return 2
     except OSError as error:
         print(f"imgexplain: error: the run failed: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"imgexplain: interrupted; the rows written so far are kept in {args.out}/results.parquet "
-              "and the same command resumes", file=sys.stderr)
-        return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 # --- checking the arguments (before any model is loaded) -------------------------------------------------
@@ -195,8 +213,9 @@ def _check_numbers(args) -> None:
         raise InputError(f"--seed: expected an integer in [0, 2**32 - 1]; got {args.seed}")
     if args.workers < 0:
         raise InputError(f"--workers: expected a number of workers >= 0; got {args.workers}")
-    if args.timeout is not None and not args.timeout > 0:
-        raise InputError(f"--timeout: expected a number of seconds > 0; got {args.timeout}")
+    if args.timeout is not None and not 0 < args.timeout <= MAX_TIMEOUT:
+        raise InputError(f"--timeout: expected a number of seconds > 0 and at most {MAX_TIMEOUT:,} (a year); "
+                         f"got {args.timeout}")
     if args.timeout is not None and args.workers == 0:
         raise InputError("--timeout needs --workers 1 or more: a model call running in this process cannot be "
                          "interrupted, a worker can be stopped and replaced; --workers 1 explains one image at a "
@@ -209,6 +228,9 @@ def check_explain_arguments(args) -> dict:
     """Check every argument, file and folder; return the settings the run uses."""
     methods = parse_methods(args.method)
     _check_numbers(args)
+    if not all(args.images) or not args.out:
+        raise InputError(f"{'--out' if not args.out else 'PATH'}: an empty path names no file or folder (an unset "
+                         "variable?); give '.' for the current folder")
     try:
         kind = models.model_kind(args.model)
     except models.ModelError as error:
@@ -223,6 +245,9 @@ def check_explain_arguments(args) -> dict:
         if args.framework not in (None, framework):
             raise InputError(f"--framework {args.framework}: {args.model!r} is a {framework} model")
     input_size = parse_input_size(args.input_size) if args.input_size is not None else None
+    if input_size is not None and input_size[0] * input_size[1] > args.max_pixels:
+        raise InputError(f"--input-size: {input_size[0]}x{input_size[1]} is more pixels than --max-pixels "
+                         f"{args.max_pixels:,}; no model takes such images")
     if kind == "torchscript" and input_size is None:
         raise InputError("--input-size H,W is needed for a TorchScript model")
     cam_methods = [method for method in methods if method != "anchor"]
@@ -317,29 +342,42 @@ def _explain_command(args) -> int:
 def _run(images, load, methods, folder, shown, *, classifier=None, options=None, workers=0, timeout=None,
          address=None, title="imgexplain report") -> int:
     """Explain ``images`` into ``folder``; write the report from the table; print its path."""
-    from imgexplain import explainers, pipeline, report
+    from imgexplain import explainers, pipeline
 
     options = options or {}
     if classifier is not None:
         load = partial(lambda loaded: loaded, classifier)  # the model loaded for the checks serves in-process
     make_explainer = partial(explainers.ImageExplainer, load, methods, **options)
     started = time.perf_counter()
-    paths = [image for image in images if not isinstance(image, tuple)]
-    results = pipeline.explain_dataset(
-        images, make_explainer, out=folder, schema=explainers.row_schema(methods), arguments=folder.arguments,
-        n_workers=workers, timeout=timeout, address=address, progress=True)
     counts = {"ok": 0, "error": 0}
-    for result in results:
-        counts[result.status] += 1
-    names = {str(path.absolute()) for path in pipeline.list_images(paths, skip=folder.owns)}
+    with folder:
+        try:
+            results = pipeline.explain_dataset(
+                images, make_explainer, out=folder, schema=explainers.row_schema(methods),
+                arguments=folder.arguments, n_workers=workers, timeout=timeout, address=address, progress=True)
+            for result in results:
+                counts[result.status] += 1
+        except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the report shows the rows written so far
+            if folder.manifest is not None and (folder.path / TABLE_NAME).is_dir():
+                stop.out = folder.path
+                _report(folder, images, methods, shown, started, title)
+            raise
+        path = _report(folder, images, methods, shown, started, title)
+    print(f"imgexplain: {counts['ok']} explained, {counts['error']} errors now; {path[1]} images in the report",
+          file=sys.stderr)
+    print(path[0])
+    return 0
+
+
+def _report(folder, images, methods, shown, started, title) -> tuple[Path, int]:
+    """Write the report of ``images`` from the table in ``folder``; its path and number of images."""
+    from imgexplain import explainers, pipeline, report
+
+    names = pipeline.image_names(images, skip=folder.owns)
     names |= {image[0] for image in images if isinstance(image, tuple)}
     table = pipeline.results_table(folder, explainers.row_schema(methods))
     shown["total time"] = f"{time.perf_counter() - started:.1f} s"
-    path = report.write_report(folder.path, table, shown, names=names, title=title)
-    print(f"imgexplain: {counts['ok']} explained, {counts['error']} errors now; {len(names)} images in the report",
-          file=sys.stderr)
-    print(path)
-    return 0
+    return report.write_report(folder.path, table, shown, names=names, title=title, reserve=folder.reserve), len(names)
 
 
 def _demo_command(args) -> int:

@@ -191,18 +191,23 @@ def _rows(table, columns, names, batch_size, first=None, last=None) -> Iterator[
 
 
 def write_report(out, table, arguments: dict, names=None, title: str = "imgexplain report",
-                 page_size: int = PAGE_SIZE, batch_size: int = BATCH_ROWS) -> Path:
+                 page_size: int = PAGE_SIZE, batch_size: int = BATCH_ROWS, reserve=None) -> Path:
     """Write ``report.html`` (and its pages) and ``summary.json`` into ``out`` from the results ``table``.
 
     ``names``: the images to show (default: every row). The table is read ``batch_size`` rows at a time,
     a few times over (the order of the images, the summary, then a page at a time): memory holds a batch,
     a page of rows and a few numbers per image, however large the table. Returns the report's path.
+    ``reserve``: called with each entry of ``out`` (a name) before it is written
+    (:meth:`imgexplain.results.OutputFolder.reserve`).
     """
+    reserve = reserve or (lambda name: None)
     out = Path(out)
     columns = [name for name in COLUMNS if name in table.schema.names]
     columns += [name for name in table.schema.names if name.startswith("seconds_")]
     order = sorted(_order(row) for row in _rows(table, ["index", "image"], names, batch_size))
     summary = summarize(_rows(table, columns, names, batch_size), arguments)
+    summary["quarantined"] = [str(path) for path in table.quarantined_parts()]
+    reserve(SUMMARY_NAME)
     atomic_write(out / SUMMARY_NAME, json.dumps(summary, indent=2, default=str))
     error_columns = ["index", "image", "status", "error_type", "error"]
     errors = heapq.nsmallest(ERRORS_SHOWN, (row for row in _rows(table, error_columns, names, batch_size)
@@ -213,6 +218,7 @@ def write_report(out, table, arguments: dict, names=None, title: str = "imgexpla
         rows = sorted(_rows(table, columns, names, batch_size), key=_order)
         body += "".join(_section_html(row, "") for row in rows)
     else:
+        reserve(PAGES)
         pages.mkdir(exist_ok=True)
         links = []
         for number, start in enumerate(range(0, len(order), page_size), start=1):
@@ -228,6 +234,7 @@ def write_report(out, table, arguments: dict, names=None, title: str = "imgexpla
             written.add(name)
         body += f"<h2>images</h2><ul>{''.join(links)}</ul>"
     report = out / REPORT_NAME
+    reserve(REPORT_NAME)
     atomic_write(report, _page(title, body))
     for stale in pages.glob("page-*.html") if pages.is_dir() else ():
         if stale.name not in written:  # pages of an earlier, longer report (ours: the folder is in the manifest)
