@@ -24,6 +24,7 @@ import numpy as np
 
 from imgexplain import METHODS, classes, models
 from imgexplain._version import __version__
+from imgexplain._files import NotRegularFileError
 from imgexplain.datasets import MAX_PIXELS, ImageTooLargeError, check_image_file
 from imgexplain.models import BUILTIN_MODEL, PREPROCESSING
 from imgexplain.results import TABLE_NAME
@@ -200,6 +201,8 @@ def check_image_path(path, max_pixels=MAX_PIXELS) -> None:
         raise InputError(f"not an image (Pillow cannot read it): {str(path)!r}") from None
     except PermissionError:
         raise InputError(f"cannot read image file (permission denied): {str(path)!r}") from None
+    except NotRegularFileError as error:
+        raise InputError(f"{error}; only image files and folders are read") from None
     except (OSError, ValueError, SyntaxError) as error:
         raise InputError(f"damaged image file {str(path)!r}: {error}") from None
 
@@ -245,9 +248,9 @@ def check_explain_arguments(args) -> dict:
         if args.framework not in (None, framework):
             raise InputError(f"--framework {args.framework}: {args.model!r} is a {framework} model")
     input_size = parse_input_size(args.input_size) if args.input_size is not None else None
-    if input_size is not None and input_size[0] * input_size[1] > args.max_pixels:
-        raise InputError(f"--input-size: {input_size[0]}x{input_size[1]} is more pixels than --max-pixels "
-                         f"{args.max_pixels:,}; no model takes such images")
+    if input_size is not None and input_size[0] * input_size[1] > MAX_PIXELS:
+        raise InputError(f"--input-size: {input_size[0]}x{input_size[1]} is more than {MAX_PIXELS:,} pixels; "
+                         "expected the input size of an image classifier, such as 224,224")
     if kind == "torchscript" and input_size is None:
         raise InputError("--input-size H,W is needed for a TorchScript model")
     cam_methods = [method for method in methods if method != "anchor"]

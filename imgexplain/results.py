@@ -97,13 +97,13 @@ class OutputFolder:
 
     def __init__(self, folder, entries, arguments: dict):
         """``entries``: the top-level names the run may write; ``arguments``: what decides the results."""
+        self._lock = None
         if not os.fspath(folder):
             raise OutputError("--out: an empty path names no folder; give the output folder")
         self.path = Path(folder)
         self.arguments = {key: arguments[key] for key in sorted(arguments)}
         self.fingerprint = fingerprint(self.arguments)
         self.entries = sorted(set(entries) | {TABLE_NAME, MANIFEST_NAME, LOCK_NAME})
-        self._lock = None
         self.manifest = self._read_manifest()
         self._check()
 
@@ -136,12 +136,12 @@ class OutputFolder:
         if not os.access(folder, os.W_OK | os.X_OK):
             raise OutputError(f"--out: no permission to write in {str(folder)!r}")
         owned = self._owned()
-        for name in self.entries:
+        for name in sorted(set(self.entries) | owned):
             path = folder / name
             if path.is_symlink():
                 raise OutputError(f"--out: {str(path)!r} is a symbolic link; imgexplain never follows links out "
                                   "of OUT: remove the link, or choose another folder")
-            if os.path.lexists(path) and name not in owned:
+            if name in self.entries and os.path.lexists(path) and name not in owned:
                 raise OutputError(f"--out: {str(path)!r} was not written by imgexplain and would be "
                                   "overwritten; choose another folder")
         if self.manifest and (folder / TABLE_NAME).exists() and self.manifest["fingerprint"] != self.fingerprint:
