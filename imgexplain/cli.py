@@ -325,6 +325,8 @@ def _explain_command(args) -> int:
         classifier = load()
         n_classes = models.probe(classifier, np.full((*classifier.input_size, 3), 128.0, np.float32),
                                  settings["preprocess"]).shape[0]
+    except models.DeviceError:
+        raise InputError(_no_device(args.device)) from None
     except models.ModelError as error:
         raise InputError(f"--model: {error}") from None
     if args.target is not None and args.target >= n_classes:
@@ -391,5 +393,14 @@ def _demo_command(args) -> int:
     folder = _output_folder(args.out, arguments)
     images = list(datasets.load_samples(target_size=None, names=DEMO_SAMPLES).items())
     load = partial(models.load_builtin, args.framework, check_device(args.device))
-    return _run(images, load, ["anchor", "gradcam"], folder, dict(arguments), classifier=load(),
+    try:
+        classifier = load()
+    except models.DeviceError:
+        raise InputError(_no_device(args.device)) from None
+    return _run(images, load, ["anchor", "gradcam"], folder, dict(arguments), classifier=classifier,
                 title="imgexplain demo")
+
+
+def _no_device(device) -> str:
+    return (f"--device {device}: this machine has no such device for the model; use --device cpu, or leave "
+            "--device out to use a GPU when there is one")

@@ -44,6 +44,7 @@ STAGED_PREFIX = ".compacting-"
 JOURNAL_NAME = "_compaction.json"
 # Parts that cannot be read as rows of this table are moved here (hidden from readers by the '_').
 QUARANTINE_NAME = "_quarantine"
+_TEMPORARY_NAME = re.compile(re.escape(TEMPORARY_PREFIX) + "[0-9a-f]{32}")
 _PART_NAME = re.compile(r"(part|compacted)-[0-9]{20}-[0-9a-f]{8}\.parquet")
 # Rows read or merged at a time (and rows per row group of a compacted file): a row with a 224x224 map is
 # about 200 KB, and decoding nested lists takes a few times that.
@@ -192,6 +193,11 @@ class OutputFolder:
         self.path.mkdir(parents=True, exist_ok=True)
         self._take_lock()
         owned = self._owned() | {MANIFEST_NAME, LOCK_NAME}
+        for name in owned:  # a killed run's temporary files, in folders that are ours as a whole
+            if (self.path / name).is_dir() and not (self.path / name).is_symlink():
+                for leftover in (self.path / name).glob(f"{TEMPORARY_PREFIX}*"):
+                    if _TEMPORARY_NAME.fullmatch(leftover.name) and leftover.is_file():
+                        leftover.unlink(missing_ok=True)
         self.manifest = {"generator": _GENERATOR, "version": __version__, "fingerprint": self.fingerprint,
                          "arguments": self.arguments, "entries": sorted(owned)}
         atomic_write(self.path / MANIFEST_NAME, json.dumps(self.manifest, indent=2))

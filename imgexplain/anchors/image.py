@@ -11,7 +11,7 @@ from imgexplain._checks import check_finite
 from imgexplain._logging import verbose_log
 from imgexplain._version import __version__
 from imgexplain.anchors.arguments import (check_background, check_dtype, check_explain_arguments,
-                                          check_image_shape, check_seed)
+                                          check_image_shape, check_memory, check_seed)
 from imgexplain.anchors.explanation import AnchorImageExplanation, scale_image
 from imgexplain.anchors.sampler import PerturbationSampler
 from imgexplain.anchors.search import ROUNDS, AnchorSearch, SearchSettings
@@ -307,6 +307,7 @@ class AnchorImage:
         user_image = self._check_image(image)
         hwc_image = _as_hwc(user_image)
         segments = segment_image(self.segmentation_fn, hwc_image, self.custom_segmentation)
+        check_memory(params, int(segments.max()) + 1, hwc_image.size)
         backgrounds = None if self.images_background is None else _as_hwc(self.images_background, batch=True)
         predictor = LabelPredictor(self.predictor, self.image_shape, self.dtype)  # counts this call's model use
         instance_label = int(predictor(hwc_image[np.newaxis])[0])

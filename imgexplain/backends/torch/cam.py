@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from imgexplain.cam.outputs import check_score, check_target_range, select_output, token_grid
+from imgexplain.cam.outputs import call_target, check_target_range, select_output, token_grid
 
 # model -> {input shape: (name of the automatically chosen module, its token grid or None)}
 _CHOSEN = weakref.WeakKeyDictionary()
@@ -70,8 +70,7 @@ def target_scores(outputs: torch.Tensor, targets: np.ndarray | list) -> tuple[to
         return scores, chosen.cpu().numpy().astype(np.int64)
     scores = []
     for target, row in zip(targets, outputs):
-        score = target(row)
-        check_score(target, score)
+        score = call_target(target, row)
         scores.append(torch.as_tensor(score, device=outputs.device).reshape(()))
     return torch.stack(scores), np.full(len(scores), -1, dtype=np.int64)
 
