@@ -12,6 +12,7 @@ a full disk, for example), 130 when interrupted (the rows written so far are kep
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import signal
@@ -130,6 +131,8 @@ def main(argv=None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
     # TensorFlow's C++ start-up messages would bury the progress bar and the error lines.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # Ray's crash handler would print a stack dump on SIGTERM, which the command handles itself.
+    os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
     previous = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM cleans up as Ctrl-C does
     try:
         try:
@@ -360,18 +363,30 @@ def _run(images, load, methods, folder, shown, *, classifier=None, options=None,
             results = pipeline.explain_dataset(
                 images, make_explainer, out=folder, schema=explainers.row_schema(methods),
                 arguments=folder.arguments, n_workers=workers, timeout=timeout, address=address, progress=True)
-            for result in results:
-                counts[result.status] += 1
+            with contextlib.closing(results):  # stops the workers now, also when interrupted
+                for result in results:
+                    counts[result.status] += 1
+        except SystemExit as exit_:
+            if exit_.code != signal.SIGTERM:
+                raise
+            stop = Terminated()  # ray.init makes SIGTERM a SystemExit(15) in the driver
+            _report_so_far(folder, images, methods, shown, started, title, stop)
+            raise stop from None
         except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the report shows the rows written so far
-            if folder.manifest is not None and (folder.path / TABLE_NAME).is_dir():
-                stop.out = folder.path
-                _report(folder, images, methods, shown, started, title)
+            _report_so_far(folder, images, methods, shown, started, title, stop)
             raise
         path = _report(folder, images, methods, shown, started, title)
     print(f"imgexplain: {counts['ok']} explained, {counts['error']} errors now; {path[1]} images in the report",
           file=sys.stderr)
     print(path[0])
     return 0
+
+
+def _report_so_far(folder, images, methods, shown, started, title, stop) -> None:
+    """The report of the rows written before the run was stopped (by ``stop``), if any were."""
+    if folder.manifest is not None and (folder.path / TABLE_NAME).is_dir():
+        stop.out = folder.path
+        _report(folder, images, methods, shown, started, title)
 
 
 def _report(folder, images, methods, shown, started, title) -> tuple[Path, int]:
