@@ -185,8 +185,9 @@ def explain_dataset(images: Iterable, make_explainer: Callable, *,
     TypeError
         `make_explainer` is not callable, or `n_workers`, `timeout` or `cpus_per_worker` is not a number.
     ValueError
-        `n_workers`, `timeout` or `cpus_per_worker` out of range, `out` without `schema`, or a results
-        table of other arguments.
+        `n_workers`, `timeout` (also infinite) or `cpus_per_worker` out of range, an empty path, `out`
+        without `schema`, or a results table of other arguments (:class:`~imgexplain.results.OutputError`:
+        also a damaged, linked or locked OUT).
 
     See Also
     --------
@@ -212,6 +213,8 @@ def explain_dataset(images: Iterable, make_explainer: Callable, *,
         raise TypeError(f"make_explainer must be a callable that returns an explainer; "
                         f"got {type(make_explainer).__name__}")
     distributed.check_workers(n_workers, timeout)
+    if timeout is not None and not timeout < float("inf"):
+        raise ValueError(f"timeout must be a finite number of seconds; got {timeout!r}")
     check_number(cpus_per_worker, "cpus_per_worker", 0, inclusive=False)
     folder = table = None
     if out is not None:
