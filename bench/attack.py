@@ -163,7 +163,9 @@ def attack(case, root, sentinel, deadline) -> dict:
             (out / name).parent.mkdir(exist_ok=True)
             (out / name).write_text(content)
         outside = snapshot(root, skip)
-    argv = case.argv if any(str(arg) == "--out" for arg in case.argv) else case.argv + ["--out", out]
+    given = [str(arg) for arg in case.argv]
+    argv = case.argv + ["--out", out] if "--out" not in given else case.argv
+    out = Path(given[given.index("--out") + 1]) if "--out" in given else out
     status, stderr = run_child(argv, root, deadline, case.signal, case.delay)
     outcome = classify(case, out, status, stderr, outside, snapshot(root, skip), signalled=case.signal is not None)
     if case.family == "signals" and outcome == "clear error":  # stopped: the same command must finish the job
@@ -175,7 +177,8 @@ def attack(case, root, sentinel, deadline) -> dict:
             detail = "resumed"
     elif case.family == "signals" and outcome == "correct result":
         detail = "finished before the signal"
-    shutil.rmtree(out, ignore_errors=True)  # links in it are removed, never followed
+    if "--out" not in given:
+        shutil.rmtree(out, ignore_errors=True)  # links in it are removed, never followed
     return {"family": case.family, "name": case.name, "outcome": outcome, "status": status,
             "detail": detail or (stderr.strip().splitlines() or [""])[-1][:300]}
 

@@ -120,7 +120,7 @@ BAD_VALUES = {
     "--labels": ["missing.txt", "fifo.txt", "/dev/zero", "binary labels.txt", "labels.txt"],
     "--model": ["missing.pt2", "evil.pt2", "damaged.pt2", "empty weights.pt2", "text.pt2", "fifo.pt2", "/dev/zero",
                 "models"],
-    "--out": ["", "/proc", "/sys/nope", "/dev/null", "good.png/out", "/"],
+    "--out": ["", "/proc", "/sys/nope", "/dev/null", "good.png/out", "/proc/self/fd"],
 }
 
 
