@@ -183,6 +183,22 @@ def attack(case, root, sentinel, deadline) -> dict:
             "detail": detail or (stderr.strip().splitlines() or [""])[-1][:300]}
 
 
+def markdown(records, seed, seconds, options) -> str:
+    """The counts per family and outcome as a Markdown table, and every outcome that is neither clear nor correct."""
+    families = list(dict.fromkeys(record["family"] for record in records))
+    counts = {family: Counter(r["outcome"] for r in records if r["family"] == family) for family in families}
+    total = Counter(record["outcome"] for record in records)
+    lines = [f"`nice -n 10 python -m bench.attack {options}`".replace(" `", "`"),
+             f"(seed {seed}): {len(records)} inputs in {seconds / 60:.0f} minutes.", "",
+             "| family | inputs | " + " | ".join(OUTCOMES) + " |", "|---|---|" + "---|" * len(OUTCOMES)]
+    for family in families + ["all"]:
+        row = total if family == "all" else counts[family]
+        lines.append(f"| {family} | {sum(row.values())} | " + " | ".join(str(row[o]) for o in OUTCOMES) + " |")
+    odd = [record for record in records if record["outcome"] not in OUTCOMES[:2]]
+    lines += [""] + [f"- {r['family']}: {r['name']}: {r['outcome']} ({r['detail']})" for r in odd]
+    return "\n".join(lines)
+
+
 def _import_once() -> None:
     """Import what every run imports lazily, so that each forked child starts with it (no torch op runs here)."""
     import matplotlib.pyplot  # noqa: F401
@@ -234,20 +250,12 @@ def main(argv=None):
     for number, case in enumerate(cases, start=1):
         records.append(attack(case, root, sentinel, args.deadline))
         print(f"{number}/{len(cases)} {case.family}: {case.name}: {records[-1]['outcome']}", file=sys.stderr)
-    counts = Counter(record["outcome"] for record in records)
-    by_family = {family: Counter(r["outcome"] for r in records if r["family"] == family)
-                 for family in dict.fromkeys(r["family"] for r in records)}
-    print(f"{len(records)} inputs in {time.perf_counter() - started:.0f} s (seed {args.seed}): "
-          + ", ".join(f"{counts[outcome]} {outcome}" for outcome in OUTCOMES))
-    for family, family_counts in by_family.items():
-        print(f"  {family}: " + ", ".join(f"{n} {outcome}" for outcome, n in family_counts.items()))
-    for record in records:
-        if record["outcome"] not in ("clear error", "correct result"):
-            print(f"  ! {record['family']}: {record['name']}: {record['outcome']}: {record['detail']}")
+    seconds = time.perf_counter() - started
+    print(markdown(records, args.seed, seconds, " ".join(sys.argv[1:])))
     out = Path(__file__).resolve().parent / "out"
     out.mkdir(exist_ok=True)
-    (out / "attack.json").write_text(json.dumps({"seed": args.seed, "counts": counts, "records": records},
-                                                indent=1, default=str))
+    (out / "attack.json").write_text(json.dumps({"seed": args.seed, "seconds": seconds, "argv": sys.argv[1:],
+                                                 "records": records}, indent=1, default=str))
     shutil.rmtree(root, ignore_errors=True)
     return 0
 
