@@ -7,7 +7,8 @@ the same for sample photographs with the built-in model.
 
 Exit status: 0 on success (images that cannot be explained are error rows), 2 for bad input (one line
 on stderr, before any model loads and before anything is written), 1 when the run fails (one line:
-a full disk, for example), 130 when interrupted (the rows written so far are kept).
+a full disk, for example), 130 on Ctrl-C and 143 on SIGTERM (the rows written so far are kept and
+reported). OUT is locked while a run writes in it: a second run on it is refused (exit status 2).
 """
 from __future__ import annotations
 
