@@ -252,3 +252,15 @@ def test_a_fifo_or_a_device_named_like_an_image_is_an_error_row_never_a_hang(tmp
     assert done.returncode == 0, done.stderr
     assert "not a regular file (a FIFO)" in done.stdout and "not a regular file (a character device)" in done.stdout
     assert done.stdout.count("'ok'") == 1
+
+
+def test_only_our_own_leftover_temporary_files_are_removed_and_only_in_our_folders(photos, tmp_path):
+    out = tmp_path / "out"
+    run(photos, out)
+    leftover = out / "results.parquet" / f"{results.TEMPORARY_PREFIX}{'0' * 32}"
+    leftover.write_bytes(b"half a part, left by SIGKILL")
+    mine = [out / f"{results.TEMPORARY_PREFIX}{'0' * 32}", out / "results.parquet" / f"{results.TEMPORARY_PREFIX}notes"]
+    for path in mine:
+        path.write_text("mine")
+    run(photos, out)
+    assert not leftover.exists() and all(path.read_text() == "mine" for path in mine)
