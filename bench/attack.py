@@ -63,6 +63,7 @@ def run_child(argv, cwd, deadline, signum=None, delay=0.0) -> tuple[int | None, 
     if pid == 0:  # the child: its own process group, so that a deadline kills its Ray processes too
         try:
             os.setpgid(0, 0)
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # a shell's background job ignores it
             os.chdir(cwd)
             os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
             os.dup2(err.fileno(), 2)
@@ -117,6 +118,8 @@ def _noise(line) -> bool:
 def table_rows(out: Path) -> list[str] | None:
     import pyarrow.dataset as ds
 
+    if not any((out / "results.parquet").glob("*.parquet")):
+        return []  # a run over no image leaves an empty table
     try:
         return ds.dataset(out / "results.parquet", format="parquet").to_table(columns=["image"]).column(
             "image").to_pylist()
