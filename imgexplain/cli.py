@@ -28,7 +28,9 @@ from imgexplain._version import __version__
 from imgexplain.cli_checks import (InputError, check_device, check_explain_arguments, check_image_path,  # noqa: F401
                                    parse_input_size, parse_methods)
 from imgexplain.datasets import MAX_PIXELS
+from imgexplain.distributed import WorkerError
 from imgexplain.models import BUILTIN_MODEL, PREPROCESSING
+from imgexplain.ray_cluster import ClusterError
 from imgexplain.results import TABLE_NAME
 
 DEFAULT_OUT = "imgexplain-out"
@@ -96,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="seconds an image may take before its worker is stopped and replaced and the "
                               "image recorded as an error (needs --workers 1 or more: a model call in this "
                               "process cannot be interrupted)")
+    explain.add_argument("--pictures", choices=("png", "jpeg", "none"), default="png",
+                         help="pictures of each image in OUT/pictures: PNG, JPEG (smaller, faster) or none "
+                              "(the table only) (default: %(default)s)")
     explain.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N",
                          help="refuse images of more than N pixels (default: %(default)s)")
     explain.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help="output folder (default: %(default)s)")
@@ -160,6 +165,9 @@ def _main(argv) -> int:
     except OSError as error:
         print(f"imgexplain: error: the run failed: {error}", file=sys.stderr)
         return 1
+    except (WorkerError, ClusterError) as error:  # Ray's workers could not run
+        print(f"imgexplain: error: the run failed: {error}".splitlines()[0], file=sys.stderr)
+        return 1
 
 
 def _load_classifier(model, kind, framework, input_size, preprocess, labels, device=None):
@@ -222,7 +230,8 @@ def _explain_command(args) -> int:
     if args.workers:
         classifier = None  # each worker loads its own: the copy loaded for the checks is freed
     return _run(args.images, load, settings["methods"], folder, shown, classifier=classifier,
-                options=dict(target=args.target, threshold=args.threshold, seed=args.seed, max_pixels=args.max_pixels),
+                options=dict(target=args.target, threshold=args.threshold, seed=args.seed, max_pixels=args.max_pixels,
+                             pictures=args.pictures),
                 workers=args.workers, timeout=args.timeout, address=args.address)
 
 

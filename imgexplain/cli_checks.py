@@ -11,6 +11,7 @@ from imgexplain import METHODS, classes, models
 from imgexplain._files import NotRegularFileError
 from imgexplain.datasets import MAX_PIXELS, ImageTooLargeError, check_image_file
 from imgexplain.models import BUILTIN_MODEL
+from imgexplain.ray_cluster import check_address
 
 MAX_SEED = 2**32 - 1
 MAX_TIMEOUT = 365 * 24 * 3600
@@ -120,8 +121,17 @@ def check_explain_arguments(args) -> dict:
             raise InputError(f"--labels: {error}") from None
     for path in args.images:
         check_image_path(path, args.max_pixels)
+    if args.workers:
+        _check_address(args.address)
     return {"methods": methods, "kind": kind, "framework": framework, "input_size": input_size,
             "preprocess": args.preprocess or "none", "labels": labels, "device": check_device(args.device)}
+
+
+def _check_address(address) -> None:
+    try:
+        check_address(address)
+    except ValueError as error:
+        raise InputError(f"--address: {error}") from None
 
 
 def check_device(device):

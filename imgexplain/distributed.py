@@ -8,7 +8,9 @@ Outcomes are yielded as tasks finish, in finishing order.
 Faults become outcomes, never lost results: an exception in ``explain`` is that task's error (its type
 and message, and the exception itself when it can be pickled); a worker that dies is replaced and its
 task retried once on the new worker, then recorded as an error; a task that runs past ``timeout``
-seconds has its worker killed and replaced and is recorded as a ``TimeoutError``.
+seconds has its worker killed and replaced and is recorded as a ``TimeoutError``. A worker that
+gets no CPU in time (its node died, the cluster is full) is given up with a warning, and when no worker
+is left the tasks not yet explained become error outcomes: nothing waits forever.
 
 Plain Ray actors rather than Ray Data: a per-task deadline, a retry that knows which task a dead
 worker held, and results handed back the moment each task ends (so that the caller can append them
@@ -16,13 +18,21 @@ to the results table) are all direct with actors and the task loop here.
 """
 from __future__ import annotations
 
+import logging
 import os
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
+from imgexplain import ray_cluster
 from imgexplain._checks import check_int, check_number
+from imgexplain.ray_cluster import ClusterError
+
+logger = logging.getLogger("imgexplain")
+
+START_SECONDS = 120.0  # a worker that gets no CPU in this time is given up
 
 
 @dataclass
@@ -83,11 +93,20 @@ def _portable(outcome: Outcome) -> Outcome:
 
 
 class _Worker:
-    """One explainer for the lifetime of a Ray actor."""
+    """One explainer for the lifetime of a Ray actor, using ``threads`` CPU threads."""
 
-    def __init__(self, make_explainer):
+    def __init__(self, make_explainer, threads: int):
+        # Set before the explainer loads its model: PyTorch and ONNX Runtime size their thread pools from it,
+        # so that N workers on N cores do not run N times as many threads as there are cores.
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        if "torch" in sys.modules:  # imported already: its pool is sized, resize it
+            sys.modules["torch"].set_num_threads(threads)
         self.make_explainer = make_explainer
         self.explainer = None
+
+    def started(self):
+        """Returns at once: the worker got its CPUs and its process runs."""
+        return True
 
     def ready(self):
         """Build the explainer; its error comes back as a value, so that it reaches the caller as itself."""
@@ -109,118 +128,238 @@ class _Running:
     started: float
 
 
-class _Pool:
-    """Ray actors, each with its explainer built, replaced when one dies or is killed."""
+@dataclass
+class _Starting:
+    actor: Any
+    deadline: float | None  # to get CPUs and start (None once started: building the explainer has none)
 
-    def __init__(self, make_explainer, n_workers: int, cpus_per_worker: float):
+
+class _Pool:
+    """Ray actors, each with its explainer built; a dead or stopped one is replaced while the others work.
+
+    A worker that gets no CPU within ``start_seconds`` (its node died, the cluster is full) is given up
+    with a warning, and the run goes on with the others.
+    """
+
+    def __init__(self, make_explainer, cpus_per_worker: float, start_seconds: float):
         import ray
 
         self.actor_class = ray.remote(num_cpus=cpus_per_worker, max_restarts=0)(_Worker)
-        self.make_explainer = make_explainer
-        self.idle = [self._start() for _ in range(n_workers)]
-        self._wait_ready(self.idle)
+        self.make_explainer, self.threads = make_explainer, max(1, int(cpus_per_worker))
+        self.start_seconds = start_seconds
+        self.idle: list = []
+        self.starting: dict = {}  # ref of started() or ready() -> _Starting
+
+    def start(self, n_workers: int) -> None:
+        """Start ``n_workers`` and wait until each has built its explainer (its error is raised here)."""
+        for _ in range(n_workers):
+            self._start()
+        while self.starting:
+            for failure in self.wait_starting(None):
+                self.close()
+                raise failure
 
     def _start(self):
-        return self.actor_class.remote(self.make_explainer)
+        actor = self.actor_class.remote(self.make_explainer, self.threads)
+        self.starting[actor.started.remote()] = _Starting(actor, time.monotonic() + self.start_seconds)
 
-    def _wait_ready(self, actors):
-        import ray
-
-        for failure in ray.get([actor.ready.remote() for actor in actors]):
-            if failure is not None:
-                self.close()
-                error = failure.exception or WorkerError(f"{failure.error_type}: {failure.error}")
-                error.add_note("raised while building the explainer on a Ray worker")
-                raise error
-
-    def replace(self, actor):
+    def replace(self, actor) -> None:
         import ray
 
         ray.kill(actor, no_restart=True)
-        fresh = self._start()
-        self._wait_ready([fresh])
-        self.idle.append(fresh)
+        self._start()
+
+    def next_deadline(self) -> float | None:
+        deadlines = [job.deadline for job in self.starting.values() if job.deadline is not None]
+        return min(deadlines, default=None)
+
+    def wait_starting(self, seconds: float | None) -> list[BaseException]:
+        """Move started workers on, give up those past their deadline; the errors of workers that failed."""
+        import ray
+
+        if not self.starting:
+            return []
+        deadline = self.next_deadline()
+        if deadline is not None:
+            seconds = max(0.0, deadline - time.monotonic()) if seconds is None else \
+                min(seconds, max(0.0, deadline - time.monotonic()))
+        ray.wait(list(self.starting), num_returns=1, timeout=seconds)
+        return self.collect_starting()
+
+    def collect_starting(self) -> list[BaseException]:
+        import ray
+
+        failures = []
+        done, _ = ray.wait(list(self.starting), num_returns=len(self.starting), timeout=0)
+        for ref in done:
+            job = self.starting.pop(ref)
+            try:
+                value = ray.get(ref)
+            except ray.exceptions.RayError as error:
+                failures.append(WorkerError(f"a Ray worker died while starting: {_first_line(error)}"))
+                continue
+            if value is True:  # started: now build the explainer
+                self.starting[job.actor.ready.remote()] = _Starting(job.actor, None)
+            elif value is None:
+                self.idle.append(job.actor)
+            else:
+                error = value.exception or WorkerError(f"{value.error_type}: {value.error}")
+                error.add_note("raised while building the explainer on a Ray worker")
+                failures.append(error)
+        now = time.monotonic()
+        for ref, job in list(self.starting.items()):
+            if job.deadline is not None and now >= job.deadline:
+                del self.starting[ref]
+                ray.kill(job.actor, no_restart=True)
+                failures.append(ClusterError(f"a Ray worker got no CPU within {self.start_seconds:g} s "
+                                             f"({_cpus()})"))
+        return failures
 
     def close(self):
         import ray
 
-        for actor in self.idle:
+        for actor in self.idle + [job.actor for job in self.starting.values()]:
             ray.kill(actor, no_restart=True)
-        self.idle = []
+        self.idle, self.starting = [], {}
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def _cpus() -> str:
+    import ray
+
+    return (f"{ray.available_resources().get('CPU', 0.0):g} of {ray.cluster_resources().get('CPU', 0.0):g} "
+            f"CPUs of the cluster free")
 
 
 def run_on_ray(make_explainer: Callable, tasks: Iterable[Task], explain_kwargs: dict, *, n_workers: int,
-               timeout: float | None = None, cpus_per_worker: float = 1, address: str | None = None
-               ) -> Iterator[Outcome]:
+               timeout: float | None = None, cpus_per_worker: float = 1, address: str | None = None,
+               start_seconds: float = START_SECONDS) -> Iterator[Outcome]:
     """The outcomes of ``tasks`` on ``n_workers`` Ray actors, as they finish.
 
-    Ray is started on this machine (or joins ``address``, or the ``RAY_ADDRESS`` cluster) unless it
-    runs already, and is stopped at the end if it was started here.
+    Ray joins ``address`` (or the ``RAY_ADDRESS`` cluster), or a private Ray is started on this machine
+    and stopped at the end, unless Ray runs already in this process (:func:`imgexplain.ray_cluster.connect`).
+    ``n_workers`` is capped at what the cluster's free CPUs hold. A worker that dies is replaced and its
+    task retried once; when no worker is left (and none can start within ``start_seconds``), the tasks
+    left become error outcomes.
     """
-    import ray
-
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(address=address, include_dashboard=False, logging_level="ERROR", configure_logging=True,
-                 log_to_driver=False)
-    pool = None
-    running: dict = {}
-    try:
-        pool = _Pool(make_explainer, n_workers, cpus_per_worker)
-        kwargs_ref = ray.put(explain_kwargs)
-        pending, stream = deque(), iter(tasks)
-        exhausted = False
-        while True:
-            while pool.idle and (pending or not exhausted):
-                if pending:
-                    task, attempt = pending.popleft()
-                else:
-                    task, attempt = next(stream, None), 0
-                    if task is None:
-                        exhausted = True
-                        break
-                actor = pool.idle.pop()
-                running[actor.explain.remote(task, kwargs_ref)] = _Running(actor, task, attempt, time.monotonic())
-            if not running:
-                return
-            wait = None
-            if timeout is not None:
-                wait = max(0.0, min(job.started for job in running.values()) + timeout - time.monotonic())
-            ray.wait(list(running), num_returns=1, timeout=wait)
-            done, _ = ray.wait(list(running), num_returns=len(running), timeout=0)
-            for ref in done:
-                job = running.pop(ref)
-                try:
-                    outcome = ray.get(ref)
-                except ray.exceptions.RayActorError as error:
-                    pool.replace(job.actor)
-                    if job.attempt == 0:
-                        pending.append((job.task, 1))
-                    else:
-                        yield Outcome(job.task, error_type="WorkerDiedError",
-                                      error=f"the worker died twice while explaining this image ({error})")
-                    continue
-                except ray.exceptions.RayError as error:  # the outcome could not be sent back
-                    pool.replace(job.actor)
-                    yield Outcome(job.task, error_type=type(error).__name__, error=str(error).splitlines()[0])
-                    continue
-                pool.idle.append(job.actor)
-                yield outcome
-            now = time.monotonic()
-            for ref, job in list(running.items()):
-                # A task that finished while a worker was being replaced is not late: it is collected next turn.
-                if timeout is not None and now - job.started >= timeout and not ray.wait([ref], timeout=0)[0]:
-                    del running[ref]
-                    pool.replace(job.actor)
-                    yield Outcome(job.task, error_type="TimeoutError", seconds=now - job.started,
-                                  error=f"no result after {timeout:g} s (--timeout); the worker was stopped")
-    finally:
-        for job in running.values():
-            ray.kill(job.actor, no_restart=True)
-        if pool is not None:
+    with ray_cluster.connect(address):
+        n_workers = ray_cluster.usable_workers(n_workers, cpus_per_worker)
+        pool = _Pool(make_explainer, cpus_per_worker, start_seconds)
+        try:
+            pool.start(n_workers)
+            yield from _Loop(pool, tasks, explain_kwargs, timeout).outcomes()
+        finally:
             pool.close()
-        if started_here:
-            ray.shutdown()
+
+
+class _Loop:
+    """Tasks to free workers, outcomes back as they finish, deadlines and dead workers handled."""
+
+    def __init__(self, pool: _Pool, tasks: Iterable[Task], explain_kwargs: dict, timeout: float | None):
+        import ray
+
+        self.pool, self.stream, self.timeout = pool, iter(tasks), timeout
+        self.kwargs_ref = ray.put(explain_kwargs)
+        self.pending: deque = deque()
+        self.running: dict = {}
+        self.exhausted = False
+
+    def _next(self):
+        if self.pending:
+            return self.pending.popleft()
+        task = next(self.stream, None)
+        self.exhausted = task is None
+        return None if task is None else (task, 0)
+
+    def _dispatch(self) -> None:
+        while self.pool.idle and (self.pending or not self.exhausted):
+            job = self._next()
+            if job is None:
+                return
+            actor = self.pool.idle.pop()
+            ref = actor.explain.remote(job[0], self.kwargs_ref)
+            self.running[ref] = _Running(actor, job[0], job[1], time.monotonic())
+
+    def outcomes(self) -> Iterator[Outcome]:
+        import ray
+
+        try:
+            while True:
+                self._dispatch()
+                if not self.running:
+                    if not self.pending and self.exhausted:
+                        return
+                    if self.pool.starting:
+                        self._note_lost(self.pool.wait_starting(None))
+                        continue
+                    yield from self._orphans()
+                    return
+                ray.wait(list(self.running) + list(self.pool.starting), num_returns=1, timeout=self._wait())
+                yield from self._finished()
+                self._note_lost(self.pool.collect_starting())
+                yield from self._late()
+        finally:
+            for job in self.running.values():
+                ray.kill(job.actor, no_restart=True)
+
+    def _wait(self) -> float | None:
+        deadlines = [job.started + self.timeout for job in self.running.values()] if self.timeout else []
+        if self.pool.next_deadline() is not None:
+            deadlines.append(self.pool.next_deadline())
+        return None if not deadlines else max(0.0, min(deadlines) - time.monotonic())
+
+    def _note_lost(self, failures) -> None:
+        for failure in failures:
+            logger.warning("imgexplain: %s; going on with the other workers", _first_line(failure))
+
+    def _orphans(self) -> Iterator[Outcome]:
+        """With no worker left: every task not yet explained, as an error outcome (the next run retries it)."""
+        while self.pending or not self.exhausted:
+            job = self._next()
+            if job is not None:
+                yield Outcome(job[0], error_type="WorkerDiedError",
+                              error=f"no Ray worker was left to explain this image ({_cpus()})")
+
+    def _finished(self) -> Iterator[Outcome]:
+        import ray
+
+        done, _ = ray.wait(list(self.running), num_returns=len(self.running), timeout=0)
+        for ref in done:
+            job = self.running.pop(ref)
+            try:
+                outcome = ray.get(ref)
+            except ray.exceptions.RayActorError as error:
+                self.pool.replace(job.actor)
+                if job.attempt == 0:
+                    self.pending.append((job.task, 1))
+                else:
+                    yield Outcome(job.task, error_type="WorkerDiedError",
+                                  error=f"the worker died twice while explaining this image ({_first_line(error)})")
+                continue
+            except ray.exceptions.RayError as error:  # the outcome could not be sent back
+                self.pool.replace(job.actor)
+                yield Outcome(job.task, error_type=type(error).__name__, error=_first_line(error))
+                continue
+            self.pool.idle.append(job.actor)
+            yield outcome
+
+    def _late(self) -> Iterator[Outcome]:
+        import ray
+
+        if self.timeout is None:
+            return
+        now = time.monotonic()
+        for ref, job in list(self.running.items()):
+            # A task that finished while a worker was being replaced is not late: it is collected next turn.
+            if now - job.started >= self.timeout and not ray.wait([ref], timeout=0)[0]:
+                del self.running[ref]
+                self.pool.replace(job.actor)
+                yield Outcome(job.task, error_type="TimeoutError", seconds=now - job.started,
+                              error=f"no result after {self.timeout:g} s (--timeout); the worker was stopped")
 
 
 def check_workers(n_workers, timeout) -> None:

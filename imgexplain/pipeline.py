@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from imgexplain import distributed
+from imgexplain import distributed, ray_cluster
 from imgexplain._checks import check_number
 from imgexplain.distributed import Task
 from imgexplain._files import printable
-from imgexplain.results import KEY_COLUMNS, TABLE_NAME, OutputFolder, ResultsTable, atomic_write, content_hash, file_hash
+from imgexplain.progress import progress_bar
+from imgexplain.results import KEY_COLUMNS, TABLE_NAME, OutputFolder, ResultsTable, content_hash, file_hash
+from imgexplain.stream import RowWriter, run_batched
 
 if TYPE_CHECKING:
     import pyarrow
@@ -162,7 +164,8 @@ def explain_dataset(images: Iterable, make_explainer: Callable, *,
     timeout : float, optional
         Seconds an image may take on a worker before it is recorded as a ``TimeoutError`` (needs workers).
     address : str, optional
-        A Ray cluster to join (default: ``RAY_ADDRESS`` or a Ray started for the call and stopped after it).
+        A Ray cluster to join, ``host:port`` (default: ``RAY_ADDRESS``, else a private Ray started on this
+        machine for the call and stopped after it). ``n_workers`` is capped at its free CPUs, with a warning.
     schema : pyarrow.Schema, optional
         The columns of the rows, needed with `out`.
     arguments : dict, optional
@@ -186,8 +189,8 @@ def explain_dataset(images: Iterable, make_explainer: Callable, *,
         `make_explainer` is not callable, or `n_workers`, `timeout` or `cpus_per_worker` is not a number.
     ValueError
         `n_workers`, `timeout` (also infinite) or `cpus_per_worker` out of range, an empty path, `out`
-        without `schema`, or a results table of other arguments (:class:`~imgexplain.results.OutputError`:
-        also a damaged, linked or locked OUT).
+        without `schema`, a results table of other arguments (:class:`~imgexplain.results.OutputError`:
+        also a damaged, linked or locked OUT), or a Ray cluster `address` that does not answer within seconds.
 
     See Also
     --------
@@ -216,6 +219,8 @@ def explain_dataset(images: Iterable, make_explainer: Callable, *,
     if timeout is not None and not timeout < float("inf"):
         raise ValueError(f"timeout must be a finite number of seconds; got {timeout!r}")
     check_number(cpus_per_worker, "cpus_per_worker", 0, inclusive=False)
+    if n_workers != 0:
+        ray_cluster.check_address(address)  # before anything is written
     folder = table = None
     if out is not None:
         if schema is None:
@@ -260,40 +265,49 @@ def table_schema(schema):
 
 def _stream(items, digests, done, make_explainer, table, n_workers, timeout, address, cpus_per_worker,
             progress, explain_kwargs, folder) -> Iterator[Result]:
-    from tqdm import tqdm
-
-    with tqdm(total=len(items), desc="explaining", unit="image", file=sys.stderr,
-              disable=None if progress else True) as bar:
-        tasks = _tasks(items, digests, done, on_skip=bar.update)
-        if n_workers == 0:
-            outcomes = distributed.run_here(make_explainer, tasks, explain_kwargs)
-        else:
-            n_workers = n_workers or distributed.default_workers(cpus_per_worker)
-            outcomes = distributed.run_on_ray(make_explainer, tasks, explain_kwargs, n_workers=n_workers,
-                                              timeout=timeout, cpus_per_worker=cpus_per_worker, address=address)
-        for outcome in outcomes:
-            result = Result(index=outcome.task.index, image=outcome.task.extra["image"],
-                            status="ok" if outcome.ok else "error", value=outcome.value,
-                            error_type=outcome.error_type, error=outcome.error, seconds=outcome.seconds,
-                            exception=outcome.exception)
-            if table is not None:
-                _record(folder, table, outcome, result)
-            bar.update()
-            yield result
+    writer = RowWriter(table, folder) if table is not None else None
+    keep = True  # the rows explained are appended at the end: not after a failure (a full disk)
+    try:
+        with progress_bar(len(items), "explaining", enabled=progress) as bar:
+            tasks = _tasks(items, digests, done, on_skip=bar.update)
+            if n_workers == 0:
+                outcomes = run_batched(make_explainer, tasks, explain_kwargs,
+                                       report_progress=bar.set_postfix_str if progress else None)
+            else:
+                n_workers = n_workers or distributed.default_workers(cpus_per_worker)
+                outcomes = distributed.run_on_ray(make_explainer, tasks, explain_kwargs, n_workers=n_workers,
+                                                  timeout=timeout, cpus_per_worker=cpus_per_worker,
+                                                  address=address)
+            for outcome in outcomes:
+                result = Result(index=outcome.task.index, image=outcome.task.extra["image"],
+                                status="ok" if outcome.ok else "error", value=outcome.value,
+                                error_type=outcome.error_type, error=outcome.error, seconds=outcome.seconds,
+                                exception=outcome.exception)
+                if writer is not None:
+                    _record(writer, folder, outcome, result)
+                bar.update()
+                yield result
+    except (KeyboardInterrupt, GeneratorExit, SystemExit):  # interrupted (SIGTERM under Ray is a SystemExit)
+        raise
+    except BaseException:
+        keep = False
+        raise
+    finally:
+        if writer is not None:
+            writer.close(flush=keep)
     if table is not None:
         table.compact()
 
 
-def _record(folder: OutputFolder, table: ResultsTable, outcome, result: Result) -> None:
+def _record(writer: RowWriter, folder: OutputFolder, outcome, result: Result) -> None:
     row = dict(result.value) if result.status == "ok" else {}
-    for path, data in row.pop("files", {}).items():
-        folder.reserve(Path(path).parts[0])
-        target = folder.path / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(target, data)
+    files = row.pop("files", {})
+    for path in files:
+        folder.reserve(Path(path).parts[0])  # recorded in the manifest before it is created
     row.update(outcome.task.extra, index=result.index, status=result.status, error_type=result.error_type,
-               error=None if result.error is None else printable(result.error), seconds=result.seconds, fingerprint=folder.fingerprint)
-    table.append([row])
+               error=None if result.error is None else printable(result.error), seconds=result.seconds,
+               fingerprint=folder.fingerprint)
+    writer.add(row, files)
 
 
 def explain_many(make_explainer: Callable, images: Sequence[np.ndarray] | np.ndarray, *, n_workers: int | None = None,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgexplain import classes, cli, models, render
+from imgexplain import classes, cli, explainers, models, render
 from imgexplain.predictor import PredictorError
 from stripes import SIZE, stripe_detector, striped_image
 
@@ -306,7 +306,9 @@ def test_a_run_killed_part_way_resumes_with_one_row_per_image_and_the_same_ancho
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     assert _run(_torchscript_argv(torchscript_model, [folder], whole), capsys)[0] == 0
     argv = [str(arg) for arg in _torchscript_argv(torchscript_model, [folder], killed)]
-    process = subprocess.Popen([sys.executable, "-c", f"from imgexplain import cli; cli.main({argv!r})"],
+    one_row_parts = "import imgexplain.stream; imgexplain.stream.ROWS_PER_PART = 1"  # a kill between rows
+    code = f"{one_row_parts}; from imgexplain import cli; cli.main({argv!r})"
+    process = subprocess.Popen([sys.executable, "-c", code],
                                start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     parts = killed / "results.parquet"
     while process.poll() is None and len(list(parts.glob("part-*"))) < 3:
@@ -458,7 +460,7 @@ def test_an_interrupted_run_reports_the_rows_so_far_and_resumes(torchscript_mode
                                                                 monkeypatch, signum, status, said):
     out = tmp_path / "out"
     assert _run(_torchscript_argv(torchscript_model, images[:1], out), capsys)[0] == 0
-    original, calls = render.anchor_picture, []
+    original, calls = explainers.ImageExplainer._explain_anchor, []
 
     def interrupted_on_the_second_image(*args):
         calls.append(args)
@@ -468,14 +470,14 @@ def test_an_interrupted_run_reports_the_rows_so_far_and_resumes(torchscript_mode
 
     more = tmp_path / "more.png"
     more.write_bytes(images[0].read_bytes()[:-1] + b"\0")  # another file, the same picture
-    monkeypatch.setattr(render, "anchor_picture", interrupted_on_the_second_image)
+    monkeypatch.setattr(explainers.ImageExplainer, "_explain_anchor", interrupted_on_the_second_image)
     returned, stdout, stderr = _run(_torchscript_argv(torchscript_model, [images[0], images[1], more], out), capsys)
     assert returned == status and stdout == ""
     assert stderr.splitlines()[-1].startswith(f"imgexplain: {said}; the rows written so far are kept")
     assert "Traceback" not in stderr
     assert len(_table(out)) == 2 and not list(out.rglob(".imgexplain-tmp-*"))
     assert json.loads((out / "summary.json").read_text())["images"] == 2  # the report of the rows so far
-    monkeypatch.setattr(render, "anchor_picture", original)
+    monkeypatch.setattr(explainers.ImageExplainer, "_explain_anchor", original)
     assert _run(_torchscript_argv(torchscript_model, [images[0], images[1], more], out), capsys)[0] == 0
     assert sorted(_table(out).image) == sorted(str(p.absolute()) for p in (images[0], images[1], more))
 

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from imgexplain import AnchorImage, PredictorError
+from imgexplain import AnchorImage, PredictorError, stream
 from imgexplain.distributed import WorkerError
 from imgexplain.pipeline import explain_dataset, explain_many, table_schema
 from imgexplain.segmentation import grid_segments
@@ -250,11 +250,12 @@ def test_error_rows_are_explained_again_on_resume_and_replaced_by_the_new_row(tm
     np.testing.assert_allclose(table["mean"], [image.mean() for _, image in images])
 
 
-def test_a_run_s_one_row_parts_are_merged_into_one_file_at_its_end(tmp_path):
+def test_a_run_s_one_row_parts_are_merged_into_one_file_at_its_end(tmp_path, monkeypatch):
     import pandas as pd
 
     from imgexplain.results import ResultsTable
 
+    monkeypatch.setattr(stream, "ROWS_PER_PART", 1)
     images = _mean_images(40)
     assert len(_mean_run(images[:25], tmp_path)) == 25
     assert [part.name.split("-")[0] for part in ResultsTable(tmp_path / "results.parquet", None).parts()] == [
@@ -275,6 +276,7 @@ def test_a_merge_killed_at_any_step_never_shows_a_row_twice_and_the_next_run_fin
 
     images = _mean_images(6)
     monkeypatch.setattr(results.ResultsTable, "compact", lambda self, drop=(): None)
+    monkeypatch.setattr(stream, "ROWS_PER_PART", 1)
     _mean_run(images, tmp_path)
     monkeypatch.undo()
     folder = tmp_path / "results.parquet"

@@ -10,8 +10,8 @@ an attribute of the module, loaded with the framework on first use:
   ``layer_name``: what :func:`imgexplain.evaluate.randomization_check` does with a model;
 - ``load_saved`` and ``saved_predictor``: a user's saved model file, and its predictor;
 - ``two_outputs``: a one-output (sigmoid) model as two outputs, for CAM;
-- ``owns_tensor`` (without importing the framework), ``tensor_sum``, ``tensor_softmax`` and
-  ``tensor_mask``: what :mod:`imgexplain.targets` does with one image's output tensor.
+- ``owns_tensor`` (without importing the framework), ``tensor_sum``, ``tensor_softmax``, ``tensor_mask`` and
+  ``tensor_numpy``: what :mod:`imgexplain.targets` and the explainers do with one image's output tensor.
 
 A new framework is one new module here, named in :data:`FRAMEWORKS`.
 """

@@ -127,6 +127,9 @@ def onnx_session(model: str | os.PathLike | bytes, device: Any = None) -> Any:
 
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3  # errors only: no warnings about the graph on every load
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    if threads.isdigit() and int(threads) > 0:  # set per Ray worker, as PyTorch reads it
+        options.intra_op_num_threads = int(threads)
     source = os.fspath(model) if isinstance(model, (str, os.PathLike)) else model
     return onnxruntime.InferenceSession(source, sess_options=options, providers=onnx_providers(device))
 

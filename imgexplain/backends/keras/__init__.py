@@ -34,6 +34,6 @@ LAZY = {
     "predict": "model", "spatial_size": "model", "clone": "model", "counterpart": "model",
     "weighted_layers": "model", "randomize": "model", "layer_name": "model",
     "load_saved": "model", "saved_predictor": "model", "two_outputs": "model",
-    "tensor_sum": "tensors", "tensor_softmax": "tensors", "tensor_mask": "tensors",
+    "tensor_sum": "tensors", "tensor_softmax": "tensors", "tensor_mask": "tensors", "tensor_numpy": "tensors",
 }
 __getattr__ = lazy_attributes(__name__, LAZY)

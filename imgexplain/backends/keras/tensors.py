@@ -18,3 +18,8 @@ def tensor_softmax(value: tf.Tensor) -> tf.Tensor:
 def tensor_mask(mask: np.ndarray, like: tf.Tensor) -> tf.Tensor:
     """``mask`` as a tensor of the dtype of ``like``."""
     return tf.cast(mask, like.dtype)
+
+
+def tensor_numpy(value: tf.Tensor) -> np.ndarray:
+    """``value``'s numbers as a numpy array."""
+    return np.asarray(value)

@@ -18,3 +18,8 @@ def tensor_softmax(value: torch.Tensor) -> torch.Tensor:
 def tensor_mask(mask: np.ndarray, like: torch.Tensor) -> torch.Tensor:
     """``mask`` as a tensor on the device and of the dtype of ``like``."""
     return torch.as_tensor(mask, device=like.device, dtype=like.dtype)
+
+
+def tensor_numpy(value: torch.Tensor) -> np.ndarray:
+    """``value``'s numbers as a numpy array (detached from the graph, on the CPU)."""
+    return value.detach().float().cpu().numpy()
