@@ -2,11 +2,13 @@
 from a file."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
+from imgexplain._files import read_limited
 from imgexplain.predictor import PredictorError
+
+# A labels file of more than this many bytes is not one (ImageNet's 1,000 names take 30 kB).
+LABELS_LIMIT = 1 << 26
 
 
 def probabilities(scores, multilabel: bool | None = None) -> np.ndarray:
@@ -184,8 +186,8 @@ def read_labels(path) -> list[str]:
     ['cat', 'dog']
     """
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
+        text = read_limited(path, LABELS_LIMIT).decode("utf-8")
+    except (OSError, ValueError) as error:  # UnicodeDecodeError is a ValueError
         raise ValueError(f"cannot read the labels file {str(path)!r}: {error}") from None
     labels = [line.strip() for line in text.splitlines() if line.strip()]
     if not labels:

@@ -7,15 +7,15 @@ the same for sample photographs with the built-in model.
 
 Exit status: 0 on success (images that cannot be explained are error rows), 2 for bad input (one line
 on stderr, before any model loads and before anything is written), 1 when the run fails (one line:
-a full disk, for example), 130 when interrupted (the rows written so far are kept).
+a full disk, for example), 130 on Ctrl-C and 143 on SIGTERM (the rows written so far are kept and
+reported). OUT is locked while a run writes in it: a second run on it is refused (exit status 2).
 """
 from __future__ import annotations
 
 import argparse
-import difflib
+import contextlib
 import logging
 import os
-import re
 import signal
 import sys
 import time
@@ -26,17 +26,18 @@ import numpy as np
 
 from imgexplain import METHODS, classes, cli_options, explainers, models
 from imgexplain._version import __version__
-from imgexplain.datasets import MAX_PIXELS, ImageTooLargeError, check_image_file
+from imgexplain.cli_checks import (InputError, check_device, check_explain_arguments, check_image_path,  # noqa: F401
+                                   parse_input_size, parse_methods)
+from imgexplain.datasets import MAX_PIXELS
 from imgexplain.distributed import WorkerError
 from imgexplain.models import BUILTIN_MODEL, PREPROCESSING
-from imgexplain.cli_options import InputError
-from imgexplain.ray_cluster import ClusterError, check_address
+from imgexplain.ray_cluster import ClusterError
+from imgexplain.results import TABLE_NAME
 
 DEFAULT_OUT = "imgexplain-out"
 DEMO_SAMPLES = ("chelsea", "coffee", "camera")
 DEVICE_HELP = ("where the model runs: cpu, cuda or cuda:N (default: cuda when ONNX Runtime or torch can use a GPU, "
                "else cpu)")
-MAX_SEED = 2**32 - 1
 
 
 class _Parser(argparse.ArgumentParser):
@@ -122,14 +123,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: the run stops as on Ctrl-C (the rows so far are kept and reported), exit status 143."""
+
+
 def _terminate(signum, frame):
-    raise KeyboardInterrupt
+    raise Terminated
 
 
 def main(argv=None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
     # TensorFlow's C++ start-up messages would bury the progress bar and the error lines.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # Ray's crash handler would print a stack dump on SIGTERM, which the command handles itself.
+    os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
+    previous = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM cleans up as Ctrl-C does
+    try:
+        try:
+            return _main(argv)
+        except KeyboardInterrupt as stop:
+            out = getattr(stop, "out", None)
+            kept = f"; the rows written so far are kept in {out}/results.parquet and the same command resumes"
+            print(f"imgexplain: {'terminated' if isinstance(stop, Terminated) else 'interrupted'}"
+                  f"{kept if out else ''}", file=sys.stderr)
+            return 143 if isinstance(stop, Terminated) else 130
+    except KeyboardInterrupt as stop:  # a second signal while the first is reported
+        return 143 if isinstance(stop, Terminated) else 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv) -> int:
+    from imgexplain.results import OutputError
+
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -138,10 +164,9 @@ def main(argv=None) -> int:
     logger = logging.getLogger("imgexplain")
     talk = logger.level, list(logger.handlers)
     cli_options.set_talk(args.quiet, args.verbose)
-    previous = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM cleans up as Ctrl-C does
     try:
         return args.run(args)
-    except InputError as error:
+    except (InputError, OutputError) as error:
         print(f"imgexplain: error: {error}", file=sys.stderr)
         return 2
     except OSError as error:
@@ -150,134 +175,9 @@ def main(argv=None) -> int:
     except (WorkerError, ClusterError) as error:  # Ray's workers could not run
         print(f"imgexplain: error: the run failed: {error}".splitlines()[0], file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"imgexplain: interrupted; the rows written so far are kept in {args.out}/results.parquet "
-              "and the same command resumes", file=sys.stderr)
-        return 130
     finally:
-        signal.signal(signal.SIGTERM, previous)
         logger.setLevel(talk[0])
         logger.handlers[:] = talk[1]
-
-
-# --- checking the arguments (before any model is loaded) -------------------------------------------------
-
-
-def parse_methods(text: str) -> list[str]:
-    methods = [name.strip().lower() for name in text.split(",") if name.strip()]
-    unknown = [name for name in methods if name not in METHODS]
-    if unknown or not methods:
-        guesses = [match for name in unknown for match in difflib.get_close_matches(name, METHODS, n=1)]
-        hint = f"; did you mean {' or '.join(map(repr, guesses))}?" if guesses else ""
-        raise InputError(f"--method: unknown method {', '.join(map(repr, unknown)) or repr(text)}{hint} "
-                         f"(choose among {', '.join(METHODS)})")
-    return list(dict.fromkeys(methods))
-
-
-def parse_input_size(text: str) -> tuple[int, int]:
-    match = re.fullmatch(r"\s*(\d+)\s*[,x]\s*(\d+)\s*", text)
-    if not match or min(int(match[1]), int(match[2])) < 1:
-        raise InputError(f"--input-size: expected H,W with two positive integers such as 224,224; got {text!r}")
-    return int(match[1]), int(match[2])
-
-
-def check_image_path(path, max_pixels=MAX_PIXELS) -> None:
-    """InputError unless ``path`` is a folder or an image file that :func:`~imgexplain.datasets.load_image`
-    can read (its header only is read)."""
-    from PIL import UnidentifiedImageError
-
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"no such image file or folder: {str(path)!r}")
-    if path.is_dir():
-        return
-    try:
-        check_image_file(path, max_pixels)
-    except ImageTooLargeError as error:
-        raise InputError(str(error)) from None
-    except UnidentifiedImageError:
-        raise InputError(f"not an image (Pillow cannot read it): {str(path)!r}") from None
-    except PermissionError:
-        raise InputError(f"cannot read image file (permission denied): {str(path)!r}") from None
-    except (OSError, ValueError, SyntaxError) as error:
-        raise InputError(f"damaged image file {str(path)!r}: {error}") from None
-
-
-def _check_numbers(args) -> None:
-    if not 0.0 < args.threshold <= 1.0:
-        raise InputError(f"--threshold: expected a number in (0, 1]; got {args.threshold}")
-    if args.target is not None and args.target < 0:
-        raise InputError(f"--target: expected a class index >= 0; got {args.target}")
-    if not 0 <= args.seed <= MAX_SEED:
-        raise InputError(f"--seed: expected an integer in [0, 2**32 - 1]; got {args.seed}")
-    if args.workers < 0:
-        raise InputError(f"--workers: expected a number of workers >= 0; got {args.workers}")
-    if args.timeout is not None and not args.timeout > 0:
-        raise InputError(f"--timeout: expected a number of seconds > 0; got {args.timeout}")
-    if args.timeout is not None and args.workers == 0:
-        raise InputError("--timeout needs --workers 1 or more: a model call running in this process cannot be "
-                         "interrupted, a worker can be stopped and replaced; --workers 1 explains one image at a "
-                         "time, as --workers 0 does, with the same results")
-    if args.max_pixels < 1:
-        raise InputError(f"--max-pixels: expected a number of pixels >= 1; got {args.max_pixels}")
-
-
-def check_explain_arguments(args) -> dict:
-    """Check every argument, file and folder; return the settings the run uses."""
-    methods = parse_methods(args.method)
-    _check_numbers(args)
-    try:
-        kind = models.model_kind(args.model)
-    except models.ModelError as error:
-        raise InputError(f"--model: {error}") from None
-    cli_options.check_options(args, methods, kind)
-    if kind == "builtin":
-        for option, value in (("--input-size", args.input_size), ("--preprocess", args.preprocess)):
-            if value is not None:
-                raise InputError(f"{option} applies to your own saved model; {BUILTIN_MODEL} has its own")
-        framework = args.framework or "torch"
-    else:
-        framework = "keras" if kind == "keras" else "torch"
-        if args.framework not in (None, framework):
-            raise InputError(f"--framework {args.framework}: {args.model!r} is a {framework} model")
-    input_size = parse_input_size(args.input_size) if args.input_size is not None else None
-    if kind == "torchscript" and input_size is None:
-        raise InputError("--input-size H,W is needed for a TorchScript model")
-    cam_methods = [method for method in methods if method != "anchor"]
-    if kind in ("torchscript", "onnx") and cam_methods:
-        raise InputError(f"--method {','.join(cam_methods)}: class activation maps need the model's layers, "
-                         f"which {'a TorchScript' if kind == 'torchscript' else 'an ONNX'} file does not expose; "
-                         "use --method anchor, or save the model with torch.export.save")
-    labels = None
-    if args.labels is not None:
-        try:
-            labels = classes.read_labels(args.labels)
-        except ValueError as error:
-            raise InputError(f"--labels: {error}") from None
-    for path in args.images:
-        check_image_path(path, args.max_pixels)
-    cli_options.check_folders_have_images(args.images)
-    if args.workers:
-        _check_address(args.address)
-    return {"methods": methods, "kind": kind, "framework": framework, "input_size": input_size,
-            "preprocess": args.preprocess or "none", "labels": labels, "device": check_device(args.device)}
-
-
-def _check_address(address) -> None:
-    try:
-        check_address(address)
-    except ValueError as error:
-        raise InputError(f"--address: {error}") from None
-
-
-def check_device(device):
-    """The --device argument, checked before any model loads (the GPU's presence is checked when it does)."""
-    from imgexplain.backends.predictors import check_device as checked_device
-
-    try:
-        return checked_device(device)
-    except ValueError as error:
-        raise InputError(f"--device: {error}") from None
 
 
 def _load_classifier(model, kind, framework, input_size, preprocess, labels, device=None, multilabel=None):
@@ -333,6 +233,8 @@ def _explain_command(args) -> int:
         classifier = load(multilabel=args.multilabel or None)
         probs = models.probe(classifier, np.full((*classifier.input_size, 3), 128.0, np.float32),
                              settings["preprocess"])
+    except models.DeviceError:
+        raise InputError(_no_device(args.device)) from None
     except models.ModelError as error:
         raise InputError(f"--model: {error}") from None
     n_classes = probs.shape[0]
@@ -366,27 +268,54 @@ def _run(images, load, methods, folder, shown, *, classifier=None, options=None,
          address=None, title="imgexplain report", quiet=False) -> int:
     """Explain ``images`` into ``folder``; write the report from the table (every row, earlier runs' too);
     print its path."""
-    from imgexplain import pipeline, report
+    from imgexplain import pipeline
 
     options = options or {}
     if classifier is not None:
         load = partial(lambda loaded: loaded, classifier)  # the model loaded for the checks serves in-process
     make_explainer = partial(explainers.ImageExplainer, load, methods, **options)
     started = time.perf_counter()
-    results = pipeline.explain_dataset(
-        images, make_explainer, out=folder, schema=explainers.row_schema(methods), arguments=folder.arguments,
-        n_workers=workers, timeout=timeout, address=address, progress=not quiet)
     counts = {"ok": 0, "error": 0}
-    for result in results:
-        counts[result.status] += 1
-    table = pipeline.results_table(folder, explainers.row_schema(methods))
-    shown["total time"] = f"{time.perf_counter() - started:.1f} s"
-    path = report.write_report(folder.path, table, shown, title=title)
+    with folder:
+        try:
+            results = pipeline.explain_dataset(
+                images, make_explainer, out=folder, schema=explainers.row_schema(methods),
+                arguments=folder.arguments, n_workers=workers, timeout=timeout, address=address,
+                progress=not quiet)
+            with contextlib.closing(results):  # stops the workers now, also when interrupted
+                for result in results:
+                    counts[result.status] += 1
+        except SystemExit as exit_:
+            if exit_.code != signal.SIGTERM:
+                raise
+            stop = Terminated()  # ray.init makes SIGTERM a SystemExit(15) in the driver
+            _report_so_far(folder, methods, shown, started, title, stop)
+            raise stop from None
+        except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the report shows the rows written so far
+            _report_so_far(folder, methods, shown, started, title, stop)
+            raise
+        path = _report(folder, methods, shown, started, title)
     if not quiet:
         print(f"imgexplain: {counts['ok']} explained, {counts['error']} errors in this run; the report shows "
               "every row of the table", file=sys.stderr)
     print(path)
     return 0
+
+
+def _report_so_far(folder, methods, shown, started, title, stop) -> None:
+    """The report of the rows written before the run was stopped (by ``stop``), if any were."""
+    if folder.manifest is not None and (folder.path / TABLE_NAME).is_dir():
+        stop.out = folder.path
+        _report(folder, methods, shown, started, title)
+
+
+def _report(folder, methods, shown, started, title) -> Path:
+    """Write the report of every row of the table in ``folder``; its path."""
+    from imgexplain import pipeline, report
+
+    table = pipeline.results_table(folder, explainers.row_schema(methods))
+    shown["total time"] = f"{time.perf_counter() - started:.1f} s"
+    return report.write_report(folder.path, table, shown, title=title, reserve=folder.reserve)
 
 
 def _demo_command(args) -> int:
@@ -397,5 +326,14 @@ def _demo_command(args) -> int:
     folder = _output_folder(args.out, arguments)
     images = list(datasets.load_samples(target_size=None, names=DEMO_SAMPLES).items())
     load = partial(models.load_builtin, args.framework, check_device(args.device))
-    return _run(images, load, ["anchor", "gradcam"], folder, dict(arguments), classifier=load(),
+    try:
+        classifier = load()
+    except models.DeviceError:
+        raise InputError(_no_device(args.device)) from None
+    return _run(images, load, ["anchor", "gradcam"], folder, dict(arguments), classifier=classifier,
                 title="imgexplain demo", quiet=args.quiet)
+
+
+def _no_device(device) -> str:
+    return (f"--device {device}: this machine has no such device for the model; use --device cpu, or leave "
+            "--device out to use a GPU when there is one")

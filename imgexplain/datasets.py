@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 from PIL import Image, ImageOps
 
+from imgexplain._files import open_regular
 from imgexplain._checks import (check_finite, check_numeric_dtype, check_pixel_range, check_positive_int,
                                 check_size)
 
@@ -135,17 +136,17 @@ def _grey_to_uint8(values, name):
     return np.round((values - low) * scale).astype(np.uint8)
 
 
-def _open_file(path, max_pixels):
-    """Open an image file and check its size from the header, before any pixel is decoded."""
+def _open_file(file, max_pixels, name):
+    """Open an image from an open file and check its size from the header, before any pixel is decoded."""
     # Pillow's decompression-bomb limit is replaced by max_pixels.
     with _PILLOW_LIMIT_LOCK:
         pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
         try:
-            opened = Image.open(path)
+            opened = Image.open(file)
         finally:
             Image.MAX_IMAGE_PIXELS = pillow_limit
     try:
-        _check_pixel_count(*opened.size, max_pixels, os.fspath(path))
+        _check_pixel_count(*opened.size, max_pixels, name)
     except ImageTooLargeError:
         opened.close()
         raise
@@ -153,9 +154,13 @@ def _open_file(path, max_pixels):
 
 
 def _read_file(path, max_pixels):
-    """Decode an image file once, after checking its size from the header; the EXIF orientation is applied."""
-    with _open_file(path, max_pixels) as opened:
-        return _rgb_from_pil(ImageOps.exif_transpose(opened, in_place=True) or opened, os.fspath(path))
+    """Decode an image file once, after checking its size from the header; the EXIF orientation is applied.
+
+    Only a regular file is opened: a FIFO or a device is refused (NotRegularFileError), never read.
+    """
+    name = os.fspath(path)
+    with open_regular(path) as file, _open_file(file, max_pixels, name) as opened:
+        return _rgb_from_pil(ImageOps.exif_transpose(opened, in_place=True) or opened, name)
 
 
 def check_image_file(path: str | os.PathLike, max_pixels: int | None = MAX_PIXELS) -> None:
@@ -175,7 +180,7 @@ def check_image_file(path: str | os.PathLike, max_pixels: int | None = MAX_PIXEL
     PIL.UnidentifiedImageError
         Pillow does not recognise the file as an image.
     OSError
-        The file cannot be read.
+        The file cannot be read, or is not a regular file (a FIFO, a device: never read).
     TypeError, ValueError
         `max_pixels` is neither None nor a positive int (TypeError when it is not an int).
 
@@ -193,7 +198,9 @@ def check_image_file(path: str | os.PathLike, max_pixels: int | None = MAX_PIXEL
     ...
     imgexplain.datasets.ImageTooLargeError: .../small.png is 40x30 = 1,200 pixels, more than max_pixels = 1,000; ...
     """
-    _open_file(path, check_positive_int(max_pixels, "max_pixels", allow_none=True)).close()
+    max_pixels = check_positive_int(max_pixels, "max_pixels", allow_none=True)
+    with open_regular(path) as file:
+        _open_file(file, max_pixels, os.fspath(path)).close()
 
 
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -107,6 +107,11 @@ class Classifier:
         return replace(self, top_classes=top_classes)
 
 
+
+class DeviceError(ModelError):
+    """The device asked for is not on this machine (a ModelError)."""
+
+
 def load_builtin(framework: str = "torch", device=None) -> Classifier:
     """The built-in EfficientNet-Lite0 (ImageNet, 224x224) of ``framework`` 'torch' or 'keras'; its predictor
     runs on ONNX Runtime on ``device`` (None: the best available).
@@ -142,7 +147,7 @@ def load_builtin(framework: str = "torch", device=None) -> Classifier:
     try:
         loaded = zoo.efficientnet_lite0(framework=framework, device=device)
     except ValueError as error:  # a device this machine does not have
-        raise ModelError(str(error)) from None
+        raise DeviceError(str(error)) from None
     return Classifier(
         name=BUILTIN_MODEL, framework=framework, model=loaded.model, input_size=tuple(loaded.input_size),
         preprocess=loaded.preprocess, predictor=loaded.predictor, top_classes=top_imagenet_classes,
@@ -315,7 +320,7 @@ def load_saved_model(path: str, kind: str, input_size=None, preprocess: str = "n
     try:
         model_input, scores = backend.saved_predictor(saved, pixels, device)
     except ValueError as error:  # a device this machine does not have
-        raise ModelError(str(error)) from None
+        raise DeviceError(str(error)) from None
 
     def predictor(images):
         return probabilities(scores(images), multilabel)

@@ -20,6 +20,7 @@ import numpy as np
 from imgexplain import distributed, ray_cluster
 from imgexplain._checks import check_number
 from imgexplain.distributed import Task
+from imgexplain._files import printable
 from imgexplain.progress import progress_bar
 from imgexplain.results import KEY_COLUMNS, TABLE_NAME, OutputFolder, ResultsTable, content_hash, file_hash
 from imgexplain.stream import RowWriter, run_batched
@@ -89,11 +90,21 @@ def list_images(paths: Iterable[str | os.PathLike], skip: Callable[[Path], bool]
 
 
 def _named_items(images, skip) -> list[tuple[str, Any]]:
-    """(name, source) pairs: a path, an array, or a (name, array) pair each."""
-    items = []
+    """(name, source) pairs: a path, an array, or a (name, array) pair each; a file named twice is taken once.
+
+    A file's name is its absolute path, made printable (:func:`~imgexplain._files.printable`); two paths
+    of one file (a relative and an absolute path, a folder and a file in it, links) are the same image.
+    """
+    items, seen = [], set()
     for index, image in enumerate(images):
         if isinstance(image, (str, os.PathLike)):
-            items.extend((str(path.absolute()), path) for path in list_images([image], skip))
+            if not os.fspath(image):
+                raise ValueError("images: an empty path names no file or folder (an unset variable?); "
+                                 "give '.' for the current folder")
+            for path in list_images([image], skip):
+                if os.path.realpath(path) not in seen:
+                    seen.add(os.path.realpath(path))
+                    items.append((printable(str(path.absolute())), path))
         elif isinstance(image, tuple) and len(image) == 2 and isinstance(image[0], str):
             items.append(image)
         else:
@@ -101,16 +112,25 @@ def _named_items(images, skip) -> list[tuple[str, Any]]:
     return items
 
 
-def _tasks(items, done, on_skip) -> Iterator[Task]:
+def image_names(paths, skip) -> set[str]:
+    """The names the rows of the image files among ``paths`` have (see :func:`explain_dataset`)."""
+    return {name for name, _ in _named_items([path for path in paths if not isinstance(path, tuple)], skip)}
+
+
+def _digest(source) -> str:
+    if isinstance(source, Path):
+        try:
+            return file_hash(source)
+        except OSError:
+            return ""  # the explainer reports why it cannot be read
+    array = np.ascontiguousarray(source)
+    return content_hash(f"{array.shape}{array.dtype}".encode() + array.tobytes())
+
+
+def _tasks(items, digests, done, on_skip) -> Iterator[Task]:
+    """A task per item not ``done``; ``digests``: the content hashes already known, by name."""
     for index, (name, source) in enumerate(items):
-        if isinstance(source, Path):
-            try:
-                digest = file_hash(source)
-            except OSError:
-                digest = ""  # the explainer reports why it cannot be read
-        else:
-            array = np.ascontiguousarray(source)
-            digest = content_hash(f"{array.shape}{array.dtype}".encode() + array.tobytes())
+        digest = digests[name] if name in digests else _digest(source)
         if (name, digest) in done:
             on_skip()
         else:
@@ -168,8 +188,9 @@ def explain_dataset(images: Iterable, make_explainer: Callable, *,
     TypeError
         `make_explainer` is not callable, or `n_workers`, `timeout` or `cpus_per_worker` is not a number.
     ValueError
-        `n_workers`, `timeout` or `cpus_per_worker` out of range, `out` without `schema`, a results
-        table of other arguments, or a Ray cluster `address` that does not answer within seconds.
+        `n_workers`, `timeout` (also infinite) or `cpus_per_worker` out of range, an empty path, `out`
+        without `schema`, a results table of other arguments (:class:`~imgexplain.results.OutputError`:
+        also a damaged, linked or locked OUT), or a Ray cluster `address` that does not answer within seconds.
 
     See Also
     --------
@@ -195,6 +216,8 @@ def explain_dataset(images: Iterable, make_explainer: Callable, *,
         raise TypeError(f"make_explainer must be a callable that returns an explainer; "
                         f"got {type(make_explainer).__name__}")
     distributed.check_workers(n_workers, timeout)
+    if timeout is not None and not timeout < float("inf"):
+        raise ValueError(f"timeout must be a finite number of seconds; got {timeout!r}")
     check_number(cpus_per_worker, "cpus_per_worker", 0, inclusive=False)
     if n_workers != 0:
         ray_cluster.check_address(address)  # before anything is written
@@ -204,13 +227,24 @@ def explain_dataset(images: Iterable, make_explainer: Callable, *,
             raise ValueError("schema (the pyarrow schema of the explainer's rows) is needed with out")
         folder = out if isinstance(out, OutputFolder) else OutputFolder(out, (), arguments or {})
     items = _named_items(images, skip=folder.owns if folder is not None else lambda path: False)
+    digests, done = {}, set()
     if folder is not None:
         folder.claim()
         table = results_table(folder, schema)
-        table.compact(retry={name for name, _ in items})  # error rows are explained again
-    done = table.done() if table is not None else set()
-    return _stream(items, done, make_explainer, folder, table, n_workers, timeout, address,
-                   float(cpus_per_worker), progress, dict(explain_kwargs or {}))
+        rows = table.keys()
+        digests = {name: _digest(source) for name, source in items if name in rows}
+        # An image whose row is an error, or of other content, is explained again: its row goes first.
+        done = {(name, digest) for name, digest in digests.items() if rows[name] == ("ok", digest)}
+        table.compact(drop={name for name in digests if (name, digests[name]) not in done})
+    stream = _stream(items, digests, done, make_explainer, table, n_workers, timeout, address,
+                     float(cpus_per_worker), progress, dict(explain_kwargs or {}), folder)
+    return _closing(stream, folder) if folder is not None and folder is not out else stream
+
+
+def _closing(stream, folder):
+    """``stream``, releasing ``folder`` when it ends or is closed."""
+    with folder:
+        yield from stream
 
 
 def results_table(folder: OutputFolder, schema) -> ResultsTable:
@@ -229,13 +263,13 @@ def table_schema(schema):
     return pa.schema(fixed + [field for field in schema if field.name not in {f.name for f in fixed}])
 
 
-def _stream(items, done, make_explainer, folder, table, n_workers, timeout, address, cpus_per_worker,
-            progress, explain_kwargs) -> Iterator[Result]:
+def _stream(items, digests, done, make_explainer, table, n_workers, timeout, address, cpus_per_worker,
+            progress, explain_kwargs, folder) -> Iterator[Result]:
     writer = RowWriter(table, folder) if table is not None else None
     keep = True  # the rows explained are appended at the end: not after a failure (a full disk)
     try:
         with progress_bar(len(items), "explaining", enabled=progress) as bar:
-            tasks = _tasks(items, done, on_skip=bar.update)
+            tasks = _tasks(items, digests, done, on_skip=bar.update)
             if n_workers == 0:
                 outcomes = run_batched(make_explainer, tasks, explain_kwargs,
                                        report_progress=bar.set_postfix_str if progress else None)
@@ -253,7 +287,7 @@ def _stream(items, done, make_explainer, folder, table, n_workers, timeout, addr
                     _record(writer, folder, outcome, result)
                 bar.update()
                 yield result
-    except (KeyboardInterrupt, GeneratorExit):  # interrupted: the rows explained so far are kept
+    except (KeyboardInterrupt, GeneratorExit, SystemExit):  # interrupted (SIGTERM under Ray is a SystemExit)
         raise
     except BaseException:
         keep = False
@@ -268,8 +302,11 @@ def _stream(items, done, make_explainer, folder, table, n_workers, timeout, addr
 def _record(writer: RowWriter, folder: OutputFolder, outcome, result: Result) -> None:
     row = dict(result.value) if result.status == "ok" else {}
     files = row.pop("files", {})
+    for path in files:
+        folder.reserve(Path(path).parts[0])  # recorded in the manifest before it is created
     row.update(outcome.task.extra, index=result.index, status=result.status, error_type=result.error_type,
-               error=result.error, seconds=result.seconds, fingerprint=folder.fingerprint)
+               error=None if result.error is None else printable(result.error), seconds=result.seconds,
+               fingerprint=folder.fingerprint)
     writer.add(row, files)
 
 

@@ -102,7 +102,7 @@ def call_scores(predictor: Callable, batch: np.ndarray, fresh: bool = False) -> 
     raises or returns anything else."""
     output = np.asarray(call_predictor(check_predictor(predictor), batch, fresh=fresh))
     n, name = len(batch), predictor_name(predictor)
-    if output.ndim != 2 or output.shape[0] != n:
+    if output.ndim != 2 or output.shape[0] != n or output.shape[1] == 0:
         raise PredictorReturnTypeError(f"predictor {name!r} must return ({n}, K) scores for {n} images; "
                                        f"got shape {output.shape}")
     if not np.issubdtype(output.dtype, np.number) or not np.all(np.isfinite(output)):
@@ -170,7 +170,7 @@ def labels_from_output(output, n_images: int, name: str = "predictor") -> np.nda
         raise PredictorReturnTypeError(f"predictor {name!r} returned {type(output).__name__}, not an array") from error
     if output.dtype.kind not in "biuf":
         raise PredictorReturnTypeError(f"predictor {name!r} returned dtype {output.dtype}; expected numbers")
-    if output.ndim not in (1, 2) or output.shape[0] != n_images:
+    if output.ndim not in (1, 2) or output.shape[0] != n_images or (output.ndim == 2 and output.shape[1] == 0):
         raise PredictorReturnTypeError(f"predictor {name!r} returned shape {output.shape} for {n_images} images; "
                                        f"expected ({n_images},) labels or ({n_images}, n_classes) scores")
     if output.dtype.kind == "f" and not np.all(np.isfinite(output)):

@@ -243,7 +243,7 @@ def _rows(table, columns, names, batch_size, first=None, last=None) -> Iterator[
 
 
 def write_report(out, table, arguments: dict, names=None, title: str = "imgexplain report",
-                 page_size: int = PAGE_SIZE, batch_size: int = BATCH_ROWS) -> Path:
+                 page_size: int = PAGE_SIZE, batch_size: int = BATCH_ROWS, reserve=None) -> Path:
     """Write ``report.html`` (and its pages) and ``summary.json`` into ``out`` from the results ``table``.
 
     ``names``: the images to show (default: every row, earlier runs' into the same folder too).
@@ -251,13 +251,17 @@ def write_report(out, table, arguments: dict, names=None, title: str = "imgexpla
     (:mod:`~imgexplain.report_table`: sort, filter, search, open an image's pictures). The table is read
     ``batch_size`` rows at a time, a few times over (the order of the images, the summary, the
     interactive table's summaries, then a page at a time): memory holds a batch, a page of rows and a
-    short summary per image. Returns the report's path.
+    short summary per image. Returns the report's path. ``reserve``: called with each entry of ``out``
+    (a name) before it is written (:meth:`imgexplain.results.OutputFolder.reserve`).
     """
+    reserve = reserve or (lambda name: None)
     out = Path(out)
     columns = [name for name in COLUMNS if name in table.schema.names]
     columns += [name for name in table.schema.names if name.startswith("seconds_")]
     order = sorted(_order(row) for row in _rows(table, ["index", "image"], names, batch_size))
     summary = summarize(_rows(table, columns, names, batch_size), arguments)
+    summary["quarantined"] = [str(path) for path in table.quarantined_parts()]
+    reserve(SUMMARY_NAME)
     atomic_write(out / SUMMARY_NAME, json.dumps(summary, indent=2, default=str))
     error_columns = ["index", "image", "status", "error_type", "error"]
     errors = heapq.nsmallest(ERRORS_SHOWN, (row for row in _rows(table, error_columns, names, batch_size)
@@ -268,6 +272,7 @@ def write_report(out, table, arguments: dict, names=None, title: str = "imgexpla
         rows = sorted(_rows(table, columns, names, batch_size), key=_order)
         sections = ["<h2>images</h2>"] + [_section_html(row, "", p_sample, multilabel) for row in rows]
     else:
+        reserve(PAGES)
         pages.mkdir(exist_ok=True)
         links = []
         for number, (start, chunk) in enumerate(_sorted_chunks(table, columns, names, batch_size, order, page_size),
@@ -282,6 +287,7 @@ def write_report(out, table, arguments: dict, names=None, title: str = "imgexpla
     json_chunks = (summaries_json(chunk) for _, chunk in
                    _sorted_chunks(table, columns, names, batch_size, order, SUMMARY_CHUNK))
     report = out / REPORT_NAME
+    reserve(REPORT_NAME)
     atomic_write(report, _page(title, itertools.chain([_summary_html(summary, errors, arguments), _HELP],
                                                      table_parts(json_chunks), sections)))
     for stale in pages.glob("page-*.html") if pages.is_dir() else ():

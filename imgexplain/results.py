@@ -1,47 +1,44 @@
-"""The output folder of a dataset run: the Parquet results table, atomic writes, what imgexplain owns.
+"""The Parquet results table of a dataset run (``OUT/results.parquet``); OUT itself is :mod:`imgexplain.output_folder`.
 
 ``OUT/results.parquet`` is a folder of part files: one per finished image while a run goes on (each
 written to a hidden temporary name and renamed into place), merged into one file at the end of the
-run. A row is either whole or absent, never twice, whenever the run is killed. ``pandas.read_parquet`` and ``pyarrow.parquet.read_table`` read the folder as one
-table (they skip names starting with '.' or '_').
-
-``OUT/imgexplain.json`` (the manifest) records the arguments of the run that wrote the table and the
-top-level entries of OUT that imgexplain wrote. imgexplain writes only those entries (and the files
-inside the folders among them), refuses to start when an entry it would write exists without being
-in the manifest, and never deletes a file it did not write.
+run. A row is either whole or absent, never twice, whenever the run is killed. ``pandas.read_parquet``
+and ``pyarrow.parquet.read_table`` read the folder as one table (they skip names starting with '.' or
+'_'). Parts that cannot be read as rows of the table are moved to ``_quarantine/``, never deleted.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import re
 import time
 import uuid
 from pathlib import Path
 from typing import Collection, Iterator
 
-from imgexplain._version import __version__
+from imgexplain._files import TEMPORARY_PREFIX, atomic_write, file_hash
+from imgexplain.output_folder import (LOCK_NAME, MANIFEST_NAME, TABLE_NAME, OutputError, OutputFolder, fingerprint,
+                                      read_json)
 
-TABLE_NAME = "results.parquet"
-MANIFEST_NAME = "imgexplain.json"
-TEMPORARY_PREFIX = ".imgexplain-"
-_GENERATOR = "imgexplain"
+__all__ = ["LOCK_NAME", "MANIFEST_NAME", "OutputError", "OutputFolder", "ResultsTable", "TABLE_NAME",
+           "TEMPORARY_PREFIX", "atomic_write", "content_hash", "file_hash", "fingerprint"]
+
 
 # A compaction's file before it is renamed into place, and its record (both hidden from readers).
 STAGED_PREFIX = ".compacting-"
 JOURNAL_NAME = "_compaction.json"
+# Parts that cannot be read as rows of this table are moved here (hidden from readers by the '_').
+QUARANTINE_NAME = "_quarantine"
+_PART_NAME = re.compile(r"(part|compacted)-[0-9]{20}-[0-9a-f]{8}\.parquet")
 # Rows read or merged at a time (and rows per row group of a compacted file): a row with a 224x224 map is
 # about 200 KB, and decoding nested lists takes a few times that.
 BATCH_ROWS = 16
 
 # Columns every row has, whatever the explainer returns.
 KEY_COLUMNS = ("image", "content_hash")
-
-
-def fingerprint(arguments: dict) -> str:
-    """A short hash of the arguments that decide the results (JSON, keys sorted)."""
-    text = json.dumps(arguments, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+logger = logging.getLogger(__name__)
 
 
 def content_hash(data: bytes) -> str:
@@ -54,119 +51,6 @@ def content_hash(data: bytes) -> str:
     'e3b0c44298fc1c14'
     """
     return hashlib.sha256(data).hexdigest()
-
-
-def file_hash(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """The SHA-256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def atomic_write(path, data) -> None:
-    """Write ``path`` through a temporary file in the same folder renamed over it: old or new, never half.
-
-    ``data``: bytes, a str, or an iterable of str written one after the other (a page made as it is written).
-    """
-    path = Path(path)
-    temporary = path.with_name(f"{TEMPORARY_PREFIX}{uuid.uuid4().hex[:8]}-{path.name}")
-    try:
-        with open(temporary, "wb") as file:
-            for piece in [data] if isinstance(data, (bytes, str)) else data:
-                file.write(piece.encode() if isinstance(piece, str) else piece)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
-def remove_temporaries(folder) -> None:
-    """Remove the temporary files a killed run left in ``folder`` (only ours, by their prefix)."""
-    for leftover in Path(folder).glob(f"{TEMPORARY_PREFIX}*"):
-        if leftover.is_file():
-            leftover.unlink(missing_ok=True)
-
-
-class OutputFolder:
-    """OUT as imgexplain uses it: checked on creation, nothing written until :meth:`claim`."""
-
-    def __init__(self, folder, entries, arguments: dict):
-        """``entries``: the top-level names the run will write; ``arguments``: what decides the results."""
-        self.path = Path(folder)
-        self.arguments = {key: arguments[key] for key in sorted(arguments)}
-        self.fingerprint = fingerprint(self.arguments)
-        self.entries = sorted(set(entries) | {TABLE_NAME, MANIFEST_NAME})
-        self.manifest = self._read_manifest()
-        self._check()
-
-    def _read_manifest(self) -> dict | None:
-        try:
-            manifest = json.loads((self.path / MANIFEST_NAME).read_text())
-        except (OSError, ValueError):
-            return None
-        return manifest if isinstance(manifest, dict) and manifest.get("generator") == _GENERATOR else None
-
-    def _check(self) -> None:
-        folder = self.path
-        if not folder.exists():
-            _check_can_create(folder)
-            return
-        if not folder.is_dir():
-            raise ValueError(f"--out: expected a folder, got the file {str(folder)!r}")
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise ValueError(f"--out: no permission to write in {str(folder)!r}")
-        owned = set(self.manifest["entries"]) if self.manifest else set()
-        foreign = [name for name in self.entries if (folder / name).exists() and name not in owned]
-        if foreign:
-            raise ValueError(f"--out: {str(folder / foreign[0])!r} was not written by imgexplain and would be "
-                             "overwritten; choose another folder")
-        if self.manifest and (folder / TABLE_NAME).exists() and self.manifest["fingerprint"] != self.fingerprint:
-            old = self.manifest.get("arguments", {})
-            changed = [f"{key} {old.get(key)!r} -> {value!r}" for key, value in self.arguments.items()
-                       if old.get(key) != value]
-            raise ValueError(
-                f"--out: {str(folder / TABLE_NAME)!r} holds results of other arguments "
-                f"({'; '.join(changed) or 'another version'}); rows of two runs are never mixed: choose "
-                "another folder, or move that table away to start over")
-
-    def claim(self) -> None:
-        """Create OUT (with the user's umask) and record the run's entries and arguments in the manifest."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        for folder in [self.path] + [self.path / name for name in self.entries if (self.path / name).is_dir()]:
-            remove_temporaries(folder)
-        owned = set(self.manifest["entries"]) if self.manifest else set()
-        self.manifest = {"generator": _GENERATOR, "version": __version__, "fingerprint": self.fingerprint,
-                         "arguments": self.arguments, "entries": sorted(owned | set(self.entries))}
-        atomic_write(self.path / MANIFEST_NAME, json.dumps(self.manifest, indent=2))
-
-    def subfolder(self, name: str) -> Path:
-        """An owned folder inside OUT, created with the user's umask."""
-        if name not in self.entries:
-            raise ValueError(f"{name!r} is not an entry of this run")
-        folder = self.path / name
-        folder.mkdir(exist_ok=True)
-        return folder
-
-    def owns(self, path) -> bool:
-        """Whether ``path`` lies in an entry of OUT that imgexplain writes (so it is never an input)."""
-        try:
-            relative = Path(path).absolute().relative_to(self.path.absolute())
-        except ValueError:
-            return False
-        return bool(relative.parts) and relative.parts[0] in self.entries
-
-
-def _check_can_create(folder: Path) -> None:
-    """Raise ValueError unless the nearest existing ancestor of ``folder`` is a folder we may write in."""
-    ancestor = folder.absolute().parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise ValueError(f"--out: cannot create {str(folder)!r}: {str(ancestor)!r} is a file, not a folder")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ValueError(f"--out: cannot create {str(folder)!r}: no permission to write in {str(ancestor)!r}")
 
 
 class ResultsTable:
@@ -183,6 +67,7 @@ class ResultsTable:
         self.schema = schema
         self.batch_size = batch_size
         self._finish_compaction()
+        self.quarantined = self._quarantine_unreadable() if schema is not None else []
 
     def parts(self) -> list[Path]:
         if not self.folder.is_dir():
@@ -201,8 +86,45 @@ class ResultsTable:
 
     def done(self) -> set[tuple[str, str]]:
         """The (image, content hash) of every 'ok' row: what a new run with the same arguments skips."""
-        return {(row["image"], row["content_hash"]) for row in self.rows(list(KEY_COLUMNS) + ["status"])
-                if row["status"] == "ok"}
+        return {(image, digest) for image, (status, digest) in self.keys().items() if status == "ok"}
+
+    def keys(self) -> dict[str, tuple[str, str]]:
+        """Each image's (status, content hash), as its last row says."""
+        return {row["image"]: (row["status"], row["content_hash"])
+                for row in self.rows(list(KEY_COLUMNS) + ["status"])}
+
+    def quarantined_parts(self) -> list[Path]:
+        """The parts moved aside as damaged or foreign, by this run or an earlier one."""
+        quarantine = self.folder / QUARANTINE_NAME
+        return sorted(quarantine.iterdir()) if quarantine.is_dir() and not quarantine.is_symlink() else []
+
+    def _quarantine_unreadable(self) -> list[Path]:
+        """Move aside the parts that are not rows of this table (damaged, empty, of another schema).
+
+        Their images have no row any more, so they are explained again. Returns where they went.
+        """
+        from pyarrow import ArrowException
+
+        moved = []
+        for part in self.parts():
+            try:
+                readable = not part.is_symlink() and _schema(part).equals(self.schema, check_metadata=False)
+                if readable:
+                    for _ in _part_batches(part, self.batch_size, list(KEY_COLUMNS) + ["status"]):
+                        pass
+            except (OSError, ValueError, ArrowException) as error:
+                logger.debug("%s: %s", part, error)
+                readable = False
+            if not readable:
+                quarantine = self.folder / QUARANTINE_NAME
+                quarantine.mkdir(exist_ok=True)
+                moved.append(quarantine / f"{_stamp()}-{part.name}")
+                os.replace(part, moved[-1])
+        if moved:
+            logger.warning("imgexplain: %d damaged or foreign part(s) of the results table moved to %s (%s); "
+                           "their images are explained again", len(moved), moved[0].parent,
+                           ", ".join(path.name for path in moved))
+        return moved
 
     def append(self, rows: list[dict]) -> None:
         """Write ``rows`` as one new part: all of them, or none if interrupted."""
@@ -222,24 +144,24 @@ class ResultsTable:
         pq.write_table(table, buffer)
         return buffer.getvalue()
 
-    def compact(self, retry: Collection[str] = ()) -> None:
-        """Merge the one-row parts into one file, leaving out the error rows of the images in ``retry``.
+    def compact(self, drop: Collection[str] = ()) -> None:
+        """Merge the one-row parts into one file, leaving out every row of the images in ``drop``.
 
         Interrupted at any moment, the table holds each row once or (until the next run finishes the
         compaction, see :meth:`_finish_compaction`) not at all: never twice.
         """
         import pyarrow.parquet as pq
 
-        retry = set(retry)
-        merged = [part for part in self.parts() if part.name.startswith("part-") or self._has_errors_of(part, retry)]
-        if not merged or (len(merged) == 1 and not self._has_errors_of(merged[0], retry)):
+        drop = set(drop)
+        merged = [part for part in self.parts() if part.name.startswith("part-") or self._holds_any_of(part, drop)]
+        if not merged or (len(merged) == 1 and not self._holds_any_of(merged[0], drop)):
             return
         name = f"compacted-{_stamp()}.parquet"
         staged = self.folder / f"{STAGED_PREFIX}{name}"
         try:
             # Dictionary encoding only costs memory here: the maps' floats hardly repeat.
             with pq.ParquetWriter(staged, self.schema, use_dictionary=False) as writer:
-                for table in self._kept(merged, retry):
+                for table in self._kept(merged, drop):
                     writer.write_table(table)
         except BaseException:
             staged.unlink(missing_ok=True)
@@ -247,19 +169,17 @@ class ResultsTable:
         atomic_write(self.folder / JOURNAL_NAME, json.dumps({"name": name, "replaces": [p.name for p in merged]}))
         self._finish_compaction()
 
-    def _kept(self, parts, retry):
-        """Tables of about ``batch_size`` rows of ``parts``, without the error rows of ``retry``."""
+    def _kept(self, parts, drop):
+        """Tables of about ``batch_size`` rows of ``parts``, without the rows of the images in ``drop``."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        redone = pa.array(sorted(retry), pa.string())
+        dropped = pa.array(sorted(drop), pa.string())
         pending, count = [], 0
         for part in parts:
             for batch in _part_batches(part, self.batch_size):
-                if retry:
-                    redo = pc.and_(pc.equal(batch.column("status"), "error"),
-                                   pc.is_in(batch.column("image"), value_set=redone))
-                    batch = batch.filter(pc.invert(pc.fill_null(redo, False)))
+                if drop:
+                    batch = batch.filter(pc.invert(pc.is_in(batch.column("image"), value_set=dropped)))
                 pending.append(batch)
                 count += batch.num_rows
                 if count >= self.batch_size:
@@ -268,27 +188,42 @@ class ResultsTable:
         if count:
             yield pa.Table.from_batches(pending, self.schema)
 
-    def _has_errors_of(self, part: Path, retry: set) -> bool:
-        return bool(retry) and any(row["status"] == "error" and row["image"] in retry
-                                   for batch in _part_batches(part, self.batch_size, ["image", "status"])
-                                   for row in batch.to_pylist())
+    def _holds_any_of(self, part: Path, drop: set) -> bool:
+        return bool(drop) and any(image in drop for batch in _part_batches(part, self.batch_size, ["image"])
+                                  for image in batch.column("image").to_pylist())
 
     def _finish_compaction(self) -> None:
-        """Complete a compaction that a killed run left half done, or drop its unfinished file."""
+        """Complete a compaction that a killed run left half done, or drop its unfinished file.
+
+        The journal is checked as any input: OutputError unless it names files of this folder only.
+        """
         journal = self.folder / JOURNAL_NAME
-        try:
-            record = json.loads(journal.read_text())
-        except (OSError, ValueError):
+        record = read_json(journal, "the record of an unfinished merge")
+        if record is None:
             for leftover in self.folder.glob(f"{STAGED_PREFIX}*"):
                 leftover.unlink(missing_ok=True)
-            journal.unlink(missing_ok=True)
             return
-        for name in record["replaces"]:
+        names = record.get("replaces") if isinstance(record, dict) else None
+        if not (isinstance(names, list) and all(isinstance(name, str) and _PART_NAME.fullmatch(name)
+                                                for name in names + [record.get("name")])
+                and record["name"].startswith("compacted-")
+                and not any((self.folder / name).is_symlink() for name in names + [record["name"]])):
+            raise OutputError(f"{str(journal)!r} is damaged or was not written by imgexplain (it must name part "
+                              "files of this folder only); move it away and run again: the parts it would "
+                              "merge are kept")
+        for name in names:
             (self.folder / name).unlink(missing_ok=True)
         staged = self.folder / f"{STAGED_PREFIX}{record['name']}"
-        if staged.exists():
+        if staged.is_file() and not staged.is_symlink():
             os.replace(staged, self.folder / record["name"])
         journal.unlink()
+
+
+def _schema(part: Path):
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(part) as file:
+        return file.schema_arrow
 
 
 def _part_batches(part: Path, batch_size: int, columns=None) -> Iterator:

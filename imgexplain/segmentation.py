@@ -7,7 +7,7 @@ from typing import Any, Callable
 import numpy as np
 from skimage.segmentation import felzenszwalb, quickshift, slic
 
-from imgexplain._checks import check_size
+from imgexplain._checks import check_positive_int, check_size
 
 SEGMENTATION_FUNCTIONS: dict[str, Callable] = {"felzenszwalb": felzenszwalb, "quickshift": quickshift, "slic": slic}
 
@@ -44,6 +44,8 @@ def make_segmentation_fn(segmentation_fn: Any, segmentation_kwargs: dict | None)
         kwargs = dict(segmentation_kwargs)
     else:
         raise TypeError(f"segmentation_kwargs must be a dict or None; got {type(segmentation_kwargs).__name__}")
+    if segmentation_fn == "slic" and "n_segments" in kwargs:
+        check_positive_int(kwargs["n_segments"], "segmentation_kwargs['n_segments']")
     return partial(SEGMENTATION_FUNCTIONS[segmentation_fn], **kwargs), False, kwargs
 
 

@@ -94,3 +94,12 @@ def test_bad_targets(framework, targets, error, match):
     with pytest.raises(error, match=match) as raised:
         CAM(framework.model)(framework.images(), targets=targets)
     assert type(raised.value) is error
+
+
+def test_a_target_that_raises_is_named_in_the_error(framework):
+    def broken_target(row):
+        raise KeyError("no such class")
+
+    with pytest.raises(ValueError, match="target .*broken_target raised KeyError .*no such class") as raised:
+        CAM(framework.model)(framework.images(), targets=broken_target)
+    assert isinstance(raised.value.__cause__, KeyError)

@@ -456,27 +456,29 @@ def test_every_file_is_checked_before_a_model_is_loaded(images, tmp_path, capsys
     assert "missing.jpg" in stderr
 
 
-def test_an_interrupted_run_keeps_the_old_report_and_its_rows_and_resumes(torchscript_model, images, tmp_path,
-                                                                         capsys, monkeypatch):
+@pytest.mark.parametrize("signum, status, said", [(signal.SIGTERM, 143, "terminated"),
+                                                   (signal.SIGINT, 130, "interrupted")])
+def test_an_interrupted_run_reports_the_rows_so_far_and_resumes(torchscript_model, images, tmp_path, capsys,
+                                                                monkeypatch, signum, status, said):
     out = tmp_path / "out"
     assert _run(_torchscript_argv(torchscript_model, images[:1], out), capsys)[0] == 0
-    previous = (out / "report.html").read_bytes()
     original, calls = explainers.ImageExplainer._explain_anchor, []
 
     def interrupted_on_the_second_image(*args):
         calls.append(args)
         if len(calls) == 2:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signum)
         return original(*args)
 
     more = tmp_path / "more.png"
     more.write_bytes(images[0].read_bytes()[:-1] + b"\0")  # another file, the same picture
     monkeypatch.setattr(explainers.ImageExplainer, "_explain_anchor", interrupted_on_the_second_image)
-    status, _, stderr = _run(_torchscript_argv(torchscript_model, [images[0], images[1], more], out), capsys)
-    assert status == 130
-    assert "interrupted; the rows written so far are kept" in stderr
-    assert (out / "report.html").read_bytes() == previous
-    assert len(_table(out)) == 2 and not list(out.rglob(".imgexplain-*"))
+    returned, stdout, stderr = _run(_torchscript_argv(torchscript_model, [images[0], images[1], more], out), capsys)
+    assert returned == status and stdout == ""
+    assert stderr.splitlines()[-1].startswith(f"imgexplain: {said}; the rows written so far are kept")
+    assert "Traceback" not in stderr
+    assert len(_table(out)) == 2 and not list(out.rglob(".imgexplain-tmp-*"))
+    assert json.loads((out / "summary.json").read_text())["images"] == 2  # the report of the rows so far
     monkeypatch.setattr(explainers.ImageExplainer, "_explain_anchor", original)
     assert _run(_torchscript_argv(torchscript_model, [images[0], images[1], more], out), capsys)[0] == 0
     assert sorted(_table(out).image) == sorted(str(p.absolute()) for p in (images[0], images[1], more))

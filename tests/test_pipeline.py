@@ -278,7 +278,7 @@ def test_a_merge_killed_at_any_step_never_shows_a_row_twice_and_the_next_run_fin
     from imgexplain import results
 
     images = _mean_images(6)
-    monkeypatch.setattr(results.ResultsTable, "compact", lambda self, retry=(): None)
+    monkeypatch.setattr(results.ResultsTable, "compact", lambda self, drop=(): None)
     monkeypatch.setattr(stream, "ROWS_PER_PART", 1)
     _mean_run(images, tmp_path)
     monkeypatch.undo()

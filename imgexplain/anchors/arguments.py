@@ -1,11 +1,12 @@
 """The checks of AnchorImage's arguments, made before any model call."""
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
 
-from imgexplain._checks import check_finite, check_int, check_number, check_positive_int
+from imgexplain._checks import check_finite, check_int, check_number, check_positive_int, is_int
 from imgexplain.anchors.search import ROUNDS
 
 # The values explain() takes as keywords beyond the reference's arguments, and their defaults.
@@ -14,9 +15,12 @@ EXPLAIN_EXTRAS = {"epsilon_stop": 0.05, "seed": None, "rounds": "adaptive", "det
 
 def check_image_shape(image_shape: Any) -> tuple[int, ...]:
     try:
-        shape = tuple(int(size) for size in image_shape)
-    except (TypeError, ValueError):
-        raise TypeError(f"image_shape must be a tuple of ints like (H, W, C); got {image_shape!r}") from None
+        shape = tuple(image_shape)
+    except TypeError:
+        shape = None
+    if shape is None or not all(is_int(size) for size in shape):
+        raise TypeError(f"image_shape must be a tuple of ints like (H, W, C); got {image_shape!r}")
+    shape = tuple(int(size) for size in shape)
     if len(shape) not in (2, 3) or min(shape) < 1:
         raise ValueError(f"image_shape must be (H, W) or (H, W, C) with positive sizes, channels last; "
                          f"got {image_shape!r}")
@@ -109,3 +113,29 @@ def check_explain_arguments(params: dict) -> None:
     for name in _NON_NEGATIVE_INTS:
         check_int(params[name], name, 0)
     check_positive_int(params["max_anchor_size"], "max_anchor_size", allow_none=True)
+
+
+def _physical_memory() -> int:
+    """Bytes of memory of this machine (0 when the system does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def check_memory(params: dict, n_features: int, image_size: int) -> None:
+    """ValueError, before anything is allocated, for a sample count whose arrays would not fit in memory.
+
+    ``n_features``: superpixels of the image; ``image_size``: numbers in one image.
+    """
+    memory = _physical_memory()
+    needs = {  # bytes of the largest array each argument sizes
+        "coverage_samples": params["coverage_samples"] * n_features * 12,  # uniform draws, then float32 masks
+        "batch_size": params["batch_size"] * image_size * 8,
+        "binary_cache_size": (params["binary_cache_size"] + params["cache_margin"]) * n_features,
+    }
+    for name, size in needs.items():
+        if memory and size > memory:
+            raise ValueError(f"{name}={params[name]} needs {size / 2**30:,.1f} GiB for an image of {n_features} "
+                             f"superpixels, more than this machine's {memory / 2**30:,.1f} GiB; use a smaller "
+                             f"{name}")

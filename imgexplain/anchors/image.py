@@ -10,7 +10,8 @@ import numpy as np
 from imgexplain._logging import verbose_log
 from imgexplain._version import __version__
 from imgexplain.anchors.arguments import (check_background, check_dtype, check_explain_arguments, check_image,
-                                          check_image_shape, check_seed, explain_extras, search_generator)
+                                          check_image_shape, check_memory, check_seed, explain_extras,
+                                          search_generator)
 from imgexplain.anchors.examples import ExampleSource, covered_examples
 from imgexplain.anchors.explanation import AnchorImageExplanation, scale_image
 from imgexplain.anchors.sampler import PerturbationSampler
@@ -329,6 +330,7 @@ class AnchorImage:
         user_image = check_image(image, self.image_shape)
         hwc_image = _as_hwc(user_image)
         segments = segment_image(self.segmentation_fn, hwc_image, self.custom_segmentation)
+        check_memory(params, int(segments.max()) + 1, hwc_image.size)
         backgrounds = None if self.images_background is None else _as_hwc(self.images_background, batch=True)
         predictor = LabelPredictor(self.user_predictor, self.image_shape, self.dtype)  # counts this call's model use
         instance_label = int(predictor(hwc_image[np.newaxis])[0])

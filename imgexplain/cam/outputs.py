@@ -59,14 +59,25 @@ def check_score(target, score):
                          f"{tuple(getattr(score, 'shape', ()))}")
 
 
+def call_target(target, row):
+    """``target(row)``, checked: ValueError naming the target when it raises or returns other than one number."""
+    try:
+        score = target(row)
+    except Exception as error:
+        name = getattr(target, "__qualname__", None) or repr(target)
+        raise ValueError(f"target {name} raised {type(error).__name__} on an output row of shape "
+                         f"{tuple(getattr(row, 'shape', ()))}: {error}") from error
+    check_score(target, score)
+    return score
+
+
 def scores_of(outputs, chosen, targets):
     """Target scores ``(N,)`` of numpy ``outputs``: ``targets`` is a list of callables, or None
     for the class indices ``chosen`` (on one-output models, class 0 is the complement)."""
     if targets is not None:
         scores = []
         for target, row in zip(targets, outputs):
-            score = target(row)
-            check_score(target, score)
+            score = call_target(target, row)
             scores.append(float(np.asarray(score).reshape(())))
         return np.asarray(scores, dtype=np.float32)
     if outputs.shape[1] == 1:

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from imgexplain.cam.outputs import check_score, check_target_range, select_output, token_grid
+from imgexplain.cam.outputs import call_target, check_target_range, select_output, token_grid
 
 from .layers import all_layers, is_candidate, leaf_layers, recording, static_shape
 
@@ -49,8 +49,7 @@ def _class_scores(outputs, targets):
 def _callable_scores(outputs, targets):
     scores = []
     for target, row in zip(targets, tf.unstack(outputs)):
-        score = target(row)
-        check_score(target, score)
+        score = call_target(target, row)
         scores.append(tf.reshape(tf.cast(score, tf.float32), ()))
     return tf.fill([len(scores)], -1), tf.stack(scores)
 

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from imgexplain.backends import ModelError, SavedModel
+from imgexplain.backends.torch.archive import check_pickles, quiet_torch_logging
 from imgexplain.backends.torch.runtime import from_torch
 
 
@@ -159,11 +160,13 @@ def load_saved(path: str, kind: str, device: Any = None) -> SavedModel:
     Raises
     ------
     ModelError
-        When an exported program does not take images of a fixed size in batches of 1 or any size.
+        When an exported file holds pickles that are not plain data (they would run code), or an exported program does not take images of a fixed size in batches of 1 or any size.
     """
     if kind == "torchscript":
         return SavedModel(torch.jit.load(path, map_location="cpu").eval(), "torch", None)
-    program = torch.export.load(path)
+    check_pickles(path)
+    with quiet_torch_logging():
+        program = torch.export.load(path)
     first_input = program.graph_signature.user_inputs[0]
     (node,) = [node for node in program.graph.nodes if node.op == "placeholder" and node.name == first_input]
     shape = tuple(node.meta["val"].shape)

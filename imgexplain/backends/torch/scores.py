@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from imgexplain.cam.outputs import check_score, check_target_range, select_output
+from imgexplain.cam.outputs import call_target, check_target_range, select_output
 
 INFERENCE_MODE = ("class activation maps need gradients, but CAM was called inside torch.inference_mode(), "
                   "which forbids them; call it outside inference_mode (torch.no_grad() is fine)")
@@ -35,8 +35,7 @@ def target_scores(outputs: torch.Tensor, targets: np.ndarray | list) -> tuple[to
         return scores, chosen.cpu().numpy().astype(np.int64)
     scores = []
     for target, row in zip(targets, outputs):
-        score = target(row)
-        check_score(target, score)
+        score = call_target(target, row)
         scores.append(torch.as_tensor(score, device=outputs.device).reshape(()))
     return torch.stack(scores), np.full(len(scores), -1, dtype=np.int64)
 
