@@ -1,63 +1,57 @@
 """imgexplain: explain the predictions of image classifiers.
 
 Anchors (black box, any model) and class activation maps (Keras and PyTorch).
-Importing this package never imports TensorFlow or torch; framework code loads
-only when a model of that framework is explained.
+Importing this package is light: every public name loads its module on first use
+(PEP 562), so ``import imgexplain`` imports none of matplotlib, scikit-image's
+segmentation, torch, TensorFlow, Keras, ONNX Runtime, Ray or pyarrow.
 """
-from imgexplain import datasets, evaluate, targets, zoo
+from imgexplain._lazy import lazy_attributes
 from imgexplain._version import __version__
-from imgexplain.anchors.explanation import AnchorImageExplanation, scale_image
-from imgexplain.anchors.image import AnchorImage
-from imgexplain.cam.api import CAM, explain_prediction, image_from_path, show_prediction
-from imgexplain.cam.core import CAMResult
-from imgexplain.cam.explanation import CAMExplanation, HeatmapArray, TargetExplanation
-from imgexplain.cam.factorization import DeepFeatureFactorization
-from imgexplain.cam.grad_cam import (CLASSES, FinerCAM, GuidedBackpropReLUModel, RefineCAM, deprocess_image,
-                                     preprocess_image)
 from imgexplain.cam.methods import METHODS as CAM_METHODS
-from imgexplain.explanation import Explanation
-from imgexplain.pipeline import explain_dataset, explain_many
-from imgexplain.predictor import PredictorCallError, PredictorError, PredictorReturnTypeError
-from imgexplain.render import expand_heatmap, format_as_image, heatmap_to_image, show_cam_on_image
-
-globals().update(CLASSES)   # pytorch-grad-cam's classes: GradCAM, HiResCAM, ..., one per CAM method
+from imgexplain.cam.methods import REGISTRY as _CAM_REGISTRY
 
 METHODS = ("anchor",) + CAM_METHODS
 """The explanation methods: ``anchor`` (:class:`AnchorImage`) and the class activation maps of :class:`CAM`."""
 
-__all__ = [
-    "__version__",
-    "METHODS",
-    "AnchorImage",
-    "AnchorImageExplanation",
-    "scale_image",
-    "CAM",
-    "CAMResult",
-    "CAMExplanation",
-    "TargetExplanation",
-    "HeatmapArray",
-    "explain_prediction",
-    "show_prediction",
-    "image_from_path",
-    "format_as_image",
-    "heatmap_to_image",
-    "expand_heatmap",
-    "show_cam_on_image",
-    *CLASSES,
-    "FinerCAM",
-    "RefineCAM",
-    "GuidedBackpropReLUModel",
-    "DeepFeatureFactorization",
-    "preprocess_image",
-    "deprocess_image",
-    "explain_dataset",
-    "explain_many",
-    "Explanation",
-    "PredictorError",
-    "PredictorCallError",
-    "PredictorReturnTypeError",
-    "datasets",
-    "evaluate",
-    "targets",
-    "zoo",
-]
+_CAM_CLASSES = tuple(entry.class_name for entry in _CAM_REGISTRY.values())
+# Where each public name lives (None: a subpackage); pytorch-grad-cam's classes (GradCAM, HiResCAM, ...) come
+# from the CAM registry.
+_HOMES = {
+    "datasets": None, "evaluate": None, "targets": None, "zoo": None,
+    "AnchorImage": "anchors.image",
+    "AnchorImageExplanation": "anchors.explanation",
+    "scale_image": "anchors.explanation",
+    "CAM": "cam.api",
+    "explain_prediction": "cam.api",
+    "show_prediction": "cam.api",
+    "image_from_path": "cam.api",
+    "CAMResult": "cam.core",
+    "CAMExplanation": "cam.explanation",
+    "TargetExplanation": "cam.explanation",
+    "HeatmapArray": "cam.explanation",
+    "format_as_image": "render",
+    "heatmap_to_image": "render",
+    "expand_heatmap": "render",
+    "show_cam_on_image": "render",
+    **{name: "cam.grad_cam" for name in _CAM_CLASSES},
+    "FinerCAM": "cam.grad_cam",
+    "RefineCAM": "cam.grad_cam",
+    "GuidedBackpropReLUModel": "cam.grad_cam",
+    "DeepFeatureFactorization": "cam.factorization",
+    "preprocess_image": "cam.grad_cam",
+    "deprocess_image": "cam.grad_cam",
+    "explain_dataset": "pipeline",
+    "explain_many": "pipeline",
+    "Explanation": "explanation",
+    "PredictorError": "predictor",
+    "PredictorCallError": "predictor",
+    "PredictorReturnTypeError": "predictor",
+}
+
+__all__ = ["__version__", "METHODS", *_HOMES]
+
+__getattr__ = lazy_attributes(__name__, _HOMES)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

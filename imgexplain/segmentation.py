@@ -1,15 +1,16 @@
 """Superpixels: scikit-image segmentations, grid superpixels, custom callables, validation and relabelling."""
 from __future__ import annotations
 
+import importlib
 from functools import partial
 from typing import Any, Callable
 
 import numpy as np
-from skimage.segmentation import felzenszwalb, quickshift, slic
 
 from imgexplain._checks import check_positive_int, check_size
 
-SEGMENTATION_FUNCTIONS: dict[str, Callable] = {"felzenszwalb": felzenszwalb, "quickshift": quickshift, "slic": slic}
+# Each built-in name -> its function in skimage.segmentation, imported on first use (it takes a second to load).
+SEGMENTATION_FUNCTIONS: dict[str, str] = {"felzenszwalb": "felzenszwalb", "quickshift": "quickshift", "slic": "slic"}
 
 # The reference's defaults, used when `segmentation_kwargs` is None.
 DEFAULT_SEGMENTATION_KWARGS: dict[str, dict] = {
@@ -46,7 +47,8 @@ def make_segmentation_fn(segmentation_fn: Any, segmentation_kwargs: dict | None)
         raise TypeError(f"segmentation_kwargs must be a dict or None; got {type(segmentation_kwargs).__name__}")
     if segmentation_fn == "slic" and "n_segments" in kwargs:
         check_positive_int(kwargs["n_segments"], "segmentation_kwargs['n_segments']")
-    return partial(SEGMENTATION_FUNCTIONS[segmentation_fn], **kwargs), False, kwargs
+    function = getattr(importlib.import_module("skimage.segmentation"), SEGMENTATION_FUNCTIONS[segmentation_fn])
+    return partial(function, **kwargs), False, kwargs
 
 
 def segment_image(segmentation_fn: Callable, image: np.ndarray, custom: bool) -> np.ndarray:

@@ -12,7 +12,7 @@ FINDING_NO_BACKEND = ("from imgexplain import backends\n"
 
 
 @pytest.mark.parametrize("code, not_loaded", [
-    ("import imgexplain", FRAMEWORKS + ("ray",)),
+    ("import imgexplain", FRAMEWORKS + ("ray", "pyarrow", "matplotlib", "skimage.segmentation")),
     ("import imgexplain.cam, imgexplain.cam.api, imgexplain.render", ("torch", "tensorflow", "keras")),
     ("import imgexplain.zoo, imgexplain.datasets", FRAMEWORKS),
     (FINDING_NO_BACKEND, FRAMEWORKS),

@@ -4,14 +4,20 @@ Only numpy code is imported here; TensorFlow or torch load when a model of their
 The methods are the entries of :data:`REGISTRY`; pytorch-grad-cam's classes are in
 :mod:`imgexplain.cam.grad_cam` (and at the top level), its metrics here.
 """
-from imgexplain.cam.api import CAM, CAMResult, explain_prediction, image_from_path, show_prediction
-from imgexplain.cam.explanation import CAMExplanation, HeatmapArray, TargetExplanation
-from imgexplain.cam.methods import METHODS, REGISTRY, Method
-from imgexplain.cam.metrics import (CamMultImageConfidenceChange, DropInConfidence, IncreaseInConfidence,
-                                    NoisyLinearImputer, ROADCombined, ROADLeastRelevantFirst,
-                                    ROADLeastRelevantFirstAverage, ROADMostRelevantFirst, ROADMostRelevantFirstAverage)
+from imgexplain._lazy import lazy_attributes
 
-__all__ = ["CAM", "CAMResult", "CAMExplanation", "HeatmapArray", "TargetExplanation", "METHODS", "REGISTRY", "Method",
-           "explain_prediction", "show_prediction", "image_from_path", "CamMultImageConfidenceChange",
-           "DropInConfidence", "IncreaseInConfidence", "NoisyLinearImputer", "ROADMostRelevantFirst",
-           "ROADLeastRelevantFirst", "ROADMostRelevantFirstAverage", "ROADLeastRelevantFirstAverage", "ROADCombined"]
+# Each public name -> the module of this package that defines it (loaded on first use).
+_HOMES = {
+    "CAM": "api", "explain_prediction": "api", "show_prediction": "api", "image_from_path": "api",
+    "CAMResult": "core",
+    "CAMExplanation": "explanation", "HeatmapArray": "explanation", "TargetExplanation": "explanation",
+    "METHODS": "methods", "REGISTRY": "methods", "Method": "methods",
+    **{name: "metrics" for name in ("CamMultImageConfidenceChange", "DropInConfidence", "IncreaseInConfidence",
+                                    "NoisyLinearImputer", "ROADMostRelevantFirst", "ROADLeastRelevantFirst",
+                                    "ROADMostRelevantFirstAverage", "ROADLeastRelevantFirstAverage",
+                                    "ROADCombined")},
+}
+
+__all__ = list(_HOMES)
+
+__getattr__ = lazy_attributes(__name__, _HOMES)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from imgexplain.backends._lazy import lazy_attributes
+from imgexplain._lazy import lazy_attributes
 
 MODEL_TYPE = "a keras.Model"
 SAVED_KINDS = ("keras",)
