@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from imgexplain._files import read_limited
+from imgexplain.outputs import softmax
 from imgexplain.predictor import PredictorError
 
 # A labels file of more than this many bytes is not one (ImageNet's 1,000 names take 30 kB).
@@ -52,8 +53,6 @@ def probabilities(scores, multilabel: bool | None = None) -> np.ndarray:
     >>> probabilities([[0.77, 0.69, 0.62]])  # three sigmoids: kept
     array([[0.77, 0.69, 0.62]])
     """
-    from scipy.special import softmax
-
     if multilabel is not None and not isinstance(multilabel, (bool, np.bool_)):
         raise TypeError(f"multilabel must be None, True or False; got {multilabel!r}")
     scores = np.asarray(scores, dtype=np.float64)

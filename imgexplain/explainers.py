@@ -21,6 +21,7 @@ import numpy as np
 from imgexplain.cam.methods import METHODS as CAM_METHODS
 from imgexplain.cam.methods import REGISTRY as CAM_REGISTRY
 from imgexplain.datasets import MAX_PIXELS
+from imgexplain.outputs import sigmoid_labels
 
 # Seed 000's settings: slic superpixels, and the anchor search arguments.
 SEGMENTATION_KWARGS = {"n_segments": 15, "compactness": 20, "sigma": 0.5, "start_label": 0}
@@ -272,7 +273,7 @@ class ImageExplainer:
             if method == "anchor":
                 if self.classifier.multilabel:
                     self.anchor.reset_predictor(functools.partial(_label_column, self.classifier.predictor, explained))
-                    state = "present" if probs[explained] >= 0.5 else "absent"
+                    state = "present" if sigmoid_labels(probs[explained]) else "absent"
                     anchored = f"label {explained} {names[explained]} {state}"
                 else:
                     anchored = f"{predicted} {names[predicted]}"

@@ -6,6 +6,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from imgexplain.outputs import sigmoid_labels
+
 # The images built for one model call take at most this many bytes (with their temporaries).
 MAX_BATCH_BYTES = 256 * 2**20
 
@@ -184,7 +186,7 @@ def labels_from_output(output, n_images: int, name: str = "predictor") -> np.nda
         if np.any(output < 0) or np.any(output > 1):
             raise PredictorReturnTypeError(f"predictor {name!r} returned shape ({n_images}, 1) with values "
                                            "outside [0, 1]; a single column must be a sigmoid probability")
-        return (output[:, 0] > 0.5).astype(np.int64)
+        return sigmoid_labels(output[:, 0])
     return np.argmax(output, axis=1).astype(np.int64)
 
 

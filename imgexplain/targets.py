@@ -20,6 +20,7 @@ import numpy as np
 
 from imgexplain._checks import check_class_index, check_number
 from imgexplain.backends import tensor_backend
+from imgexplain.outputs import log_softmax, softmax
 
 __all__ = ["ClassScore", "ClassProbability", "SegmentationRegion", "RegressionOutput", "ClassifierOutputTarget",
            "ClassifierOutputSoftmaxTarget", "ClassifierOutputReST", "BinaryClassifierOutputTarget",
@@ -35,16 +36,14 @@ def _softmax(value):
     backend = tensor_backend(value)
     if backend is not None:
         return backend.tensor_softmax(value)
-    shifted = np.exp(value - np.max(value, axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
+    return softmax(value)
 
 
 def _log_softmax(value):
     backend = tensor_backend(value)
     if backend is not None:
         return backend.tensor_log_softmax(value)
-    shifted = value - np.max(value, axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return log_softmax(value)
 
 
 class ClassScore:

@@ -16,6 +16,7 @@ from imgexplain._checks import check_finite, check_numeric_dtype, check_pixel_ra
 from imgexplain.backends import torch as torch_backend
 from imgexplain.backends.onnx import OnnxPredictor
 from imgexplain.backends.predictors import check_device
+from imgexplain.outputs import softmax
 
 FRAMEWORKS = ("torch", "keras")
 INPUT_SIZE = (224, 224)
@@ -145,7 +146,7 @@ class PretrainedModel:
             As in :meth:`preprocess`.
         """
         network_input = _normalise(_check_images(images)).transpose(0, 3, 1, 2)
-        return _softmax(self.runtime.run(network_input, self.batch_size))
+        return softmax(self.runtime.run(network_input, self.batch_size), axis=1)
 
     def forward(self, inputs: Any) -> np.ndarray:
         """The outputs `model` gives for ``inputs``, computed on ONNX Runtime.
@@ -178,16 +179,11 @@ class PretrainedModel:
         if self.framework == "torch":
             return self.runtime.run(inputs, self.batch_size)
         logits = self.runtime.run(inputs.transpose(0, 3, 1, 2), self.batch_size)
-        return _softmax(logits) if _ends_in_softmax(self.model) else logits
+        return softmax(logits, axis=1) if _ends_in_softmax(self.model) else logits
 
     def __repr__(self) -> str:
         return (f"PretrainedModel(name={self.name!r}, framework={self.framework!r}, "
                 f"input_size={self.input_size})")
-
-
-def _softmax(logits):
-    exponentials = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return exponentials / exponentials.sum(axis=1, keepdims=True)
 
 
 def _ends_in_softmax(keras_model):
