@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from typing import Any, Callable
 
@@ -9,8 +10,8 @@ from typing import Any, Callable
 def lazy_attributes(package: str, where: dict[str, str | None]) -> Callable[[str], Any]:
     """A module ``__getattr__`` that imports ``package.<where[name]>`` the first time ``name`` is asked for.
 
-    ``where[name]`` None: ``name`` is itself a submodule of ``package``. The value is then kept in the
-    package, so the module is looked up once.
+    ``where[name]`` None, or a name not in ``where``: ``name`` is a submodule of ``package``. The value is
+    then kept in the package, so the module is looked up once.
 
     Examples
     --------
@@ -20,13 +21,12 @@ def lazy_attributes(package: str, where: dict[str, str | None]) -> Callable[[str
     """
 
     def __getattr__(name: str) -> Any:
-        if name not in where:
-            raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        home = where[name]
-        if home is None:
-            value = importlib.import_module(f"{package}.{name}")
+        if name in where and where[name] is not None:
+            value = getattr(importlib.import_module(f"{package}.{where[name]}"), name)
+        elif not name.startswith("__") and importlib.util.find_spec(f"{package}.{name}") is not None:
+            value = importlib.import_module(f"{package}.{name}")  # any subpackage, as after an eager import
         else:
-            value = getattr(importlib.import_module(f"{package}.{home}"), name)
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
         setattr(sys.modules[package], name, value)
         return value
 
