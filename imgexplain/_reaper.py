@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 
 VARIABLE = "IMGEXPLAIN_RAY_MARK"
 
@@ -31,13 +32,21 @@ def marked_processes(mark: str, variable: str = VARIABLE) -> list[int]:
     return found
 
 
-def main(mark: str) -> None:
+def main(mark: str, seconds: float = 10.0) -> None:
     sys.stdin.buffer.read()
-    for pid in marked_processes(mark):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            continue
+    # Killed processes may have started others a moment before (a raylet starting a worker): look again
+    # until a look finds none.
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = marked_processes(mark)
+        if not found:
+            return
+        for pid in found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                continue
+        time.sleep(0.1)
 
 
 if __name__ == "__main__":
