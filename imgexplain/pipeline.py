@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
@@ -110,11 +109,6 @@ def _named_items(images, skip) -> list[tuple[str, Any]]:
         else:
             items.append((f"image {index}", image))
     return items
-
-
-def image_names(paths, skip) -> set[str]:
-    """The names the rows of the image files among ``paths`` have (see :func:`explain_dataset`)."""
-    return {name for name, _ in _named_items([path for path in paths if not isinstance(path, tuple)], skip)}
 
 
 def _digest(source) -> str:

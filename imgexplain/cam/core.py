@@ -12,7 +12,7 @@ import numpy as np
 from imgexplain._checks import check_class_indices, check_positive_int, check_size, is_int
 from imgexplain.backends import cam_backend
 from imgexplain.cam.maps import normalize_maps, resize_maps
-from imgexplain.cam.methods import METHODS, method_named
+from imgexplain.cam.methods import method_named
 from imgexplain.cam.outputs import check_target_range
 from imgexplain.cam.passes import Passes
 from imgexplain.targets import ClassScore
