@@ -7,17 +7,14 @@ segmentation, torch, TensorFlow, Keras, ONNX Runtime, Ray or pyarrow.
 """
 from imgexplain._lazy import lazy_attributes
 from imgexplain._version import __version__
-from imgexplain.cam.methods import METHODS as CAM_METHODS
 from imgexplain.cam.methods import REGISTRY as _CAM_REGISTRY
-
-METHODS = ("anchor",) + CAM_METHODS
-"""The explanation methods: ``anchor`` (:class:`AnchorImage`) and the class activation maps of :class:`CAM`."""
 
 _CAM_CLASSES = tuple(entry.class_name for entry in _CAM_REGISTRY.values())
 # Where each public name lives (None: a subpackage); pytorch-grad-cam's classes (GradCAM, HiResCAM, ...) come
 # from the CAM registry.
 _HOMES = {
     "datasets": None, "evaluate": None, "targets": None, "zoo": None,
+    "METHODS": "explainers",
     "AnchorImage": "anchors.image",
     "AnchorImageExplanation": "anchors.explanation",
     "scale_image": "anchors.explanation",
@@ -48,7 +45,7 @@ _HOMES = {
     "PredictorReturnTypeError": "predictor",
 }
 
-__all__ = ["__version__", "METHODS", *_HOMES]
+__all__ = ["__version__", *_HOMES]
 
 __getattr__ = lazy_attributes(__name__, _HOMES)
 

@@ -24,12 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from imgexplain import METHODS, classes, cli_options, explainers, models
+from imgexplain import classes, cli_options, explainers, models
 from imgexplain._version import __version__
 from imgexplain.cli_checks import (InputError, check_device, check_explain_arguments, check_image_path,  # noqa: F401
                                    parse_input_size, parse_methods)
 from imgexplain.datasets import MAX_PIXELS
 from imgexplain.distributed import WorkerError
+from imgexplain.explainers import METHODS
 from imgexplain.models import BUILTIN_MODEL, PREPROCESSING
 from imgexplain.ray_cluster import ClusterError
 from imgexplain.results import TABLE_NAME

@@ -8,7 +8,8 @@ import difflib
 import re
 from pathlib import Path
 
-from imgexplain import METHODS, classes, cli_options, models
+from imgexplain import classes, cli_options, models
+from imgexplain.explainers import METHODS
 from imgexplain._files import NotRegularFileError
 from imgexplain.datasets import MAX_PIXELS, ImageTooLargeError, check_image_file
 from imgexplain.models import BUILTIN_MODEL

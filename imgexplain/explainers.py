@@ -23,6 +23,10 @@ from imgexplain.cam.methods import REGISTRY as CAM_REGISTRY
 from imgexplain.datasets import MAX_PIXELS
 from imgexplain.outputs import sigmoid_labels
 
+METHODS = ("anchor",) + CAM_METHODS
+"""The explanation methods: ``anchor`` (:class:`~imgexplain.AnchorImage`) and the class activation maps of
+:class:`~imgexplain.CAM`."""
+
 # Seed 000's settings: slic superpixels, and the anchor search arguments.
 SEGMENTATION_KWARGS = {"n_segments": 15, "compactness": 20, "sigma": 0.5, "start_label": 0}
 P_SAMPLE = 0.5
@@ -171,7 +175,7 @@ class ImageExplainer:
     def __init__(self, load_classifier, methods, *, target=None, threshold=0.95, seed=0, max_pixels=MAX_PIXELS,
                  pictures="png", top_k=TOP_K, layer=None, p_sample=P_SAMPLE, segmentation="slic",
                  segmentation_kwargs=None, verbose=False):
-        from imgexplain import AnchorImage
+        from imgexplain.anchors.image import AnchorImage
         from imgexplain.cam.api import CAM
 
         self.classifier = classifier = load_classifier()

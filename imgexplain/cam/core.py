@@ -13,7 +13,7 @@ from imgexplain._checks import check_class_indices, check_positive_int, check_si
 from imgexplain.backends import cam_backend
 from imgexplain.cam.maps import normalize_maps, resize_maps
 from imgexplain.cam.methods import method_named
-from imgexplain.cam.outputs import check_target_range
+from imgexplain.model_outputs import check_target_range
 from imgexplain.cam.passes import Passes
 from imgexplain.targets import ClassScore
 

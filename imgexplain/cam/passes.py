@@ -8,7 +8,7 @@ from typing import Any, Callable
 import numpy as np
 
 from imgexplain.cam.maps import resize_maps
-from imgexplain.cam.outputs import scores_of
+from imgexplain.model_outputs import scores_of
 
 __all__ = ["Passes"]
 

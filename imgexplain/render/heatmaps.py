@@ -335,7 +335,7 @@ def show_cam_on_image(image: np.ndarray, mask: np.ndarray, use_rgb: bool = True,
     image_weight = check_number(image_weight, "image_weight", 0, 1)
     mask = _check_heatmap(np.asarray(mask) if isinstance(mask, np.ndarray) else mask)
     if mask.shape != picture.shape[:2]:
-        from imgexplain.cam.methods import resize_maps
+        from imgexplain.cam.maps import resize_maps
 
         mask = np.clip(resize_maps(mask[None], picture.shape[:2])[0], 0, 1)
     colours = np.asarray(resolve_colormap(colormap)(mask), dtype=np.float64)[..., :3]

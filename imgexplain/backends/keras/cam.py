@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from imgexplain.cam.outputs import call_target, check_target_range, select_output, token_grid
+from imgexplain.model_outputs import call_target, check_target_range, select_output, token_grid
 from imgexplain.outputs import SIGMOID_THRESHOLD
 
 from .layers import all_layers, is_candidate, leaf_layers, recording, static_shape

@@ -7,7 +7,7 @@ from typing import Callable, Iterator
 
 import keras
 
-from imgexplain.cam.outputs import token_grid
+from imgexplain.model_outputs import token_grid
 
 _MISSING = object()
 

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from imgexplain.cam.outputs import select_output, token_grid
+from imgexplain.model_outputs import select_output, token_grid
 
 from .scores import INFERENCE_MODE as _INFERENCE_MODE
 from .scores import fullgrad_terms, target_scores

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from imgexplain.cam.outputs import call_target, check_target_range, select_output
+from imgexplain.model_outputs import call_target, check_target_range, select_output
 from imgexplain.outputs import SIGMOID_THRESHOLD
 
 INFERENCE_MODE = ("class activation maps need gradients, but CAM was called inside torch.inference_mode(), "

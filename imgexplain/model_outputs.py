@@ -1,4 +1,5 @@
-"""Choosing the output to explain, recognising token outputs and scoring targets, for any framework."""
+"""A model's outputs as the CAM backends see them: choosing the output to explain, recognising token outputs
+and scoring targets, for any framework (numpy; the bottom layer, below the backends and imgexplain.cam)."""
 from __future__ import annotations
 
 import math
