@@ -8,11 +8,11 @@ import difflib
 import re
 from pathlib import Path
 
-from imgexplain import classes, cli_options, models
+from imgexplain import backends, classes, cli_options, models
 from imgexplain.explainers import METHODS
 from imgexplain._files import NotRegularFileError
 from imgexplain.datasets import MAX_PIXELS, ImageTooLargeError, check_image_file
-from imgexplain.models import BUILTIN_MODEL
+from imgexplain.model_files import BUILTIN_MODEL, FILE_KINDS
 from imgexplain.cli_options import InputError
 from imgexplain.ray_cluster import check_address
 
@@ -100,9 +100,10 @@ def check_explain_arguments(args) -> dict:
                 raise InputError(f"{option} applies to your own saved model; {BUILTIN_MODEL} has its own")
         framework = args.framework or "torch"
     else:
-        framework = "keras" if kind == "keras" else "torch"
+        framework = backends.backend_of_kind(kind).__name__.rpartition(".")[2]
         if args.framework not in (None, framework):
-            raise InputError(f"--framework {args.framework}: {args.model!r} is a {framework} model")
+            raise InputError(f"--framework {args.framework}: {args.model!r} is {FILE_KINDS[kind]}, "
+                             f"{backends.backend_named(framework).MODEL_TYPE}; leave --framework out")
     input_size = parse_input_size(args.input_size) if args.input_size is not None else None
     if input_size is not None and input_size[0] * input_size[1] > MAX_PIXELS:
         raise InputError(f"--input-size: {input_size[0]}x{input_size[1]} is more than {MAX_PIXELS:,} pixels; "
@@ -110,10 +111,10 @@ def check_explain_arguments(args) -> dict:
     if kind == "torchscript" and input_size is None:
         raise InputError("--input-size H,W is needed for a TorchScript model")
     cam_methods = [method for method in methods if method != "anchor"]
-    if kind in ("torchscript", "onnx") and cam_methods:
+    if kind != "builtin" and not backends.backend_of_kind(kind).SAVED_KINDS[kind] and cam_methods:
         raise InputError(f"--method {','.join(cam_methods)}: class activation maps need the model's layers, "
-                         f"which {'a TorchScript' if kind == 'torchscript' else 'an ONNX'} file does not expose; "
-                         "use --method anchor, or save the model with torch.export.save")
+                         f"which {FILE_KINDS[kind]} does not expose; use --method anchor, or save the model "
+                         f"as {' or '.join(FILE_KINDS[name] for name in cam_kinds())}")
     labels = None
     if args.labels is not None:
         try:
@@ -127,6 +128,12 @@ def check_explain_arguments(args) -> dict:
         _check_address(args.address)
     return {"methods": methods, "kind": kind, "framework": framework, "input_size": input_size,
             "preprocess": args.preprocess or "none", "labels": labels, "device": check_device(args.device)}
+
+
+def cam_kinds() -> list[str]:
+    """The kinds of saved file whose models class activation maps can explain (the backends' declarations)."""
+    return [kind for name in backends.FRAMEWORKS for kind, layers in backends.backend_named(name).SAVED_KINDS.items()
+            if layers]
 
 
 def _check_address(address) -> None:

@@ -8,6 +8,7 @@ which alone imports TensorFlow, torch or ONNX Runtime.
 """
 from __future__ import annotations
 
+import pickle
 import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,10 +17,15 @@ from typing import Callable
 import numpy as np
 
 from imgexplain import backends
-from imgexplain.backends import ModelError
+from imgexplain.backends import DeviceError, ModelError  # noqa: F401 (DeviceError: where the CLI catches it)
+from imgexplain.model_files import BUILTIN_MODEL, model_kind
 from imgexplain.classes import numbered_classes, probabilities, read_labels, top_imagenet_classes, top_indices
 
-BUILTIN_MODEL = "efficientnet-lite0"
+
+# What the loaders raise for a file they cannot read (damaged, truncated, of another version, a custom class
+# Keras cannot find): said as "cannot load"; anything else is a bug and is not hidden.
+LOAD_ERRORS = (OSError, EOFError, ValueError, RuntimeError, KeyError, TypeError, zipfile.BadZipFile,
+               pickle.UnpicklingError)
 
 _IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 _IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -108,10 +114,6 @@ class Classifier:
 
 
 
-class DeviceError(ModelError):
-    """The device asked for is not on this machine (a ModelError)."""
-
-
 def load_builtin(framework: str = "torch", device=None) -> Classifier:
     """The built-in EfficientNet-Lite0 (ImageNet, 224x224) of ``framework`` 'torch' or 'keras'; its predictor
     runs on ONNX Runtime on ``device`` (None: the best available).
@@ -129,8 +131,8 @@ def load_builtin(framework: str = "torch", device=None) -> Classifier:
 
     Raises
     ------
-    ModelError
-        A device this machine does not have.
+    DeviceError
+        A device this machine does not have (a ModelError).
     TypeError, ValueError
         An unknown `framework`.
 
@@ -144,10 +146,7 @@ def load_builtin(framework: str = "torch", device=None) -> Classifier:
     from imgexplain import zoo
     from imgexplain.zoo.keras_port import CAM_OUTPUT
 
-    try:
-        loaded = zoo.efficientnet_lite0(framework=framework, device=device)
-    except ValueError as error:  # a device this machine does not have
-        raise DeviceError(str(error)) from None
+    loaded = zoo.efficientnet_lite0(framework=framework, device=device)
     return Classifier(
         name=BUILTIN_MODEL, framework=framework, model=loaded.model, input_size=tuple(loaded.input_size),
         preprocess=loaded.preprocess, predictor=loaded.predictor, top_classes=top_imagenet_classes,
@@ -156,80 +155,6 @@ def load_builtin(framework: str = "torch", device=None) -> Classifier:
         cam_output=CAM_OUTPUT if framework == "keras" else None,
         cam_forward=loaded.forward if framework == "torch" else None,
     )
-
-
-def model_kind(model: str) -> str:
-    """'builtin', or the kind of a saved model file ('keras', 'exported', 'torchscript', 'onnx'), read from its
-    content ('onnx': from the .onnx suffix, ONNX having no signature of its own).
-
-    Parameters
-    ----------
-    model : str
-        ``'efficientnet-lite0'`` or a path.
-
-    Returns
-    -------
-    str
-
-    Raises
-    ------
-    ModelError
-        A path that does not exist, is not a file, or is not a model file of a known kind.
-
-    Examples
-    --------
-    >>> from imgexplain.models import model_kind
-    >>> model_kind("efficientnet-lite0")
-    'builtin'
-    >>> model_kind("no-such-model.keras")
-    Traceback (most recent call last):
-    ...
-    imgexplain.backends.ModelError: unknown model 'no-such-model.keras'; expected ...
-    """
-    if model == BUILTIN_MODEL:
-        return "builtin"
-    path = Path(model)
-    expected = (f"expected '{BUILTIN_MODEL}', a .keras file, a torch.export file (.pt2), a TorchScript "
-                "file or an .onnx file")
-    if not path.exists():
-        raise ModelError(f"unknown model {model!r}; {expected}")
-    if not path.is_file():
-        raise ModelError(f"not a file: {model!r}")
-    if path.suffix.lower() == ".onnx":
-        return "onnx"
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-    except (zipfile.BadZipFile, OSError):
-        names = []
-    if path.suffix == ".keras" and "config.json" in names:
-        return "keras"
-    if any(name.endswith("/archive_format") for name in names) and any("/models/" in name for name in names):
-        return "exported"
-    if any(name.endswith("/constants.pkl") for name in names) and any("/code/" in name for name in names):
-        return "torchscript"
-    raise ModelError(f"{model!r} is not a model file; {expected}{_saving_hint(path, names)}")
-
-
-_PTH_HINT = ("; it looks like a torch.save file (a pickled module or a state_dict), which needs its Python class "
-             "and would run code to load: build the module in Python and save it with "
-             "torch.export.save(torch.export.export(model, (example,)), 'model.pt2')")
-_H5_HINT = ("; it looks like a legacy Keras HDF5 file: load it in Keras and save it as "
-            "model.save('model.keras')")
-
-
-def _saving_hint(path: Path, names: list[str]) -> str:
-    """How to save the model in a kind that loads, for the files people try first (.pth, .h5)."""
-    try:
-        with open(path, "rb") as file:
-            head = file.read(8)
-    except OSError:
-        return ""
-    if head == b"\x89HDF\r\n\x1a\n":
-        return _H5_HINT
-    if any(name.endswith("/data.pkl") for name in names) or head[:1] == b"\x80":
-        return _PTH_HINT
-    return ""
 
 
 def _as_channels(images: np.ndarray, channels: int) -> np.ndarray:
@@ -272,8 +197,10 @@ def load_saved_model(path: str, kind: str, input_size=None, preprocess: str = "n
     Raises
     ------
     ModelError
-        The file cannot be loaded, does not fix an input size that is not given, takes other than 1
-        or 3 channels, or asks for a device this machine does not have.
+        The file cannot be loaded, does not fix an input size that is not given, or takes other than 1
+        or 3 channels.
+    DeviceError
+        A device this machine does not have (a ModelError).
 
     Examples
     --------
@@ -303,7 +230,7 @@ def load_saved_model(path: str, kind: str, input_size=None, preprocess: str = "n
         saved = backends.load_saved(path, kind, device)
     except ModelError:
         raise
-    except Exception as error:  # the loaders raise many types for a damaged file
+    except LOAD_ERRORS as error:
         raise ModelError(f"cannot load {path!r}: {one_line(error)}") from None
     input_size = input_size or saved.input_size
     if input_size is None:
@@ -317,10 +244,7 @@ def load_saved_model(path: str, kind: str, input_size=None, preprocess: str = "n
         return np.asarray(to_input(images), dtype=np.float32)
 
     backend = backends.backend_named(saved.framework)
-    try:
-        model_input, scores = backend.saved_predictor(saved, pixels, device)
-    except ValueError as error:  # a device this machine does not have
-        raise DeviceError(str(error)) from None
+    model_input, scores = backend.saved_predictor(saved, pixels, device)
 
     def predictor(images):
         return probabilities(scores(images), multilabel)
@@ -329,7 +253,7 @@ def load_saved_model(path: str, kind: str, input_size=None, preprocess: str = "n
         name=Path(path).name, framework=saved.framework, model=saved.model, input_size=tuple(input_size),
         preprocess=model_input, predictor=predictor, top_classes=numbered_classes,
         cam_model=backend.two_outputs(saved.model)
-        if backends.provides(backend, "two_outputs") and _n_outputs(scores, input_size) == 1 else None,
+        if backend.SAVED_KINDS[kind] and _n_outputs(scores, input_size) == 1 else None,
         multilabel=bool(multilabel),
     )
 

@@ -403,7 +403,7 @@ def _bad_inputs(tmp_path, torchscript_model, linear_model, images):
         "preprocess builtin": (["explain", images[0], "--preprocess", "unit"],
                                "--preprocess applies to your own saved model"),
         "framework mismatch": (["explain", images[0], *ts, "--framework", "keras"],
-                               "--framework keras: .*stripes.pt' is a torch model"),
+                               "--framework keras: .*stripes.pt' is a TorchScript file, a torch.nn.Module"),
         "model fails": (["explain", images[0], "--model", linear_model, "--input-size", "16,16",
                          "--method", "anchor"], "--model: linear.pt failed on an input of 16x16 pixels .*: RuntimeError"),
         "model returns NaN": (["explain", images[0], "--model", torchscript_model, "--input-size", "1,1",

@@ -1,9 +1,11 @@
 """Everything framework-specific, one backend per framework; this registry imports none of them.
 
-Each backend (``keras``, ``torch``, ``onnx``) is a module of this package that says whether an object
-is one of its models (``owns``, without importing its framework) and names its kind of model
-(``MODEL_TYPE``) and the saved-file kinds it loads (``SAVED_KINDS``). What it can do with a model is
-an attribute of the module, loaded with the framework on first use:
+Each backend (``keras``, ``torch``, ``onnx``) is a module of this package that conforms to the
+:class:`~imgexplain.backends.contract.Backend` protocol: it says whether an object is one of its models
+(``owns``, without importing its framework), names its kind of model (``MODEL_TYPE``), the saved-file
+kinds it loads (``SAVED_KINDS``, each with whether CAM reaches its layers) and declares what its class
+activation maps compute (``CAM_COMPUTES``; empty for ONNX). What it can do with a model is an attribute
+of the module, loaded with the framework on first use:
 
 - ``CAMBackend``: runs a model for :class:`imgexplain.CAM` (layers, activations, gradients);
 - ``predict``, ``spatial_size``, ``clone``, ``counterpart``, ``weighted_layers``, ``randomize``,
@@ -14,7 +16,8 @@ an attribute of the module, loaded with the framework on first use:
   ``tensor_mask`` and ``tensor_numpy``: what :mod:`imgexplain.targets` and the explainers do with one image's
   output tensor.
 
-A new framework is one new module here, named in :data:`FRAMEWORKS`.
+A new runtime is one new module here, named in :data:`FRAMEWORKS`; ``tests/test_backend_contract.py``
+runs it through the same checks as the others.
 """
 from __future__ import annotations
 
@@ -23,8 +26,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-__all__ = ["FRAMEWORKS", "ModelError", "SavedModel", "backend_for", "backend_named", "cam_backend",
-           "load_saved", "provides", "tensor_backend"]
+__all__ = ["FRAMEWORKS", "DeviceError", "ModelError", "SavedModel", "backend_for", "backend_named", "backend_of_kind",
+           "cam_backend", "cam_frameworks", "load_saved", "provides", "tensor_backend"]
 
 # In the order their model types are named in error messages.
 FRAMEWORKS = ("keras", "torch", "onnx")
@@ -44,6 +47,17 @@ class ModelError(ValueError):
     ... except ModelError as error:
     ...     print(error)
     unknown model 'no-such-model.onnx'; expected 'efficientnet-lite0', a .keras file, ...
+    """
+
+
+class DeviceError(ModelError):
+    """The device asked for is not on this machine (a ModelError, so a ValueError).
+
+    Examples
+    --------
+    >>> from imgexplain.backends import DeviceError, ModelError
+    >>> issubclass(DeviceError, ModelError), issubclass(DeviceError, ValueError)
+    (True, True)
     """
 
 
@@ -100,7 +114,7 @@ def backend_named(name: str) -> ModuleType:
     >>> from imgexplain.backends import backend_named
     >>> torch_backend = backend_named("torch")
     >>> torch_backend.__name__, torch_backend.MODEL_TYPE, torch_backend.SAVED_KINDS
-    ('imgexplain.backends.torch', 'a torch.nn.Module', ('exported', 'torchscript'))
+    ('imgexplain.backends.torch', 'a torch.nn.Module', {'exported': True, 'torchscript': False})
     """
     if name not in FRAMEWORKS:
         raise ValueError(f"framework must be one of {FRAMEWORKS}; got {name!r}")
@@ -174,7 +188,7 @@ def tensor_backend(value: Any) -> ModuleType | None:
     """
     for name in FRAMEWORKS:
         backend = backend_named(name)
-        if provides(backend, "owns_tensor") and backend.owns_tensor(value):
+        if backend.owns_tensor(value):
             return backend
     return None
 
@@ -238,6 +252,58 @@ def cam_backend(model: Any, layers: list | None = None, output: Any = None,
     return backend.CAMBackend(model, layers=layers, output=output, reshape_transform=reshape_transform)
 
 
+def backend_of_kind(kind: str) -> ModuleType:
+    """The backend that loads saved files of ``kind`` (see :func:`imgexplain.models.model_kind`).
+
+    Parameters
+    ----------
+    kind : str
+        One of the backends' ``SAVED_KINDS`` ('keras', 'exported', 'torchscript', 'onnx').
+
+    Returns
+    -------
+    module
+
+    Raises
+    ------
+    ValueError
+        When no backend loads files of ``kind``.
+
+    Examples
+    --------
+    >>> from imgexplain.backends import backend_of_kind
+    >>> backend = backend_of_kind("onnx")
+    >>> backend.__name__, backend.SAVED_KINDS["onnx"]
+    ('imgexplain.backends.onnx', False)
+    """
+    for name in FRAMEWORKS:
+        backend = backend_named(name)
+        if kind in backend.SAVED_KINDS:
+            return backend
+    raise ValueError(f"no backend loads saved models of kind {kind!r}")
+
+
+def cam_frameworks(need: str) -> list[str]:
+    """The frameworks whose class activation maps compute ``need`` (declared as their ``CAM_COMPUTES``).
+
+    Parameters
+    ----------
+    need : str
+        One of :data:`imgexplain.cam.methods.NEEDS`.
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> from imgexplain.backends import cam_frameworks
+    >>> cam_frameworks("gradients"), cam_frameworks("bias gradients")
+    (['keras', 'torch'], ['torch'])
+    """
+    return [name for name in FRAMEWORKS if need in backend_named(name).CAM_COMPUTES]
+
+
 def load_saved(path: str, kind: str, device: str | None = None) -> SavedModel:
     """Load a saved model file of ``kind`` (see :func:`imgexplain.models.model_kind`) with its backend.
 
@@ -279,8 +345,4 @@ def load_saved(path: str, kind: str, device: str | None = None) -> SavedModel:
     ('onnx', (8, 8), 3)
     >>> folder.cleanup()
     """
-    for name in FRAMEWORKS:
-        backend = backend_named(name)
-        if kind in backend.SAVED_KINDS:
-            return backend.load_saved(path, kind, device)
-    raise ValueError(f"no backend loads saved models of kind {kind!r}")
+    return backend_of_kind(kind).load_saved(path, kind, device)

@@ -14,12 +14,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from imgexplain.backends import ModelError, SavedModel
+from imgexplain.backends import DeviceError, ModelError, SavedModel
 from imgexplain.backends.predictors import ChunkedPredictor, check_batch_size, check_device, check_preprocess
 from imgexplain.predictor import PredictorError
 
 MODEL_TYPE = "an ONNX model (imgexplain.predictor.from_onnx)"
-SAVED_KINDS = ("onnx",)
+SAVED_KINDS = {"onnx": False}
+CAM_COMPUTES = frozenset()  # no gradients, no layers: no class activation maps
 ONNX_BATCH_SIZE = 32
 _CUDA_PROVIDER = "CUDAExecutionProvider"
 _ONNX_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
@@ -30,6 +31,11 @@ _ONNX_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tens
 def owns(model: Any) -> bool:
     """Whether ``model`` is an :class:`OnnxPredictor`."""
     return isinstance(model, OnnxPredictor)
+
+
+def owns_tensor(value: Any) -> bool:
+    """False: ONNX Runtime takes and returns numpy arrays, no tensors of its own."""
+    return False
 
 
 def onnx_providers(device: Any = None) -> list:
@@ -47,8 +53,8 @@ def onnx_providers(device: Any = None) -> list:
 
     Raises
     ------
-    ValueError
-        When CUDA is asked for and this onnxruntime has no CUDA provider.
+    DeviceError
+        When CUDA is asked for and this onnxruntime has no CUDA provider (a ValueError).
     """
     import onnxruntime
 
@@ -59,7 +65,7 @@ def onnx_providers(device: Any = None) -> list:
     if name == "cpu":
         return ["CPUExecutionProvider"]
     if _CUDA_PROVIDER not in available:
-        raise ValueError(f"device={device!r}: this onnxruntime has no CUDA provider (it has {available}); "
+        raise DeviceError(f"device={device!r}: this onnxruntime has no CUDA provider (it has {available}); "
                          "install onnxruntime-gpu, or use device='cpu'")
     index = int(name.partition(":")[2] or 0)
     return [(_CUDA_PROVIDER, {"device_id": index}), "CPUExecutionProvider"]

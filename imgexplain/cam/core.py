@@ -10,7 +10,7 @@ from typing import Any, Callable
 import numpy as np
 
 from imgexplain._checks import check_class_indices, check_positive_int, check_size, is_int
-from imgexplain.backends import cam_backend
+from imgexplain.backends import cam_backend, cam_frameworks
 from imgexplain.cam.maps import normalize_maps, resize_maps
 from imgexplain.cam.methods import method_named
 from imgexplain.model_outputs import check_target_range
@@ -215,8 +215,8 @@ class CAM:
         self._backend = cam_backend(model, layers, output, reshape_transform)
         if self._method.needs not in self._backend.computes:
             raise ValueError(f"method {self.method!r} needs {self._method.needs}, which the "
-                             f"{type(model).__module__.split('.')[0]} backend does not compute; "
-                             f"it is available for PyTorch models")
+                             f"{type(model).__module__.split('.')[0]} backend does not compute; it is "
+                             f"available for {' and '.join(cam_frameworks(self._method.needs))} models")
 
     @property
     def _passes(self) -> Passes:

@@ -12,7 +12,8 @@ from typing import Any
 from imgexplain._lazy import lazy_attributes
 
 MODEL_TYPE = "a keras.Model"
-SAVED_KINDS = ("keras",)
+SAVED_KINDS = {"keras": True}
+CAM_COMPUTES = frozenset({"gradients", "masked passes", "ablation", "nothing"})
 
 
 def owns(model: Any) -> bool:

@@ -21,6 +21,7 @@ import tensorflow as tf
 from imgexplain.model_outputs import call_target, check_target_range, select_output, token_grid
 from imgexplain.outputs import SIGMOID_THRESHOLD
 
+from . import CAM_COMPUTES
 from .layers import all_layers, is_candidate, leaf_layers, recording, static_shape
 
 # model -> {key: traced function}; entries go when the model is garbage collected.
@@ -59,8 +60,7 @@ class CAMBackend:
     """Runs a Keras 3 model for :class:`imgexplain.cam.core.CAM` (channels last)."""
 
     channels_first = False
-    # What this backend computes for a CAM method (see imgexplain.cam.methods.NEEDS).
-    computes = frozenset({"gradients", "masked passes", "ablation", "nothing"})
+    computes = CAM_COMPUTES
 
     def __init__(self, model: keras.Model, layers: list | None = None, output: Any = None,
                  reshape_transform: Callable | None = None):

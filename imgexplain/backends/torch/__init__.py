@@ -12,7 +12,9 @@ from typing import Any
 from imgexplain._lazy import lazy_attributes
 
 MODEL_TYPE = "a torch.nn.Module"
-SAVED_KINDS = ("exported", "torchscript")
+# Saved kinds -> whether CAM reaches their layers (a TorchScript file hides them).
+SAVED_KINDS = {"exported": True, "torchscript": False}
+CAM_COMPUTES = frozenset({"gradients", "hessian", "masked passes", "ablation", "nothing", "bias gradients"})
 
 
 def owns(model: Any) -> bool:

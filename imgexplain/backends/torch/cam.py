@@ -18,6 +18,7 @@ import torch
 
 from imgexplain.model_outputs import select_output, token_grid
 
+from . import CAM_COMPUTES
 from .scores import INFERENCE_MODE as _INFERENCE_MODE
 from .scores import fullgrad_terms, target_scores
 
@@ -52,8 +53,7 @@ class CAMBackend:
     """Runs a ``torch.nn.Module`` for :class:`imgexplain.cam.api.CAM` (channels first)."""
 
     channels_first = True
-    # What this backend computes for a CAM method (see imgexplain.cam.methods.NEEDS).
-    computes = frozenset({"gradients", "hessian", "masked passes", "ablation", "nothing", "bias gradients"})
+    computes = CAM_COMPUTES
     # A module does not declare how many classes it outputs: targets are checked after the forward pass.
     n_classes = None
 

@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 import torch
 
+from imgexplain.backends import DeviceError
 from imgexplain.backends.predictors import ChunkedPredictor, check_batch_size, check_device, check_preprocess
 from imgexplain.predictor import PredictorError
 
@@ -27,14 +28,16 @@ def torch_device(device: Any = None) -> torch.device:
 
     Raises
     ------
+    DeviceError
+        When CUDA is asked for and torch sees no GPU (a ValueError).
     ValueError
-        When CUDA is asked for and torch sees no GPU, or ``device`` names no device.
+        When ``device`` names no device.
     """
     name = check_device(device)
     if name is None:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r}: torch sees no CUDA device; use device='cpu'")
+        raise DeviceError(f"device={device!r}: torch sees no CUDA device; use device='cpu'")
     return torch.device(name)
 
 
