@@ -15,7 +15,7 @@ LAYERS = (
     ("_checks", "_files", "_lazy", "_logging", "_version", "_reaper", "outputs", "model_outputs", "progress"),
     ("predictor", "segmentation", "datasets", "output_folder", "results", "classifier"),
     ("backends",),
-    ("anchors", "cam", "targets", "zoo", "classes"),
+    ("anchors", "cam", "targets", "zoo", "classes", "model_files"),
     ("render",),
     ("explanation", "anchors.explanation", "anchors.examples", "anchors.image", "cam.explanation", "cam.api",
      "evaluate", "report_table", "report"),
