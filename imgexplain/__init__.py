@@ -18,7 +18,7 @@ _HOMES = {
     "AnchorImage": "anchors.image",
     "AnchorImageExplanation": "anchors.explanation",
     "scale_image": "anchors.explanation",
-    "CAM": "cam.api",
+    "CAM": "cam.core",
     "explain_prediction": "cam.api",
     "show_prediction": "cam.api",
     "image_from_path": "cam.api",

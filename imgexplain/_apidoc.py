@@ -12,7 +12,7 @@ import re
 import sys
 from pathlib import Path
 
-SUBMODULES = ("imgexplain.backends", "imgexplain.cam", "imgexplain.classes", "imgexplain.datasets",
+SUBMODULES = ("imgexplain.backends", "imgexplain.backends.contract", "imgexplain.cam", "imgexplain.classes", "imgexplain.datasets",
               "imgexplain.evaluate", "imgexplain.models", "imgexplain.render", "imgexplain.targets", "imgexplain.zoo")
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 _LIST_SECTIONS = ("Parameters", "Other Parameters", "Attributes", "Returns", "Yields", "Raises", "Warns", "See Also")

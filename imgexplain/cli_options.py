@@ -12,7 +12,7 @@ from pathlib import Path
 
 from imgexplain import explainers
 from imgexplain.models import BUILTIN_MODEL
-from imgexplain.segmentation import SEGMENTATION_FUNCTIONS
+from imgexplain.segmentation import COUNT_ARGUMENT, DEFAULT_SEGMENTATION, SEGMENTATION_FUNCTIONS
 
 ANCHOR_ARGUMENTS = ("threshold", "seed", "segmentation", "p_sample", "tau")  # shown only when anchors run
 CAM_ARGUMENTS = ("layer", "target")  # shown only when a class activation map runs
@@ -30,11 +30,11 @@ def add_explanation_options(command: argparse.ArgumentParser) -> None:
                               "outputs: values in [0, 1] whose rows do not sum to 1)")
     command.add_argument("--top-k", type=int, default=explainers.TOP_K, metavar="K",
                          help="top classes recorded and shown per image (default: %(default)s)")
-    command.add_argument("--segmentation", choices=sorted(SEGMENTATION_FUNCTIONS), default="slic",
+    command.add_argument("--segmentation", choices=sorted(SEGMENTATION_FUNCTIONS), default=DEFAULT_SEGMENTATION,
                          help="how the anchor's superpixels are made (scikit-image; default: %(default)s)")
     command.add_argument("--n-segments", type=int, default=None, metavar="N",
-                         help="about how many slic superpixels (default: "
-                              f"{explainers.SEGMENTATION_KWARGS['n_segments']})")
+                         help=f"about how many superpixels, for --segmentation {' or '.join(COUNT_ARGUMENT)} "
+                              f"(default: {explainers.SEGMENTATION_KWARGS[COUNT_ARGUMENT[DEFAULT_SEGMENTATION]]})")
     command.add_argument("--p-sample", type=float, default=explainers.P_SAMPLE, metavar="P",
                          help="probability that the anchor search perturbs a superpixel, in (0, 1) "
                               "(default: %(default)s)")
@@ -72,10 +72,12 @@ def check_options(args, methods: list[str], kind: str) -> None:
         raise InputError(f"--p-sample: expected a probability in (0, 1); got {args.p_sample}")
     if args.n_segments is not None and args.n_segments < 2:
         raise InputError(f"--n-segments: expected a number of superpixels >= 2; got {args.n_segments}")
-    if args.n_segments is not None and args.segmentation != "slic":
-        raise InputError(f"--n-segments applies to --segmentation slic; {args.segmentation} finds its own number")
+    if args.n_segments is not None and args.segmentation not in COUNT_ARGUMENT:
+        raise InputError(f"--n-segments applies to --segmentation {' or '.join(COUNT_ARGUMENT)}; "
+                         f"{args.segmentation} finds its own number")
     if "anchor" not in methods:
-        given = {"--segmentation": args.segmentation != "slic", "--n-segments": args.n_segments is not None,
+        given = {"--segmentation": args.segmentation != DEFAULT_SEGMENTATION,
+                 "--n-segments": args.n_segments is not None,
                  "--p-sample": args.p_sample != explainers.P_SAMPLE}
         for option in (option for option, is_given in given.items() if is_given):
             raise InputError(f"{option} applies to --method anchor, which this run does not use")
@@ -87,7 +89,7 @@ def check_options(args, methods: list[str], kind: str) -> None:
 
 def check_layer(classifier, layer: str) -> None:
     """InputError unless the class activation maps can use ``layer`` of the loaded ``classifier``."""
-    from imgexplain.cam.api import CAM
+    from imgexplain.cam.core import CAM
 
     cam_model = classifier.cam_model if classifier.cam_model is not None else classifier.model
     try:
@@ -107,7 +109,9 @@ def check_folders_have_images(paths) -> None:
 
 
 def segmentation_kwargs(segmentation: str, n_segments: int | None = None) -> dict:
-    """The keyword arguments of the command line's ``segmentation`` (``n_segments``: slic's, when given).
+    """The keyword arguments of the command line's ``segmentation``: seed 000's for the default segmentation
+    (:data:`~imgexplain.explainers.SEGMENTATION_KWARGS`), the reference's for the others, with ``n_segments``
+    (when given) as the segmentation's count argument (:data:`~imgexplain.segmentation.COUNT_ARGUMENT`).
 
     Examples
     --------
@@ -115,9 +119,10 @@ def segmentation_kwargs(segmentation: str, n_segments: int | None = None) -> dic
     >>> segmentation_kwargs("slic", 30)["n_segments"], segmentation_kwargs("quickshift", None)
     (30, {})
     """
-    if segmentation != "slic":
-        return {}
-    return dict(explainers.SEGMENTATION_KWARGS, **({} if n_segments is None else {"n_segments": n_segments}))
+    kwargs = dict(explainers.SEGMENTATION_KWARGS) if segmentation == DEFAULT_SEGMENTATION else {}
+    if n_segments is not None:
+        kwargs[COUNT_ARGUMENT[segmentation]] = n_segments
+    return kwargs
 
 
 def unused_arguments(methods: list[str]) -> tuple[str, ...]:

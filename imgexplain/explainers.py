@@ -22,12 +22,13 @@ from imgexplain.cam.methods import METHODS as CAM_METHODS
 from imgexplain.cam.methods import REGISTRY as CAM_REGISTRY
 from imgexplain.datasets import MAX_PIXELS
 from imgexplain.outputs import sigmoid_labels
+from imgexplain.segmentation import DEFAULT_SEGMENTATION
 
 METHODS = ("anchor",) + CAM_METHODS
 """The explanation methods: ``anchor`` (:class:`~imgexplain.AnchorImage`) and the class activation maps of
 :class:`~imgexplain.CAM`."""
 
-# Seed 000's settings: slic superpixels, and the anchor search arguments.
+# Seed 000's settings: the default segmentation's (slic's) arguments, and the anchor search's.
 SEGMENTATION_KWARGS = {"n_segments": 15, "compactness": 20, "sigma": 0.5, "start_label": 0}
 P_SAMPLE = 0.5
 TAU = 0.25
@@ -173,10 +174,10 @@ class ImageExplainer:
     """
 
     def __init__(self, load_classifier, methods, *, target=None, threshold=0.95, seed=0, max_pixels=MAX_PIXELS,
-                 pictures="png", top_k=TOP_K, layer=None, p_sample=P_SAMPLE, segmentation="slic",
+                 pictures="png", top_k=TOP_K, layer=None, p_sample=P_SAMPLE, segmentation=DEFAULT_SEGMENTATION,
                  segmentation_kwargs=None, verbose=False):
         from imgexplain.anchors.image import AnchorImage
-        from imgexplain.cam.api import CAM
+        from imgexplain.cam.core import CAM
 
         self.classifier = classifier = load_classifier()
         self.methods, self.target, self.threshold, self.max_pixels = list(methods), target, threshold, max_pixels

@@ -2,25 +2,29 @@
 
 :func:`load_model` takes ``'efficientnet-lite0'`` (built in, ImageNet) or the path of a saved model
 and returns a :class:`Classifier`: the model with what the explainers need around it (input size,
-preprocessing, a predictor of probabilities, class names). The kind of a saved file is read from its
-content (:func:`model_kind`) and loaded by the backend of its framework (:mod:`imgexplain.backends`),
+preprocessing, a predictor of probabilities, class names). It is the one place that loads a model file of
+any kind: the kind is read from the file's content (:func:`model_kind`, in :mod:`imgexplain.model_files`)
+and the file is loaded by the backend that declares that kind (:func:`imgexplain.backends.backend_of_kind`),
 which alone imports TensorFlow, torch or ONNX Runtime.
 """
 from __future__ import annotations
 
 import pickle
 import zipfile
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from imgexplain import backends
-from imgexplain.backends import DeviceError, ModelError  # noqa: F401 (DeviceError: where the CLI catches it)
+from imgexplain.backends import DeviceError, ModelError
 from imgexplain.model_files import BUILTIN_MODEL, model_kind
-from imgexplain.classes import numbered_classes, probabilities, read_labels, top_imagenet_classes, top_indices
+from imgexplain.classes import numbered_classes, probabilities, read_labels
+from imgexplain.classifier import Classifier
 
+
+__all__ = ["Classifier", "DeviceError", "load_builtin", "load_model", "load_saved_model", "model_kind", "one_line",
+           "probe"]
 
 # What the loaders raise for a file they cannot read (damaged, truncated, of another version, a custom class
 # Keras cannot find): said as "cannot load"; anything else is a bug and is not hidden.
@@ -41,79 +45,6 @@ PREPROCESSING: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-@dataclass
-class Classifier:
-    """A model as the explainers use it; images are (N, H, W, 3) floats in 0..255.
-
-    :func:`load_model` makes them. The comments of the fields say what each is.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from imgexplain.classes import numbered_classes
-    >>> from imgexplain.models import Classifier
-    >>> def predictor(images):  # two classes, "dark" and "bright": the mean brightness
-    ...     bright = np.asarray(images).reshape(len(images), -1).mean(axis=1) / 255
-    ...     return np.stack([1 - bright, bright], axis=1)
-    >>> toy = Classifier(name="toy", framework="none", model=None, input_size=(4, 4),
-    ...                  preprocess=lambda images: images, predictor=predictor,
-    ...                  top_classes=numbered_classes)
-    >>> toy.top_classes(toy.predictor(np.full((1, 4, 4, 3), 204.0))[0])
-    [(1, 'class 1', 0.8), (0, 'class 0', 0.19999999999999996)]
-    """
-
-    name: str
-    framework: str
-    model: object
-    input_size: tuple[int, int]
-    preprocess: Callable  # images -> the model's input (what CAM takes)
-    predictor: Callable  # images -> (N, K) probabilities (what AnchorImage takes)
-    top_classes: Callable  # (K,) probabilities, top -> [(class index, name, p), ...] best first
-    cam_layer: str | None = None  # None: CAM picks the last feature map
-    cam_model: object = None  # what CAM explains, when not ``model``: a one-output model as two outputs
-    cam_output: str | None = None  # the output CAM explains, when not the model's last (CAM's ``output=``)
-    cam_forward: Callable | None = None  # a faster forward pass for CAM's masked passes (CAM's ``forward=``)
-    multilabel: bool = False  # outputs are independent probabilities, one per label (sigmoids, not a softmax)
-
-    def with_labels(self, labels) -> "Classifier":
-        """The same classifier, its classes named by ``labels`` (a list: class k is ``labels[k]``).
-
-        Parameters
-        ----------
-        labels : sequence
-            One name per class; each is made a str.
-
-        Returns
-        -------
-        Classifier
-            A new one; its ``top_classes`` raises ModelError for a model of another number of classes.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from imgexplain.classes import numbered_classes
-        >>> from imgexplain.models import Classifier
-        >>> def predictor(images):  # two classes, "dark" and "bright": the mean brightness
-        ...     bright = np.asarray(images).reshape(len(images), -1).mean(axis=1) / 255
-        ...     return np.stack([1 - bright, bright], axis=1)
-        >>> toy = Classifier(name="toy", framework="none", model=None, input_size=(4, 4),
-        ...                  preprocess=lambda images: images, predictor=predictor,
-        ...                  top_classes=numbered_classes)
-        >>> named = toy.with_labels(["dark", "bright"])
-        >>> named.top_classes(np.array([0.2, 0.8]), top=1)
-        [(1, 'bright', 0.8)]
-        """
-        labels = [str(label) for label in labels]
-
-        def top_classes(probs, top=5):
-            if len(probs) != len(labels):
-                raise ModelError(f"{len(labels)} labels were given for a model of {len(probs)} classes")
-            return [(int(k), labels[k], float(probs[k])) for k in top_indices(probs, top)]
-
-        return replace(self, top_classes=top_classes)
-
-
-
 def load_builtin(framework: str = "torch", device=None) -> Classifier:
     """The built-in EfficientNet-Lite0 (ImageNet, 224x224) of ``framework`` 'torch' or 'keras'; its predictor
     runs on ONNX Runtime on ``device`` (None: the best available).
@@ -127,7 +58,8 @@ def load_builtin(framework: str = "torch", device=None) -> Classifier:
 
     Returns
     -------
-    Classifier
+    imgexplain.zoo.PretrainedModel
+        A :class:`Classifier`, named ``'efficientnet-lite0'`` as the command line names it.
 
     Raises
     ------
@@ -144,17 +76,10 @@ def load_builtin(framework: str = "torch", device=None) -> Classifier:
     ('efficientnet-lite0', (224, 224), '_head_activation')
     """
     from imgexplain import zoo
-    from imgexplain.zoo.keras_port import CAM_OUTPUT
 
-    loaded = zoo.efficientnet_lite0(framework=framework, device=device)
-    return Classifier(
-        name=BUILTIN_MODEL, framework=framework, model=loaded.model, input_size=tuple(loaded.input_size),
-        preprocess=loaded.preprocess, predictor=loaded.predictor, top_classes=top_imagenet_classes,
-        cam_layer=loaded.feature_layer,
-        # The Keras port explains its logits as PyTorch does; the ONNX forward returns PyTorch's logits only.
-        cam_output=CAM_OUTPUT if framework == "keras" else None,
-        cam_forward=loaded.forward if framework == "torch" else None,
-    )
+    classifier = zoo.efficientnet_lite0(framework=framework, device=device)
+    classifier.name = BUILTIN_MODEL
+    return classifier
 
 
 def _as_channels(images: np.ndarray, channels: int) -> np.ndarray:

@@ -12,6 +12,12 @@ from imgexplain._checks import check_positive_int, check_size
 # Each built-in name -> its function in skimage.segmentation, imported on first use (it takes a second to load).
 SEGMENTATION_FUNCTIONS: dict[str, str] = {"felzenszwalb": "felzenszwalb", "quickshift": "quickshift", "slic": "slic"}
 
+# The segmentation the command line and the explainers use unless told otherwise.
+DEFAULT_SEGMENTATION = "slic"
+# The built-in segmentations that take a number of superpixels -> the keyword that sets it (the others find
+# their own number).
+COUNT_ARGUMENT: dict[str, str] = {"slic": "n_segments"}
+
 # The reference's defaults, used when `segmentation_kwargs` is None.
 DEFAULT_SEGMENTATION_KWARGS: dict[str, dict] = {
     "felzenszwalb": {},
@@ -45,8 +51,9 @@ def make_segmentation_fn(segmentation_fn: Any, segmentation_kwargs: dict | None)
         kwargs = dict(segmentation_kwargs)
     else:
         raise TypeError(f"segmentation_kwargs must be a dict or None; got {type(segmentation_kwargs).__name__}")
-    if segmentation_fn == "slic" and "n_segments" in kwargs:
-        check_positive_int(kwargs["n_segments"], "segmentation_kwargs['n_segments']")
+    count = COUNT_ARGUMENT.get(segmentation_fn)
+    if count in kwargs:
+        check_positive_int(kwargs[count], f"segmentation_kwargs[{count!r}]")
     function = getattr(importlib.import_module("skimage.segmentation"), SEGMENTATION_FUNCTIONS[segmentation_fn])
     return partial(function, **kwargs), False, kwargs
 

@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from imgexplain.cam.api import CAM
+from imgexplain import CAM
 
 N_IMAGES, SIDE, N_CLASSES = 4, 16, 3
 

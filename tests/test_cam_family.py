@@ -10,7 +10,7 @@ F = torch.nn.functional
 
 from imgexplain import targets as cam_targets  # noqa: E402
 from imgexplain.cam import methods  # noqa: E402
-from imgexplain.cam.api import CAM  # noqa: E402
+from imgexplain import CAM  # noqa: E402
 
 
 def _seeded(build, seed):

@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 
 from imgexplain.cam import methods  # noqa: E402
-from imgexplain.cam.api import CAM, explain_prediction  # noqa: E402
+from imgexplain import CAM, explain_prediction  # noqa: E402
 
 
 def _seeded(build, seed):

@@ -13,7 +13,7 @@ tf = pytest.importorskip("tensorflow")
 
 from imgexplain import datasets  # noqa: E402
 from imgexplain.backends.keras import cam as cam_keras  # noqa: E402
-from imgexplain.cam.api import CAM, explain_prediction, image_from_path, show_prediction  # noqa: E402
+from imgexplain import CAM, explain_prediction, image_from_path, show_prediction  # noqa: E402
 from cam_textbook import textbook_map  # noqa: E402
 from imgexplain.render import format_as_image  # noqa: E402
 

@@ -11,7 +11,7 @@ from PIL import Image
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
-from imgexplain.cam.api import CAM, explain_prediction, show_prediction  # noqa: E402
+from imgexplain import CAM, explain_prediction, show_prediction  # noqa: E402
 from cam_textbook import textbook_map  # noqa: E402
 
 GRADIENT_METHODS = ["gradcam", "gradcam++", "hirescam", "layercam"]

@@ -11,7 +11,7 @@ from cam_textbook import textbook_map
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
-from imgexplain.cam.api import CAM  # noqa: E402
+from imgexplain import CAM  # noqa: E402
 
 DIM, SIDE, PATCH = 8, 4, 4
 

@@ -10,7 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 pytest.importorskip("keras")
 
 from imgexplain import datasets, zoo  # noqa: E402
-from imgexplain.cam.api import CAM  # noqa: E402
+from imgexplain import CAM  # noqa: E402
 from imgexplain.zoo import keras_port  # noqa: E402
 
 

@@ -207,7 +207,7 @@ def test_explain_with_a_keras_model_draws_heatmaps(keras_model, images, tmp_path
 
 
 def test_heatmaps_explain_the_target_and_match_cam_on_the_net(exported_model, images, tmp_path, capsys):
-    from imgexplain.cam.api import CAM
+    from imgexplain import CAM
 
     path, net = exported_model
     image = np.asarray(Image.open(images[1]).convert("RGB").resize((SIZE, SIZE), Image.BILINEAR))
@@ -531,7 +531,7 @@ def test_a_fake_keras_file_is_one_line_without_tensorflow_logs(images, tmp_path,
 def test_a_one_output_sigmoid_model_is_explained_as_two_classes(images, tmp_path, capsys):
     import torch
 
-    from imgexplain.cam.api import CAM
+    from imgexplain import CAM
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),

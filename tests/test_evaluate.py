@@ -320,7 +320,7 @@ def torch_model():
 
 
 def test_randomization_check_leaves_the_model_alone_and_is_reproducible(torch_model):
-    from imgexplain.cam.api import CAM
+    from imgexplain import CAM
 
     model, images = torch_model
     before = {k: v.clone() for k, v in model.state_dict().items()}

@@ -53,14 +53,14 @@ def test_fullgrad_runs_over_every_layer_whatever_the_classifier_s_cam_layer():
 
 @pytest.mark.parametrize("framework, output, forward", [("torch", None, True), ("keras", "logits", False)])
 def test_the_builtin_model_explains_logits_in_both_frameworks(framework, output, forward, monkeypatch):
-    from types import SimpleNamespace
-
     from imgexplain import models, zoo
 
-    loaded = SimpleNamespace(model=object(), input_size=(224, 224), preprocess=None, predictor=None,
-                             feature_layer="top", forward=lambda inputs: inputs)
+    loaded = zoo.PretrainedModel(object(), name="lite", framework=framework, feature_layer="top")
     monkeypatch.setattr(zoo, "efficientnet_lite0", lambda framework, device=None: loaded)
     classifier = models.load_builtin(framework)
+    assert classifier is loaded and isinstance(classifier, Classifier)  # one model type, nothing copied
+    assert (classifier.name, classifier.cam_layer, classifier.feature_layer) == ("efficientnet-lite0", "top", "top")
     assert classifier.cam_output == output
     # The ONNX forward returns PyTorch's logits; the Keras port's last layer is a softmax.
-    assert (classifier.cam_forward is loaded.forward) is forward
+    assert (classifier.cam_forward == loaded.forward) is forward
+    assert classifier.predictor == loaded.predictor and classifier.preprocess == loaded.preprocess

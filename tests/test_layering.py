@@ -13,9 +13,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "imgexplain"
 # From the bottom up; a module belongs to the layer of the longest prefix of its dotted name listed here.
 LAYERS = (
     ("_checks", "_files", "_lazy", "_logging", "_version", "_reaper", "outputs", "model_outputs", "progress"),
-    ("predictor", "segmentation", "datasets", "output_folder", "results", "classifier"),
+    ("predictor", "segmentation", "datasets", "output_folder", "results"),
     ("backends",),
-    ("anchors", "cam", "targets", "zoo", "classes", "model_files"),
+    ("anchors", "cam", "targets", "zoo", "classes", "classifier", "model_files"),
     ("render",),
     ("explanation", "anchors.explanation", "anchors.examples", "anchors.image", "cam.explanation", "cam.api",
      "evaluate", "report_table", "report"),

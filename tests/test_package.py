@@ -21,3 +21,14 @@ def test_importing_loads_no_framework(code, not_loaded):
     script = f"import sys\n{code}\nprint(sorted(m for m in {not_loaded!r} if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_cam_has_one_public_path():
+    import imgexplain
+    from imgexplain import cam
+    from imgexplain.cam import api, core
+
+    assert imgexplain.CAM is core.CAM
+    assert "CAM" not in cam.__all__ and "CAM" not in api.__all__
+    with pytest.raises(AttributeError):
+        cam.CAM

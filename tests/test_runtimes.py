@@ -326,7 +326,7 @@ def test_command_explains_with_an_onnx_model_as_with_the_exported_one(saved_mode
 
 
 @pytest.mark.parametrize("extra, match", [
-    (["--method", "gradcam"], "an ONNX file does not expose"),
+    (["--method", "gradcam"], "an .onnx file does not expose"),
     (["--method", "anchor", "--device", "gpu"], "--device: device must be 'cpu', 'cuda'"),
 ])
 def test_command_rejects_cam_on_onnx_and_unknown_devices(saved_models, tmp_path, capsys, extra, match):

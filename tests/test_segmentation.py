@@ -64,3 +64,18 @@ def test_custom_function_sees_the_image_unchanged():
 def test_an_unknown_segmentation_fn_is_refused(segmentation_fn, error):
     with pytest.raises(error, match="segmentation_fn must be one of"):
         make_segmentation_fn(segmentation_fn, None)
+
+
+def test_the_command_line_reads_which_segmentation_takes_a_count_from_one_table(monkeypatch):
+    from argparse import Namespace
+
+    from imgexplain import cli_options, segmentation
+    from imgexplain.cli_options import InputError
+
+    args = Namespace(top_k=5, p_sample=0.5, n_segments=30, segmentation="felzenszwalb", layer=None, multilabel=False)
+    with pytest.raises(InputError, match="--n-segments applies to --segmentation slic; felzenszwalb finds its own"):
+        cli_options.check_options(args, ["anchor"], "builtin")
+    assert cli_options.segmentation_kwargs("slic", 30)["n_segments"] == 30
+    monkeypatch.setitem(segmentation.COUNT_ARGUMENT, "felzenszwalb", "scale")
+    cli_options.check_options(args, ["anchor"], "builtin")
+    assert cli_options.segmentation_kwargs("felzenszwalb", 30) == {"scale": 30}

@@ -18,12 +18,11 @@ from PIL import Image
 
 from imgexplain._checks import check_size, is_int
 from imgexplain._version import __version__
-from imgexplain.cam.core import CAM, CAMResult
+from imgexplain.cam.core import CAM
 from imgexplain.cam.explanation import CAMExplanation
-from imgexplain.cam.methods import METHODS
 from imgexplain.datasets import load_image
 
-__all__ = ["METHODS", "CAM", "CAMResult", "explain_prediction", "show_prediction", "image_from_path"]
+__all__ = ["explain_prediction", "show_prediction", "image_from_path"]
 
 logger = logging.getLogger(__name__)
 

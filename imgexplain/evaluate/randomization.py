@@ -72,7 +72,7 @@ def randomization_check(model: Any, images: Any, method: str = "gradcam", layer:
     >>> check["spearman"].shape, check["ssim"].shape, check["layers"]
     ((2,), (2,), ['4', '0'])
     """
-    from imgexplain.cam.api import CAM
+    from imgexplain.cam.core import CAM
 
     ops = backend_for(model, needs="randomize")
     if not isinstance(cascade, bool):

@@ -16,7 +16,10 @@ from imgexplain._checks import check_finite, check_numeric_dtype, check_pixel_ra
 from imgexplain.backends import torch as torch_backend
 from imgexplain.backends.onnx import OnnxPredictor
 from imgexplain.backends.predictors import check_device
+from imgexplain.classes import top_imagenet_classes
+from imgexplain.classifier import Classifier
 from imgexplain.outputs import softmax
+from imgexplain.zoo.keras_port import CAM_OUTPUT
 
 FRAMEWORKS = ("torch", "keras")
 INPUT_SIZE = (224, 224)
@@ -43,8 +46,12 @@ def _normalise(pixels):
     return (pixels - 127.0) / 128.0
 
 
-class PretrainedModel:
+class PretrainedModel(Classifier):
     """A pretrained ImageNet classifier with its preprocessing, and fast predictions on ONNX Runtime.
+
+    A :class:`~imgexplain.classifier.Classifier` (the explainers take it as it is) whose ``predictor`` and
+    CAM forward pass run on ONNX Runtime; ``top_classes`` names ImageNet's classes, and its class activation
+    maps explain the logits in both frameworks (``cam_output``, ``cam_forward``).
 
     Attributes
     ----------
@@ -77,14 +84,19 @@ class PretrainedModel:
 
     def __init__(self, model: Any, *, name: str, framework: str, feature_layer: str,
                  batch_size: int | None = None, device: str | None = None) -> None:
-        self.model = model
-        self.name = name
-        self.framework = framework
-        self.input_size = INPUT_SIZE
-        self.feature_layer = feature_layer
         self.batch_size = batch_size
         self.device = device
         self._runtime = None
+        # The Keras port explains its logits as PyTorch does; the ONNX forward returns PyTorch's logits only.
+        super().__init__(name=name, framework=framework, model=model, input_size=INPUT_SIZE,
+                         preprocess=self.preprocess, predictor=self.predictor, top_classes=top_imagenet_classes,
+                         cam_layer=feature_layer, cam_output=CAM_OUTPUT if framework == "keras" else None,
+                         cam_forward=self.forward if framework == "torch" else None)
+
+    @property
+    def feature_layer(self) -> str:
+        """The layer for Grad-CAM (``cam_layer``)."""
+        return self.cam_layer
 
     @property
     def runtime(self) -> OnnxPredictor:

@@ -11,7 +11,6 @@ and leaves nothing attached to the model. Callable targets run eagerly.
 from __future__ import annotations
 
 import weakref
-from numbers import Integral
 from typing import Any, Callable
 
 import keras
@@ -22,7 +21,8 @@ from imgexplain.model_outputs import call_target, check_target_range, select_out
 from imgexplain.outputs import SIGMOID_THRESHOLD
 
 from . import CAM_COMPUTES
-from .layers import all_layers, is_candidate, leaf_layers, recording, static_shape
+from .layers import (all_layers, find_layer, is_candidate, leaf_layers, no_candidate, recording, static_choice,
+                     static_shape, token_layer)
 
 # model -> {key: traced function}; entries go when the model is garbage collected.
 _TRACED = weakref.WeakKeyDictionary()
@@ -78,9 +78,9 @@ class CAMBackend:
         # The explained output of the last pass (pytorch-grad-cam's ``cam.outputs``).
         self.outputs = None
         if layers is not None:
-            self._set([self._find_layer(layer) for layer in layers])
+            self._set([find_layer(self.model, layer, self.reshape_transform) for layer in layers])
         else:
-            layer = self._choose_layer_statically()
+            layer = static_choice(self.model, self.reshape_transform)
             if layer is not None:
                 self._set([layer])
 
@@ -121,54 +121,6 @@ class CAMBackend:
 
     # --- the layers ------------------------------------------------------------------
 
-    def _find_layer(self, layer):
-        model = self.model
-        if isinstance(layer, str):
-            found = next((candidate for candidate in all_layers(model) if candidate.name == layer), None)
-            if found is None:
-                names = [candidate.name for candidate in leaf_layers(model)
-                         if is_candidate(static_shape(candidate))][-10:]
-                hint = f"; feature-map layers include {names}" if names else ""
-                raise ValueError(f"layer {layer!r} is not in model {model.name!r}{hint}")
-        elif isinstance(layer, Integral) and not isinstance(layer, bool):
-            if not -len(model.layers) <= layer < len(model.layers):
-                raise ValueError(f"layer index {layer} is out of range: model {model.name!r} "
-                                 f"has {len(model.layers)} layers")
-            found = model.layers[layer]
-        elif isinstance(layer, keras.layers.Layer):
-            if not any(candidate is layer for candidate in all_layers(model)):
-                raise ValueError(f"layer {layer.name!r} is not a layer of model {model.name!r}")
-            found = layer
-        else:
-            raise TypeError(f"layer must be None, a layer name, an index or a keras layer; "
-                            f"got {type(layer).__name__}")
-        if isinstance(found, keras.layers.InputLayer):
-            raise ValueError(f"layer {found.name!r} is the model's input, not a feature map")
-        shape = static_shape(found)
-        if shape is not None and self.reshape_transform is None and not is_candidate(shape):
-            raise ValueError(f"layer {found.name!r} outputs shape {shape}; a class activation map "
-                             f"needs a 4-D feature map (N, h, w, C) larger than 1x1 (pass reshape_transform= "
-                             f"to turn other outputs into one)")
-        return found
-
-    def _choose_layer_statically(self):
-        """The last feature-map layer, when every layer's output shape is known without running
-        and no token output comes after it."""
-        shapes = [(layer, static_shape(layer)) for layer in leaf_layers(self.model)]
-        if not shapes or any(shape is None for _, shape in shapes):
-            return None
-        candidates = [(layer, shape) for layer, shape in shapes if is_candidate(shape)]
-        if candidates and (len(candidates[-1][1]) == 4 or self.reshape_transform is not None):
-            return candidates[-1][0]
-        if not candidates:
-            self._no_candidate()
-        return None
-
-    def _no_candidate(self):
-        raise ValueError(f"model {self.model.name!r} has no layer (run once per pass) whose output is a "
-                         f"4-D feature map (N, h, w, C) larger than 1x1 or transformer tokens; pass layer= "
-                         f"explicitly, with reshape_transform= for other outputs")
-
     def _choose_layer_by_running(self, images):
         """Run one image, noting every layer's output in the order they finish (layers that run
         more than once are skipped); transformer tokens are chosen by their gradients."""
@@ -194,25 +146,13 @@ class CAMBackend:
             once = [(layer, value) for layer, value in finished if runs[id(layer)] == 1]
             candidates = [(layer, value) for layer, value in once if is_candidate(tuple(value.shape))]
             if not candidates:
-                self._no_candidate()
+                no_candidate(self.model)
             if len(candidates[-1][1].shape) == 4 or self.reshape_transform is not None:
                 chosen[key] = (candidates[-1][0], None)
             else:
-                chosen[key] = self._choose_tokens(candidates, tape.gradient(score, [v for _, v in candidates]))
+                chosen[key] = token_layer(candidates, tape.gradient(score, [v for _, v in candidates]))
         layer, grid = chosen[key]
         self._set([layer], [grid])
-
-    def _choose_tokens(self, candidates, gradients):
-        tokens = [(layer, value, gradient) for (layer, value), gradient in zip(candidates, gradients)
-                  if token_grid(tuple(value.shape))]
-        widths = [value.shape[2] for _, value, _ in tokens]
-        width = max(set(widths), key=widths.count)
-        for layer, value, gradient in reversed(tokens):
-            grid = token_grid(tuple(value.shape))
-            if value.shape[2] == width and gradient is not None and bool(tf.reduce_any(gradient[:, grid[0]:] != 0)):
-                return layer, grid
-        raise ValueError(f"the model's score depends on the patches of none of its token outputs "
-                         f"({[layer.name for layer, _, _ in tokens][-5:]}); pass layer= and reshape_transform=")
 
     # --- inputs ----------------------------------------------------------------------
 

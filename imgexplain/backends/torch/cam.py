@@ -50,7 +50,7 @@ def _tokens_to_map(tensor, grid):
 
 
 class CAMBackend:
-    """Runs a ``torch.nn.Module`` for :class:`imgexplain.cam.api.CAM` (channels first)."""
+    """Runs a ``torch.nn.Module`` for :class:`imgexplain.CAM` (channels first)."""
 
     channels_first = True
     computes = CAM_COMPUTES
