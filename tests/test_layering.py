@@ -4,11 +4,13 @@ Every ``import`` statement of the package is read with :mod:`ast` (those inside 
 under ``if TYPE_CHECKING``), so a lazy import from a higher layer fails as an eager one does.
 """
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "imgexplain"
+README = PACKAGE.parent / "README.md"
 
 # From the bottom up; a module belongs to the layer of the longest prefix of its dotted name listed here.
 LAYERS = (
@@ -114,3 +116,18 @@ def test_an_upward_import_is_found(tmp_path):
                                            ("cam.explanation", 5), ("cli", 7), ("", 8), ("_apidoc", 8)])
 def test_layers_of_known_modules(module, layer):
     assert layer_of(module) == layer
+
+
+def test_the_readme_draws_these_layers():
+    drawing = README.read_text().split("The layering, from the bottom up", 1)[1].split("```")[1]
+    rows = {}
+    for line in drawing.strip("\n").splitlines():
+        number, _, names = line.partition("  ")
+        if number.strip():
+            current = int(number)
+        rows[current] = rows.get(current, "") + " " + names
+    assert sorted(rows) == list(range(len(LAYERS)))
+    for layer, names in enumerate(LAYERS):
+        for name in names:
+            shown = name.replace(".", "/") or "__init__"
+            assert re.search(rf"(?<![\w/]){re.escape(shown)}(?!\w)", rows[layer]), (shown, layer)
