@@ -38,6 +38,13 @@ class Backend(Protocol):
         CAM can explain a model loaded from such a file (a TorchScript file hides its layers).
     CAM_COMPUTES : frozenset of str
         What its CAM computes (see :data:`imgexplain.cam.methods.NEEDS`); empty: no class activation maps.
+
+    Examples
+    --------
+    >>> from imgexplain.backends import FRAMEWORKS, backend_named
+    >>> from imgexplain.backends.contract import Backend
+    >>> [isinstance(backend_named(name), Backend) for name in FRAMEWORKS]
+    [True, True, True]
     """
 
     MODEL_TYPE: str
@@ -59,7 +66,15 @@ class Backend(Protocol):
 
 @runtime_checkable
 class CAMCapable(Backend, Protocol):
-    """A backend with class activation maps (``CAM_COMPUTES`` not empty)."""
+    """A backend with class activation maps (``CAM_COMPUTES`` not empty).
+
+    Examples
+    --------
+    >>> from imgexplain.backends import backend_named
+    >>> from imgexplain.backends.contract import CAMCapable
+    >>> isinstance(backend_named("torch"), CAMCapable), isinstance(backend_named("onnx"), CAMCapable)
+    (True, False)
+    """
 
     CAMBackend: Callable[..., CAMRunner]
 
@@ -84,6 +99,17 @@ class CAMRunner(Protocol):
         Its backend's ``CAM_COMPUTES``.
     n_classes : int or None
         The explained output's width, when the model declares it.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from imgexplain.backends import cam_backend
+    >>> from imgexplain.backends.contract import CAMRunner
+    >>> model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+    ...                             torch.nn.Flatten(), torch.nn.Linear(4, 2)).eval()
+    >>> runner = cam_backend(model)
+    >>> isinstance(runner, CAMRunner), runner.channels_first, "bias gradients" in runner.computes
+    (True, True, True)
     """
 
     channels_first: bool
