@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 from imgexplain import backends, classes, cli_options, models
+from imgexplain.cam.methods import REGISTRY as CAM_REGISTRY
 from imgexplain.explainers import METHODS
 from imgexplain._files import NotRegularFileError
 from imgexplain.datasets import MAX_PIXELS, ImageTooLargeError, check_image_file
@@ -115,6 +116,11 @@ def check_explain_arguments(args) -> dict:
         raise InputError(f"--method {','.join(cam_methods)}: class activation maps need the model's layers, "
                          f"which {FILE_KINDS[kind]} does not expose; use --method anchor, or save the model "
                          f"as {' or '.join(FILE_KINDS[name] for name in cam_kinds())}")
+    computed = backends.backend_named(framework).CAM_COMPUTES
+    for method in (method for method in cam_methods if CAM_REGISTRY[method].needs not in computed):
+        others = backends.cam_frameworks(CAM_REGISTRY[method].needs)
+        raise InputError(f"--method {method}: it needs {CAM_REGISTRY[method].needs}, which {framework} models do "
+                         f"not compute (only {' and '.join(others)} models do)")
     labels = None
     if args.labels is not None:
         try:

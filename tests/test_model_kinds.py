@@ -95,3 +95,14 @@ def test_the_expected_kinds_are_listed_from_one_table():
     with pytest.raises(ModelError, match="expected 'efficientnet-lite0', a .keras file, a torch.export file "
                                          r"\(.pt2\), a TorchScript file or an .onnx file"):
         models.model_kind("no-such-model.bin")
+
+
+def test_a_method_the_framework_does_not_compute_is_refused_before_loading(image, tmp_path, capsys, monkeypatch):
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(models, "load_builtin", must_not_load)
+    line = _error(["explain", image, "--framework", "keras", "--method", "gradcam,fullgrad",
+                   "--out", tmp_path / "out"], capsys)
+    assert line.endswith("--method fullgrad: it needs bias gradients, which keras models do not compute "
+                         "(only torch models do)")
