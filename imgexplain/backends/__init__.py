@@ -65,6 +65,9 @@ class DeviceError(ModelError):
 class SavedModel:
     """What a loader reads from a file: the model, the (H, W) and channels it fixes (or None), its fixed batch.
 
+    Not a model type: :func:`imgexplain.models.load_saved_model`, the one place that loads a model file,
+    turns it into the :class:`~imgexplain.classifier.Classifier` the explainers take.
+
     Attributes
     ----------
     model : object
