@@ -33,6 +33,7 @@ from imgexplain.distributed import WorkerError
 from imgexplain.models import BUILTIN_MODEL, PREPROCESSING
 from imgexplain.ray_cluster import ClusterError
 from imgexplain.results import TABLE_NAME
+from imgexplain.schema import row_schema
 
 DEFAULT_OUT = "imgexplain-out"
 DEMO_SAMPLES = ("chelsea", "coffee", "camera")
@@ -279,7 +280,7 @@ def _run(images, load, methods, folder, shown, *, classifier=None, options=None,
     with folder:
         try:
             results = pipeline.explain_dataset(
-                images, make_explainer, out=folder, schema=explainers.row_schema(methods),
+                images, make_explainer, out=folder, schema=row_schema(methods),
                 arguments=folder.arguments, n_workers=workers, timeout=timeout, address=address,
                 progress=not quiet)
             with contextlib.closing(results):  # stops the workers now, also when interrupted
@@ -313,7 +314,7 @@ def _report(folder, methods, shown, started, title) -> Path:
     """Write the report of every row of the table in ``folder``; its path."""
     from imgexplain import pipeline, report
 
-    table = pipeline.results_table(folder, explainers.row_schema(methods))
+    table = pipeline.results_table(folder, row_schema(methods))
     shown["total time"] = f"{time.perf_counter() - started:.1f} s"
     return report.write_report(folder.path, table, shown, title=title, reserve=folder.reserve)
 

@@ -9,7 +9,7 @@ import pytest
 from matplotlib.figure import Figure
 from skimage.segmentation import mark_boundaries
 
-from imgexplain import render, report
+from imgexplain import render, report, schema
 from imgexplain.explanation import Explanation
 
 
@@ -27,12 +27,12 @@ class _Links(HTMLParser):
 
 
 def _table_with_rows(tmp_path, n):
-    from imgexplain import explainers, pipeline
+    from imgexplain import pipeline, schema
     from imgexplain.results import OutputFolder
 
     folder = OutputFolder(tmp_path / "out", ["report.html", "report", "summary.json"], {"seed": 0})
     folder.claim()
-    table = pipeline.results_table(folder, explainers.row_schema(["anchor", "gradcam"]))
+    table = pipeline.results_table(folder, schema.row_schema(["anchor", "gradcam"]))
     rows = []
     for k in range(n):
         row = {"image": f"<cat {k}>.png", "content_hash": str(k), "index": k, "status": "ok", "seconds": 0.5 + k,
@@ -115,12 +115,12 @@ def _row(k):
 
 
 def _large_table(folder, n, parts=1):
-    from imgexplain import explainers, pipeline
+    from imgexplain import pipeline, schema
     from imgexplain.results import OutputFolder
 
     folder = OutputFolder(folder, ["report.html", "report", "summary.json"], {})
     folder.claim()
-    table = pipeline.results_table(folder, explainers.row_schema(["gradcam"]))
+    table = pipeline.results_table(folder, schema.row_schema(["gradcam"]))
     order = np.random.default_rng(0).permutation(n)  # rows in the table in another order than the images'
     for chunk in np.array_split(order, parts):
         table.append([_row(int(k)) for k in chunk])
@@ -134,7 +134,7 @@ def test_the_report_reads_the_table_in_batches_and_pages_it_in_image_order(tmp_p
     table.batches = lambda *args: (read.append(batch.num_rows) or batch for batch in batches(*args))
     report.write_report(out, table, {}, page_size=20, batch_size=7)
     assert read and max(read) <= 7
-    assert "gradcam" not in {name for name in table.schema.names if name in report.COLUMNS}  # maps stay unread
+    assert "gradcam" not in {name for name in table.schema.names if name in schema.REPORT_COLUMNS}  # maps stay unread
     for number in range(1, 6):
         page = (out / "report" / f"page-{number:04d}.html").read_text()
         shown = [int(name) for name in re.findall(r"<h2>image (\d+)\.png</h2>", page)]
