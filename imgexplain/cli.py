@@ -26,7 +26,7 @@ import numpy as np
 
 from imgexplain import METHODS, classes, cli_options, explainers, models
 from imgexplain._version import __version__
-from imgexplain.cli_checks import (InputError, check_device, check_explain_arguments, check_image_path,  # noqa: F401
+from imgexplain.cli_checks import (InputError, check_device, check_image_path, explain_settings,  # noqa: F401
                                    parse_input_size, parse_methods)
 from imgexplain.datasets import MAX_PIXELS
 from imgexplain.distributed import WorkerError
@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="class the heatmaps explain (default: the predicted class); anchors always explain "
                               "the prediction")
     explain.add_argument("--threshold", type=float, default=0.95,
-                         help="precision an anchor must reach, in (0, 1] (default: %(default)s)")
+                         help="precision an anchor must reach, in [0, 1] (default: %(default)s)")
     explain.add_argument("--seed", type=int, default=0, help="random seed of the anchor search (default: 0)")
     explain.add_argument(
         "--workers", type=int, default=0, metavar="N",
@@ -223,7 +223,7 @@ def _output_folder(out, arguments):
 
 
 def _explain_command(args) -> int:
-    settings = check_explain_arguments(args)
+    settings = explain_settings(args)
     arguments = _run_arguments(args, settings)
     folder = _output_folder(args.out, arguments)
     load = partial(_load_classifier, str(Path(args.model).absolute()) if settings["kind"] != "builtin" else args.model,

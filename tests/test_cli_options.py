@@ -181,3 +181,27 @@ def test_python_dash_m_imgexplain_runs_the_command():
     result = subprocess.run([sys.executable, "-m", "imgexplain", "--version"], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0 and result.stdout.startswith("imgexplain ")
+
+
+@pytest.mark.parametrize("threshold, accepted", [(-0.1, False), (0.0, True), (0.5, True), (1.0, True), (1.5, False),
+                                                 (float("nan"), False)])
+def test_the_command_and_the_library_accept_the_same_thresholds(threshold, accepted):
+    from imgexplain import AnchorImage
+    from imgexplain.cli_checks import InputError, check_threshold
+
+    calls = []
+    explainer = AnchorImage(lambda images: calls.append(len(images)) or np.zeros(len(images), int), (4, 4),
+                            segmentation_fn=lambda image: np.arange(16).reshape(4, 4) // 8)
+    calls.clear()
+    if accepted:
+        check_threshold(threshold)
+        explanation = explainer.explain(np.zeros((4, 4)), threshold=threshold)
+        assert calls  # explained
+        if threshold < 1:  # the label never changes: the empty anchor passes (a bound can never exceed 1)
+            assert explanation.raw["feature"] == []
+    else:
+        with pytest.raises(InputError, match=r"^--threshold: threshold must be a number in \[0, 1\]"):
+            check_threshold(threshold)
+        with pytest.raises(ValueError, match=r"^threshold must be a number in \[0, 1\]"):
+            explainer.explain(np.zeros((4, 4)), threshold=threshold)
+        assert calls == []  # refused before any model call

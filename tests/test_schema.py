@@ -45,7 +45,8 @@ def _old_out(out, arguments, version=None):
     columns = schema.table_schema(schema.row_schema(["anchor"]))
     old = pa.schema([field for field in columns if field.name != "anchor_found"])
     row = {"image": "a.png", "content_hash": "0", "index": 0, "status": "ok", "anchor": [1], "precision": 1.0}
-    pq.write_table(pa.Table.from_pylist([row], schema=old), out / TABLE_NAME / "part-00000000000000000001-abcdef01.parquet")
+    part = out / TABLE_NAME / "part-00000000000000000001-abcdef01.parquet"
+    pq.write_table(pa.Table.from_pylist([row], schema=old), part)
     return sorted((path, path.stat().st_mtime_ns) for path in out.rglob("*"))
 
 
