@@ -19,7 +19,8 @@ README = ROOT / "README.md"
 CAPTION = re.compile(r"(<!-- readme-pictures: caption -->\n)(.*?)(\n<!-- /readme-pictures -->)", re.S)
 # The code whose changes can change the pictures.
 SOURCES = ("imgexplain/anchors/*.py", "imgexplain/render/*.py", "imgexplain/cam/*.py", "imgexplain/segmentation.py",
-           "imgexplain/predictor.py", "imgexplain/datasets.py", "imgexplain/zoo/*.py", "bench/readme_pictures.py")
+           "imgexplain/predictor.py", "imgexplain/datasets.py", "imgexplain/_pixels.py", "imgexplain/zoo/*.py",
+           "bench/readme_pictures.py")
 SEGMENTATION_KWARGS = {"n_segments": 15, "compactness": 20, "sigma": 0.5, "start_label": 0}
 
 
