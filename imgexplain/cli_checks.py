@@ -61,25 +61,27 @@ def check_image_path(path, max_pixels=MAX_PIXELS) -> None:
         raise InputError(f"damaged image file {str(path)!r}: {error}") from None
 
 
-def check_threshold(threshold) -> None:
-    """--threshold by the library's own rule: the check that ``AnchorImage.explain`` makes of its arguments
-    (a precision in [0, 1]; at 0 any anchor, the empty one first, passes), so the two never differ."""
+def check_anchor_number(option: str, name: str, value) -> None:
+    """An anchor search argument of the command line (``--threshold``, ``--p-sample``) by the library's own
+    rule: the check that ``AnchorImage.explain`` makes of its ``name`` argument, so that the command accepts
+    exactly what the library accepts (both in [0, 1]; at threshold 0 any anchor passes, the empty one first)."""
     import inspect
 
     from imgexplain.anchors.arguments import EXPLAIN_EXTRAS
     from imgexplain.anchors.arguments import check_explain_arguments as check_search_arguments
     from imgexplain.anchors.image import AnchorImage
 
-    defaults = {name: parameter.default for name, parameter in inspect.signature(AnchorImage.explain).parameters.items()
+    defaults = {key: parameter.default for key, parameter in inspect.signature(AnchorImage.explain).parameters.items()
                 if parameter.default is not inspect.Parameter.empty}
     try:
-        check_search_arguments({**defaults, **EXPLAIN_EXTRAS, "threshold": threshold})
+        check_search_arguments({**defaults, **EXPLAIN_EXTRAS, name: value})
     except ValueError as error:
-        raise InputError(f"--threshold: {error}") from None
+        raise InputError(f"{option}: {error}") from None
 
 
 def _check_numbers(args) -> None:
-    check_threshold(args.threshold)
+    check_anchor_number("--threshold", "threshold", args.threshold)
+    check_anchor_number("--p-sample", "p_sample", args.p_sample)
     if args.target is not None and args.target < 0:
         raise InputError(f"--target: expected a class index >= 0; got {args.target}")
     if not 0 <= args.seed <= MAX_SEED:
