@@ -77,3 +77,15 @@ def test_the_library_refuses_an_out_of_another_schema_before_making_the_explaine
     with pytest.raises(schema.SchemaVersionError, match="before schema versions were recorded"):
         explain_dataset([np.zeros((2, 2))], must_not_make, out=tmp_path / "out",
                         schema=pa.schema([("mean", pa.float64())]), arguments={"method": "mean"}, progress=False)
+
+
+def test_the_command_s_rows_hold_exactly_the_described_columns():
+    pytest.importorskip("torch")
+    from tiny_classifier import SIZE, tiny_classifier
+
+    from imgexplain.explainers import ImageExplainer
+
+    methods = ["anchor", "gradcam"]
+    image = np.repeat(np.linspace(0, 255, SIZE, dtype=np.float32)[None, :, None], SIZE, axis=0).repeat(3, axis=2)
+    row = ImageExplainer(tiny_classifier, methods, pictures="none").explain(image)
+    assert set(row) - {"files"} == set(schema.row_schema(methods).names)  # none dropped unseen by the table
