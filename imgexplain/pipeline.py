@@ -185,7 +185,9 @@ def explain_dataset(images: Iterable, make_explainer: Callable, *,
     ValueError
         `n_workers`, `timeout` (also infinite) or `cpus_per_worker` out of range, an empty path, `out`
         without `schema`, a results table of other arguments (:class:`~imgexplain.results.OutputError`:
-        also a damaged, linked or locked OUT), or a Ray cluster `address` that does not answer within seconds.
+        also a damaged, linked or locked OUT) or of another schema version
+        (:class:`~imgexplain.schema.SchemaVersionError`), or a Ray cluster `address` that does not answer
+        within seconds.
 
     See Also
     --------
