@@ -173,8 +173,9 @@ def check_version(manifest: dict, table) -> None:
     version = manifest.get(VERSION_KEY)
     if version == SCHEMA_VERSION and type(version) is int:
         return
-    written = "before schema versions were recorded" if version is None else f"with schema version {version!r}"
+    written = "before schema versions were recorded" if version is None else f"with schema version {version!r:.20}"
+    release = " ".join(str(manifest.get("version", "(unknown version)")).split())  # one line, whatever it holds
     raise SchemaVersionError(
-        f"--out: {str(table)!r} was written by imgexplain {manifest.get('version', '(unknown version)')} "
+        f"--out: {str(table)!r} was written by imgexplain {release:.20} "
         f"{written}; this one writes results schema version {SCHEMA_VERSION}, and rows of two schemas are never "
         "mixed: explain into a new folder (--out), or move that table away to start over")

@@ -50,7 +50,7 @@ def _old_out(out, arguments, version=None):
     return sorted((path, path.stat().st_mtime_ns) for path in out.rglob("*"))
 
 
-@pytest.mark.parametrize("version", [None, 0, "1"])
+@pytest.mark.parametrize("version", [None, 0, "1", True])
 def test_an_out_of_another_schema_is_one_line_before_any_model_call(tmp_path, capsys, monkeypatch, version):
     def must_not_load(*args, **kwargs):
         raise AssertionError("a model was loaded for an OUT of another schema")
