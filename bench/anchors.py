@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.anchors [--problems 120] [--family-problems 40] [--photo-seeds 1] [--no-photos]
                                       [--no-jpeg] [--output BENCHMARKS.md]
 
-Generated problems (bench/anchor_problems.py: the mixed family and issue 19's cliff and near-threshold families)
+Generated problems (tests/anchor_problems.py: the mixed family and issue 19's cliff and near-threshold families)
 have a known true precision for any anchor; the photos are EfficientNet-Lite0 on skimage's sample photos with
 seed 000's arguments, as arrays and as JPEG round trips (quality 75). Both libraries run one after the
 other on the same inputs, alibi in its own virtual environment (bench/peers.py). The result
@@ -18,7 +18,9 @@ import time
 
 import numpy as np
 
-from bench import anchor_problems, problems
+import anchor_problems  # tests/anchor_problems.py (bench/__init__.py puts tests/ on the path)
+
+from bench import problems
 from bench.benchmarks_md import write_section
 from bench.common import as_explanation, log, machine, photos, save
 from bench.peers import start_peer
@@ -173,7 +175,7 @@ def section_lines(rows, problem_counts, generated_seeds, photo_seeds, command):
              "threshold - epsilon_stop (0.05)."]
     if problem_counts:
         counts = ", ".join(f"{family} {n}" for family, n in problem_counts.items())
-        lines += ["", f"Generated problems of `bench/anchor_problems.py` ({counts}; seeds {list(generated_seeds)}). "
+        lines += ["", f"Generated problems of `tests/anchor_problems.py` ({counts}; seeds {list(generated_seeds)}). "
                   "Mixed: AND rules of 1-3 superpixels, linear-threshold rules, and both with label noise from 1% to "
                   "1% short of 1 - threshold; background images in about one problem in four. Cliff: the empty "
                   "anchor's true precision in [threshold, threshold + 0.04], one to three superpixels each an anchor "

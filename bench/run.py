@@ -5,7 +5,9 @@
 Runs bench.anchors (generated problems, and the photos unless --quick), bench.cam_speed,
 bench.faithfulness (with this run's anchors of the photos) and bench.randomization. Each rewrites
 only its own section of BENCHMARKS.md; a benchmark that fails leaves its section as it was, and the
-command then exits with status 1. Raw figures: bench/out/results.json. See bench/README.md.
+command then exits with status 1. ``--quick`` writes its sections to its own file,
+bench/out/BENCHMARKS-quick.md (unless --output says otherwise): a quick run's smaller figures never
+replace the recorded ones. Raw figures: bench/out/results.json. See bench/README.md.
 """
 import argparse
 import json
@@ -16,13 +18,16 @@ import traceback
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from bench import anchor_problems, anchors, cam_speed, faithfulness, problems, randomization  # noqa: E402
+import anchor_problems  # noqa: E402 (tests/anchor_problems.py, see bench/__init__.py)
+
+from bench import anchors, cam_speed, faithfulness, problems, randomization  # noqa: E402
 from bench.benchmarks_md import BENCHMARKS_MD, write_section  # noqa: E402
 from bench.common import context, load_average, log, photos, versions  # noqa: E402
 from bench.peers import start_peer  # noqa: E402
 from bench.problems import OUT  # noqa: E402
 
 QUICK_PROBLEMS = 12
+QUICK_OUTPUT = OUT / "BENCHMARKS-quick.md"
 
 
 def run_anchors(quick, photo_images, command, output=BENCHMARKS_MD):
@@ -53,8 +58,13 @@ def run_anchors(quick, photo_images, command, output=BENCHMARKS_MD):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a short run that still runs every peer once")
-    parser.add_argument("--output", default=str(BENCHMARKS_MD), help="the Markdown file whose sections are rewritten")
+    parser.add_argument("--output", default=None,
+                        help=f"the Markdown file whose sections are rewritten (default: {BENCHMARKS_MD.name}; with "
+                             f"--quick, {QUICK_OUTPUT.relative_to(problems.ROOT)})")
     args = parser.parse_args(argv)
+    if args.output is None:
+        args.output = str(QUICK_OUTPUT if args.quick else BENCHMARKS_MD)
+        OUT.mkdir(parents=True, exist_ok=True)
     command = f"{'make bench-quick' if args.quick else 'make bench'} (python -m bench.run{' --quick' * args.quick})"
     began = time.perf_counter()
     photo_images = photos()

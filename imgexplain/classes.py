@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from imgexplain._files import read_limited
-from imgexplain.outputs import softmax
+from imgexplain.outputs import are_probabilities, softmax
 from imgexplain.predictor import PredictorError
 
 # A labels file of more than this many bytes is not one (ImageNet's 1,000 names take 30 kB).
@@ -58,7 +58,7 @@ def probabilities(scores, multilabel: bool | None = None) -> np.ndarray:
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim != 2:
         raise PredictorError(f"the model returned shape {scores.shape}; expected (N, n_classes)")
-    in_unit_range = scores.size == 0 or (scores.min() >= 0 and scores.max() <= 1)
+    in_unit_range = are_probabilities(scores)
     if scores.shape[1] == 1:
         if not in_unit_range:
             raise PredictorError(f"the model returned one column with values from {scores.min():g} to "

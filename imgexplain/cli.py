@@ -26,7 +26,7 @@ import numpy as np
 
 from imgexplain import classes, cli_options, explainers, models
 from imgexplain._version import __version__
-from imgexplain.cli_checks import (InputError, check_device, check_explain_arguments, check_image_path,  # noqa: F401
+from imgexplain.cli_checks import (InputError, check_device, check_image_path, explain_settings,  # noqa: F401
                                    parse_input_size, parse_methods)
 from imgexplain.datasets import MAX_PIXELS
 from imgexplain.distributed import WorkerError
@@ -34,6 +34,7 @@ from imgexplain.explainers import METHODS
 from imgexplain.models import BUILTIN_MODEL, PREPROCESSING
 from imgexplain.ray_cluster import ClusterError
 from imgexplain.results import TABLE_NAME
+from imgexplain.schema import row_schema
 
 DEFAULT_OUT = "imgexplain-out"
 DEMO_SAMPLES = ("chelsea", "coffee", "camera")
@@ -87,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="class the heatmaps explain (default: the predicted class); anchors always explain "
                               "the prediction")
     explain.add_argument("--threshold", type=float, default=0.95,
-                         help="precision an anchor must reach, in (0, 1] (default: %(default)s)")
+                         help="precision an anchor must reach, in [0, 1] (default: %(default)s)")
     explain.add_argument("--seed", type=int, default=0, help="random seed of the anchor search (default: 0)")
     explain.add_argument(
         "--workers", type=int, default=0, metavar="N",
@@ -223,7 +224,7 @@ def _output_folder(out, arguments):
 
 
 def _explain_command(args) -> int:
-    settings = check_explain_arguments(args)
+    settings = explain_settings(args)
     arguments = _run_arguments(args, settings)
     folder = _output_folder(args.out, arguments)
     load = partial(_load_classifier, str(Path(args.model).absolute()) if settings["kind"] != "builtin" else args.model,
@@ -280,7 +281,7 @@ def _run(images, load, methods, folder, shown, *, classifier=None, options=None,
     with folder:
         try:
             results = pipeline.explain_dataset(
-                images, make_explainer, out=folder, schema=explainers.row_schema(methods),
+                images, make_explainer, out=folder, schema=row_schema(methods),
                 arguments=folder.arguments, n_workers=workers, timeout=timeout, address=address,
                 progress=not quiet)
             with contextlib.closing(results):  # stops the workers now, also when interrupted
@@ -314,7 +315,7 @@ def _report(folder, methods, shown, started, title) -> Path:
     """Write the report of every row of the table in ``folder``; its path."""
     from imgexplain import pipeline, report
 
-    table = pipeline.results_table(folder, explainers.row_schema(methods))
+    table = pipeline.results_table(folder, row_schema(methods))
     shown["total time"] = f"{time.perf_counter() - started:.1f} s"
     return report.write_report(folder.path, table, shown, title=title, reserve=folder.reserve)
 

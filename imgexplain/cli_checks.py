@@ -63,9 +63,27 @@ def check_image_path(path, max_pixels=MAX_PIXELS) -> None:
         raise InputError(f"damaged image file {str(path)!r}: {error}") from None
 
 
+def check_anchor_number(option: str, name: str, value) -> None:
+    """An anchor search argument of the command line (``--threshold``, ``--p-sample``) by the library's own
+    rule: the check that ``AnchorImage.explain`` makes of its ``name`` argument, so that the command accepts
+    exactly what the library accepts (both in [0, 1]; at threshold 0 any anchor passes, the empty one first)."""
+    import inspect
+
+    from imgexplain.anchors.arguments import EXPLAIN_EXTRAS
+    from imgexplain.anchors.arguments import check_explain_arguments as check_search_arguments
+    from imgexplain.anchors.image import AnchorImage
+
+    defaults = {key: parameter.default for key, parameter in inspect.signature(AnchorImage.explain).parameters.items()
+                if parameter.default is not inspect.Parameter.empty}
+    try:
+        check_search_arguments({**defaults, **EXPLAIN_EXTRAS, name: value})
+    except ValueError as error:
+        raise InputError(f"{option}: {error}") from None
+
+
 def _check_numbers(args) -> None:
-    if not 0.0 < args.threshold <= 1.0:
-        raise InputError(f"--threshold: expected a number in (0, 1]; got {args.threshold}")
+    check_anchor_number("--threshold", "threshold", args.threshold)
+    check_anchor_number("--p-sample", "p_sample", args.p_sample)
     if args.target is not None and args.target < 0:
         raise InputError(f"--target: expected a class index >= 0; got {args.target}")
     if not 0 <= args.seed <= MAX_SEED:
@@ -83,8 +101,8 @@ def _check_numbers(args) -> None:
         raise InputError(f"--max-pixels: expected a number of pixels >= 1; got {args.max_pixels}")
 
 
-def check_explain_arguments(args) -> dict:
-    """Check every argument, file and folder; return the settings the run uses."""
+def explain_settings(args) -> dict:
+    """Check every argument, file and folder of the explain command; return the settings the run uses."""
     methods = parse_methods(args.method)
     _check_numbers(args)
     if not all(args.images) or not args.out:

@@ -36,7 +36,7 @@ def add_explanation_options(command: argparse.ArgumentParser) -> None:
                          help=f"about how many superpixels, for --segmentation {' or '.join(COUNT_ARGUMENT)} "
                               f"(default: {explainers.SEGMENTATION_KWARGS[COUNT_ARGUMENT[DEFAULT_SEGMENTATION]]})")
     command.add_argument("--p-sample", type=float, default=explainers.P_SAMPLE, metavar="P",
-                         help="probability that the anchor search perturbs a superpixel, in (0, 1) "
+                         help="probability that the anchor search perturbs a superpixel, in [0, 1] "
                               "(default: %(default)s)")
     command.add_argument("--layer", default=None, metavar="NAME",
                          help="layer the class activation maps use (default: the last feature map)")
@@ -68,8 +68,6 @@ def check_options(args, methods: list[str], kind: str) -> None:
     """InputError for a value out of range, or an option of a method that does not run."""
     if args.top_k < 1:
         raise InputError(f"--top-k: expected a number of classes >= 1; got {args.top_k}")
-    if not 0.0 < args.p_sample < 1.0:
-        raise InputError(f"--p-sample: expected a probability in (0, 1); got {args.p_sample}")
     if args.n_segments is not None and args.n_segments < 2:
         raise InputError(f"--n-segments: expected a number of superpixels >= 2; got {args.n_segments}")
     if args.n_segments is not None and args.segmentation not in COUNT_ARGUMENT:

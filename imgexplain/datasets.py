@@ -1,4 +1,5 @@
-"""Sample images that ship with imgexplain's dependencies, and the image loader used everywhere.
+"""Sample images that ship with imgexplain's dependencies, and the image loader used everywhere (what it
+makes of pixels of any mode: :mod:`imgexplain._pixels`).
 
 Nothing is downloaded: the photographs come inside scikit-image's wheel (``skimage.data``).
 Every image is resized the same way, by `resize_image` (PIL's bilinear filter, which
@@ -6,7 +7,6 @@ antialiases when shrinking); ``imgexplain.zoo``'s reference outputs assume it.
 """
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections.abc import Iterable, Sequence
@@ -15,15 +15,13 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from imgexplain._files import open_regular
-from imgexplain._checks import (check_finite, check_numeric_dtype, check_pixel_range, check_positive_int,
-                                check_size)
+from imgexplain._checks import check_positive_int, check_size
+from imgexplain._pixels import as_rgb_uint8, rgb_from_pil
 
 RESAMPLING = Image.Resampling.BILINEAR
 # Largest image `load_image` accepts by default: 50 megapixels, 150 MB as RGB.
 MAX_PIXELS = 50_000_000
-_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 _PILLOW_LIMIT_LOCK = threading.Lock()
-logger = logging.getLogger(__name__)
 # Chelsea is a ginger tabby: ImageNet class 281, "tabby" (EfficientNet-Lite0 says 285, Egyptian cat).
 _CATS = (("chelsea", 281, "tabby"),)
 _SAMPLES = ("astronaut", "camera", "chelsea", "coffee", "coins", "horse", "hubble_deep_field",
@@ -77,65 +75,6 @@ def _check_pixel_count(width, height, max_pixels, name):
             "raise the limit (--max-pixels on the command line, max_pixels in Python; None for no limit)")
 
 
-def _as_rgb_uint8(array):
-    """A grey, RGB or RGBA array of pixels in 0..255 (or bool) -> (H, W, 3) uint8; alpha composited on white."""
-    if array.dtype == bool:
-        array = array.astype(np.uint8) * 255
-    check_numeric_dtype(array, "image", "a numeric array of pixels in 0..255")
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[:, :, 0]
-    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))):
-        raise ValueError(f"image must have shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); "
-                         f"got shape {array.shape}")
-    if array.shape[0] == 0 or array.shape[1] == 0:
-        raise ValueError(f"image must not be empty; got shape {array.shape}")
-    if array.dtype != np.uint8:
-        check_finite(array, "image")
-        check_pixel_range(array, "image", hint=" (scale [0, 1] images by 255 first)")
-        array = np.round(array).astype(np.uint8)
-    if array.ndim == 2:
-        return np.repeat(array[:, :, None], 3, axis=2)
-    if array.shape[2] == 4:
-        return _rgb_from_pil(Image.fromarray(array), "image")
-    return np.ascontiguousarray(array)
-
-
-def _rgb_from_pil(picture, name):
-    """An (H, W, 3) uint8 array of a PIL image of any mode, saying (by logging) what was changed.
-
-    16-bit grey is divided by 257; 32-bit integer grey within 0..65535 is taken as 16-bit; floating-point
-    grey in [0, 1] is multiplied by 255, and any other range is stretched from its minimum and maximum to
-    0..255. Transparent pixels are composited on white.
-    """
-    if picture.mode in _SIXTEEN_BIT_MODES + ("I", "F"):
-        return _as_rgb_uint8(_grey_to_uint8(np.array(picture), name))
-    if "A" in picture.mode or "a" in picture.mode or "transparency" in picture.info:
-        rgba = picture.convert("RGBA")
-        if rgba.getextrema()[3][0] < 255:
-            logger.warning("%s: transparent pixels composited on white", name)
-            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            rgba = Image.alpha_composite(white, rgba)
-        picture = rgba
-    return np.array(picture.convert("RGB"))
-
-
-def _grey_to_uint8(values, name):
-    """Grey pixels of a 16-bit, 32-bit integer or floating-point image -> uint8, by the file's own range."""
-    check_finite(values, name)
-    low, high = values.min(), values.max()
-    if values.dtype.kind in "iu" and low >= 0 and high <= 65535:
-        logger.info("%s: 16-bit pixels scaled to 0..255 (divided by 257)", name)
-        return ((values.astype(np.uint32) + 128) // 257).astype(np.uint8)
-    if values.dtype.kind == "f" and low >= 0 and high <= 1:
-        logger.info("%s: floating-point pixels in [0, 1] scaled to 0..255", name)
-        return np.round(values * np.float32(255)).astype(np.uint8)
-    logger.warning("%s: pixel values from %g to %g stretched to 0..255", name, low, high)
-    if high == low:
-        return np.zeros(values.shape, dtype=np.uint8)
-    scale = 255 / (float(high) - float(low))
-    return np.round((values - low) * scale).astype(np.uint8)
-
-
 def _open_file(file, max_pixels, name):
     """Open an image from an open file and check its size from the header, before any pixel is decoded."""
     # Pillow's decompression-bomb limit is replaced by max_pixels.
@@ -160,7 +99,7 @@ def _read_file(path, max_pixels):
     """
     name = os.fspath(path)
     with open_regular(path) as file, _open_file(file, max_pixels, name) as opened:
-        return _rgb_from_pil(ImageOps.exif_transpose(opened, in_place=True) or opened, name)
+        return rgb_from_pil(ImageOps.exif_transpose(opened, in_place=True) or opened, name)
 
 
 def check_image_file(path: str | os.PathLike, max_pixels: int | None = MAX_PIXELS) -> None:
@@ -299,12 +238,12 @@ def load_image(image: str | os.PathLike | Image.Image | np.ndarray,
         array = _read_file(image, max_pixels)
     elif isinstance(image, Image.Image):
         _check_pixel_count(*image.size, max_pixels, "image")
-        array = _rgb_from_pil(image, "image")
+        array = rgb_from_pil(image, "image")
     else:
         array = np.asarray(image)
         if array.ndim >= 2:
             _check_pixel_count(array.shape[1], array.shape[0], max_pixels, "image")
-        array = _as_rgb_uint8(array).copy()
+        array = as_rgb_uint8(array).copy()
     return array if size is None else resize_image(array, size)
 
 

@@ -373,7 +373,8 @@ def check_workers(n_workers, timeout) -> None:
 
 
 def default_workers(cpus_per_worker: float) -> int:
-    """As many workers as the Ray cluster (started if need be) has CPUs for."""
+    """As many workers as there are CPUs for: the free CPUs of the Ray cluster this process has joined, else
+    this machine's CPUs (Ray is not started here: :func:`run_on_ray` caps the number at the cluster's free CPUs)."""
     import ray
 
     if not ray.is_initialized():

@@ -22,6 +22,7 @@ from imgexplain.cam.methods import METHODS as CAM_METHODS
 from imgexplain.cam.methods import REGISTRY as CAM_REGISTRY
 from imgexplain.datasets import MAX_PIXELS
 from imgexplain.outputs import sigmoid_labels
+from imgexplain.schema import timing_column
 from imgexplain.segmentation import DEFAULT_SEGMENTATION
 
 METHODS = ("anchor",) + CAM_METHODS
@@ -37,22 +38,6 @@ PICTURES = "pictures"
 PICTURE_KINDS = ("png", "jpeg", "none")
 PICTURE_SIZE = 224  # pictures of smaller inputs are enlarged (nearest neighbour) to about this size
 TOP_K = 5
-
-
-def row_schema(methods):
-    """The pyarrow schema of an :class:`ImageExplainer` row for ``methods``."""
-    import pyarrow as pa
-
-    picture = pa.struct([("path", pa.string()), ("title", pa.string()), ("caption", pa.string()),
-                         ("colormap", pa.string())])
-    top = pa.struct([("index", pa.int64()), ("label", pa.string()), ("p", pa.float64())])
-    fields = [("target", pa.int64()), ("label", pa.string()), ("predicted", pa.int64()), ("top5", pa.list_(top)),
-              ("anchor", pa.list_(pa.int64())), ("precision", pa.float64()), ("coverage", pa.float64()),
-              ("num_preds", pa.int64()), ("anchor_found", pa.bool_())]
-    fields += [(method, pa.list_(pa.list_(pa.float32()))) for method in methods if method != "anchor"]
-    fields += [("layer", pa.string()), ("pictures", pa.list_(picture))]
-    fields += [(f"seconds_{method}", pa.float64()) for method in methods]
-    return pa.schema(fields)
 
 
 def layer_title(name: str) -> str:
@@ -285,7 +270,7 @@ class ImageExplainer:
                 self._explain_anchor(row, x, shown, stem, anchored)
             else:
                 self._cam_row(row, method, *maps[method], shown, stem)
-            row[f"seconds_{method}"] = time.perf_counter() - tick
+            row[timing_column(method).name] = time.perf_counter() - tick
         return row
 
     def _picture(self, row, stem, draw, title, caption, colormap=None):

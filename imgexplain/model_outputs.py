@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from imgexplain._checks import check_class_range
+from imgexplain.outputs import are_probabilities
 
 # A token output may carry this many class, distillation or register tokens before its patches.
 MAX_EXTRA_TOKENS = 8
@@ -83,6 +84,6 @@ def scores_of(outputs, chosen, targets):
         return np.asarray(scores, dtype=np.float32)
     if outputs.shape[1] == 1:
         column = outputs[:, 0]
-        complement = 1 - column if np.all((column >= 0) & (column <= 1)) else -column
+        complement = 1 - column if are_probabilities(column) else -column
         return np.where(chosen == 1, column, complement).astype(np.float32)
     return outputs[np.arange(len(outputs)), chosen].astype(np.float32)

@@ -1,6 +1,7 @@
 """OUT, the output folder of a dataset run: what imgexplain owns in it, its manifest, and its lock.
 
-``OUT/imgexplain.json`` (the manifest) records the arguments of the run that wrote the table and the
+``OUT/imgexplain.json`` (the manifest) records the arguments of the run that wrote the table, its schema
+version (:mod:`imgexplain.schema`: a table of another version is refused with one line) and the
 top-level entries of OUT that imgexplain made (each recorded just before it is created). imgexplain writes
 only its entries (and the files inside the folders among them), refuses to start when an entry it would
 write exists without being in the manifest or is a symbolic link, and never deletes a file it did not
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from imgexplain._files import TEMPORARY_PREFIX, atomic_write, read_limited
 from imgexplain._version import __version__
+from imgexplain.schema import SCHEMA_VERSION, VERSION_KEY, check_version
 
 TABLE_NAME = "results.parquet"
 MANIFEST_NAME = "imgexplain.json"
@@ -66,7 +68,7 @@ class OutputFolder:
             raise OutputError("--out: an empty path names no folder; give the output folder")
         self.path = Path(folder)
         self.arguments = {key: arguments[key] for key in sorted(arguments)}
-        self.fingerprint = fingerprint(self.arguments)
+        self.fingerprint = fingerprint({"arguments": self.arguments, VERSION_KEY: SCHEMA_VERSION})
         self.entries = sorted(set(entries) | {TABLE_NAME, MANIFEST_NAME, LOCK_NAME})
         self.manifest = self._read_manifest()
         self._check()
@@ -108,6 +110,8 @@ class OutputFolder:
             if name in self.entries and os.path.lexists(path) and name not in owned:
                 raise OutputError(f"--out: {str(path)!r} was not written by imgexplain and would be "
                                   "overwritten; choose another folder")
+        if self.manifest and (folder / TABLE_NAME).exists():
+            check_version(self.manifest, folder / TABLE_NAME)  # before the arguments: a changed schema says so
         if self.manifest and (folder / TABLE_NAME).exists() and self.manifest["fingerprint"] != self.fingerprint:
             old = self.manifest["arguments"]
             changed = [f"{key} {old.get(key)!r} -> {value!r}" for key, value in self.arguments.items()
@@ -161,8 +165,8 @@ class OutputFolder:
                 for leftover in (self.path / name).glob(f"{TEMPORARY_PREFIX}*"):
                     if _TEMPORARY_NAME.fullmatch(leftover.name) and leftover.is_file():
                         leftover.unlink(missing_ok=True)
-        self.manifest = {"generator": _GENERATOR, "version": __version__, "fingerprint": self.fingerprint,
-                         "arguments": self.arguments, "entries": sorted(owned)}
+        self.manifest = {"generator": _GENERATOR, "version": __version__, VERSION_KEY: SCHEMA_VERSION,
+                         "fingerprint": self.fingerprint, "arguments": self.arguments, "entries": sorted(owned)}
         atomic_write(self.path / MANIFEST_NAME, json.dumps(self.manifest, indent=2))
 
     def reserve(self, name: str) -> Path:

@@ -21,7 +21,8 @@ from imgexplain._checks import check_number
 from imgexplain.distributed import Task
 from imgexplain._files import printable
 from imgexplain.progress import progress_bar
-from imgexplain.results import KEY_COLUMNS, TABLE_NAME, OutputFolder, ResultsTable, content_hash, file_hash
+from imgexplain.results import TABLE_NAME, OutputFolder, ResultsTable, content_hash, file_hash
+from imgexplain.schema import table_schema
 from imgexplain.stream import RowWriter, run_batched
 
 if TYPE_CHECKING:
@@ -184,7 +185,9 @@ def explain_dataset(images: Iterable, make_explainer: Callable, *,
     ValueError
         `n_workers`, `timeout` (also infinite) or `cpus_per_worker` out of range, an empty path, `out`
         without `schema`, a results table of other arguments (:class:`~imgexplain.results.OutputError`:
-        also a damaged, linked or locked OUT), or a Ray cluster `address` that does not answer within seconds.
+        also a damaged, linked or locked OUT) or of another schema version
+        (:class:`~imgexplain.schema.SchemaVersionError`), or a Ray cluster `address` that does not answer
+        within seconds.
 
     See Also
     --------
@@ -244,17 +247,6 @@ def _closing(stream, folder):
 def results_table(folder: OutputFolder, schema) -> ResultsTable:
     """The results table in ``folder`` for rows of the explainer's ``schema``."""
     return ResultsTable(folder.subfolder(TABLE_NAME), table_schema(schema))
-
-
-def table_schema(schema):
-    """The explainer's columns after the columns every row has."""
-    import pyarrow as pa
-
-    fixed = [pa.field(name, pa.string()) for name in KEY_COLUMNS] + [
-        pa.field("index", pa.int64()), pa.field("status", pa.string()), pa.field("error_type", pa.string()),
-        pa.field("error", pa.string()), pa.field("seconds", pa.float64()), pa.field("fingerprint", pa.string()),
-    ]
-    return pa.schema(fixed + [field for field in schema if field.name not in {f.name for f in fixed}])
 
 
 def _stream(items, digests, done, make_explainer, table, n_workers, timeout, address, cpus_per_worker,

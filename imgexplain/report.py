@@ -23,6 +23,7 @@ import numpy as np
 from imgexplain._version import __version__
 from imgexplain.report_table import TABLE_STYLE, summaries_json, table_parts
 from imgexplain.results import atomic_write
+from imgexplain.schema import REPORT_COLUMNS, timed_method
 
 REPORT_NAME = "report.html"
 SUMMARY_NAME = "summary.json"
@@ -32,9 +33,6 @@ ERRORS_SHOWN = 100  # error rows listed in the summary
 OVERLAY_ALPHA = 0.65  # the heatmap overlays' opacity at 1 (render.overlay_heatmap's default)
 SUMMARY_CHUNK = 256  # rows summarised for the interactive table at a time
 BATCH_ROWS = 1024  # rows read at a time: the report's columns are a few KB a row (the maps stay in the table)
-# Columns the report reads (the maps stay in the table).
-COLUMNS = ("image", "index", "status", "error_type", "error", "target", "label", "predicted", "top5", "anchor",
-           "precision", "coverage", "num_preds", "anchor_found", "layer", "pictures", "seconds")
 
 
 def colorbar_css(colormap: str, steps: int = 11, alpha_limit: float = OVERLAY_ALPHA) -> str:
@@ -147,8 +145,8 @@ def _section_html(row: dict, root: str, p_sample=None, multilabel=False) -> str:
         if trivial:
             facts.append(("note", trivial))
         details.append(_table(["anchor", ""], [(_escape(k), _escape(v)) for k, v in facts]))
-    timings = [(_escape(key[len("seconds_"):]), f"{value:.2f} s") for key, value in row.items()
-               if key.startswith("seconds_") and value is not None]
+    timings = [(_escape(timed_method(key)), f"{value:.2f} s") for key, value in row.items()
+               if timed_method(key) and value is not None]
     details.append(_table(["method", "time"], timings))
     return (f"<section>{name}<p>Explained class: <b>{_escape(row['target'])} {_escape(row['label'])}</b></p>"
             + "".join(f'<p class="note">{_escape(note)}</p>' for note in notes)
@@ -172,7 +170,7 @@ def summarize(rows: Iterable[dict], arguments: dict) -> dict:
             continue
         classes[f"{row['target']} {row['label']}"] += 1
         for key, value in row.items():
-            if key.startswith("seconds") and value is not None:
+            if (key == "seconds" or timed_method(key)) and value is not None:
                 timings.setdefault(key, array("d")).append(value)
         if row.get("precision") is not None:
             precision.append(row["precision"])
@@ -191,7 +189,7 @@ def summarize(rows: Iterable[dict], arguments: dict) -> dict:
 
 def _timing_name(column: str) -> str:
     """'seconds' (the whole image) -> 'image'; 'seconds_anchor' -> 'anchor'."""
-    return column[len("seconds_"):] if column.startswith("seconds_") else "image"
+    return timed_method(column) or "image"
 
 
 def _summary_html(summary: dict, errors: list[dict], arguments: dict) -> str:
@@ -256,8 +254,8 @@ def write_report(out, table, arguments: dict, names=None, title: str = "imgexpla
     """
     reserve = reserve or (lambda name: None)
     out = Path(out)
-    columns = [name for name in COLUMNS if name in table.schema.names]
-    columns += [name for name in table.schema.names if name.startswith("seconds_")]
+    columns = [name for name in REPORT_COLUMNS if name in table.schema.names]
+    columns += [name for name in table.schema.names if timed_method(name)]
     order = sorted(_order(row) for row in _rows(table, ["index", "image"], names, batch_size))
     summary = summarize(_rows(table, columns, names, batch_size), arguments)
     summary["quarantined"] = [str(path) for path in table.quarantined_parts()]

@@ -11,6 +11,8 @@ import json
 from pathlib import PurePath
 from typing import Iterable, Iterator
 
+from imgexplain.schema import timed_method
+
 ROWS_SHOWN = 200
 TABLE_ID = "images"
 
@@ -44,8 +46,8 @@ def row_summary(row: dict) -> dict:
         "class": f"{row['target']} {row['label']}" if ok else "",
         "precision": rounded(row.get("precision")), "coverage": rounded(row.get("coverage")),
         "seconds": rounded(row.get("seconds"), 2),
-        "methods": {key[len("seconds_"):]: rounded(value, 2) for key, value in row.items()
-                    if key.startswith("seconds_") and value is not None},
+        "methods": {timed_method(key): rounded(value, 2) for key, value in row.items()
+                    if timed_method(key) and value is not None},
         "anchor": row.get("anchor"),
         "error": "" if ok else f"{row.get('error_type')}: {row.get('error')}",
         "pictures": [[picture["path"], picture["title"], picture["caption"]] for picture in row.get("pictures") or []],

@@ -21,6 +21,7 @@ from typing import Collection, Iterator
 from imgexplain._files import TEMPORARY_PREFIX, atomic_write, file_hash
 from imgexplain.output_folder import (LOCK_NAME, MANIFEST_NAME, TABLE_NAME, OutputError, OutputFolder, fingerprint,
                                       read_json)
+from imgexplain.schema import KEY_COLUMNS
 
 __all__ = ["LOCK_NAME", "MANIFEST_NAME", "OutputError", "OutputFolder", "ResultsTable", "TABLE_NAME",
            "TEMPORARY_PREFIX", "atomic_write", "content_hash", "file_hash", "fingerprint"]
@@ -35,9 +36,6 @@ _PART_NAME = re.compile(r"(part|compacted)-[0-9]{20}-[0-9a-f]{8}\.parquet")
 # Rows read or merged at a time (and rows per row group of a compacted file): a row with a 224x224 map is
 # about 200 KB, and decoding nested lists takes a few times that.
 BATCH_ROWS = 16
-
-# Columns every row has, whatever the explainer returns.
-KEY_COLUMNS = ("image", "content_hash")
 logger = logging.getLogger(__name__)
 
 

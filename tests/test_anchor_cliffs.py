@@ -4,7 +4,7 @@ import logging
 import numpy as np
 import pytest
 
-from bench.anchor_problems import AnchorProblem, FAMILIES, generate
+from anchor_problems import AnchorProblem, FAMILIES, generate
 from imgexplain import AnchorImage
 
 EPSILON_STOP = 0.05

@@ -4,7 +4,7 @@ import logging
 import numpy as np
 import pytest
 
-from bench.anchor_problems import AnchorProblem, P_SAMPLE, generate, make_problem
+from anchor_problems import AnchorProblem, P_SAMPLE, generate, make_problem
 from imgexplain import AnchorImage
 from imgexplain.anchors.sampler import PerturbationSampler
 from imgexplain.anchors.bandit import LOOK_COUNTS, kl_lower_bound, look_level

@@ -395,7 +395,7 @@ def _bad_inputs(tmp_path, torchscript_model, linear_model, images):
                            "--input-size: expected H,W"),
         "cam on torchscript": (["explain", images[0], *ts, "--method", "anchor,gradcam"],
                                "--method gradcam: class activation maps need the model's layers"),
-        "threshold": (["explain", images[0], "--threshold", "1.5"], "--threshold: expected a number in \\(0, 1\\]"),
+        "threshold": (["explain", images[0], "--threshold", "1.5"], "--threshold: threshold must be a number in \\[0, 1\\]"),
         "negative workers": (["explain", images[0], "--workers", "-1"], "--workers: expected a number of workers >= 0"),
         "negative target": (["explain", images[0], "--target", "-1"], "--target: expected a class index >= 0"),
         "target too large": (["explain", images[0], *ts, "--target", "2"],

@@ -136,7 +136,7 @@ def _hint_inputs(tmp_path, images):
                        "weights.pth' is not a model file; .*torch.save file .*torch.export.save"),
         "legacy h5": (["explain", images[0], "--model", legacy], "model.h5' is not a model file; .*legacy Keras HDF5"),
         "top k": (["explain", images[0], "--top-k", "0"], "--top-k: expected a number of classes >= 1; got 0"),
-        "p sample": (["explain", images[0], "--p-sample", "1.5"], "--p-sample: expected a probability in \\(0, 1\\)"),
+        "p sample": (["explain", images[0], "--p-sample", "1.5"], "--p-sample: p_sample must be a number in \\[0, 1\\]"),
         "n segments": (["explain", images[0], "--segmentation", "quickshift", "--n-segments", "9"],
                        "--n-segments applies to --segmentation slic"),
         "layer without cam": (["explain", images[0], "--method", "anchor", "--layer", "x"],
@@ -181,3 +181,30 @@ def test_python_dash_m_imgexplain_runs_the_command():
     result = subprocess.run([sys.executable, "-m", "imgexplain", "--version"], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0 and result.stdout.startswith("imgexplain ")
+
+
+VALUES = [(-0.1, False), (0.0, True), (0.5, True), (1.0, True), (1.5, False), (float("nan"), False)]
+
+
+@pytest.mark.parametrize("name, option", [("threshold", "--threshold"), ("p_sample", "--p-sample")])
+@pytest.mark.parametrize("value, accepted", VALUES)
+def test_the_command_and_the_library_accept_the_same_thresholds_and_p_samples(name, option, value, accepted):
+    from imgexplain import AnchorImage
+    from imgexplain.cli_checks import InputError, check_anchor_number
+
+    calls = []
+    explainer = AnchorImage(lambda images: calls.append(len(images)) or np.zeros(len(images), int), (4, 4),
+                            segmentation_fn=lambda image: np.arange(16).reshape(4, 4) // 8)
+    calls.clear()
+    if accepted:
+        check_anchor_number(option, name, value)
+        explanation = explainer.explain(np.zeros((4, 4)), **{name: value})
+        assert calls  # explained
+        if name == "p_sample" or value < 1:  # the label never changes: the empty anchor passes (no bound exceeds 1)
+            assert explanation.raw["feature"] == []
+    else:
+        with pytest.raises(InputError, match=rf"^{option}: {name} must be a number in \[0, 1\]"):
+            check_anchor_number(option, name, value)
+        with pytest.raises(ValueError, match=rf"^{name} must be a number in \[0, 1\]"):
+            explainer.explain(np.zeros((4, 4)), **{name: value})
+        assert calls == []  # refused before any model call

@@ -2,28 +2,11 @@
 import numpy as np
 import pytest
 
+from tiny_classifier import SIZE, tiny_classifier
+
 from imgexplain.explainers import ImageExplainer
-from imgexplain.classes import numbered_classes, probabilities
-from imgexplain.models import Classifier
 
 torch = pytest.importorskip("torch")
-SIZE = 16
-
-
-def _classifier(cam_forward=None):
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
-                                torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3)).eval()
-
-    def preprocess(images):
-        return torch.as_tensor(np.ascontiguousarray(images.transpose(0, 3, 1, 2) / 255.0), dtype=torch.float32)
-
-    def predictor(images):
-        with torch.no_grad():
-            return probabilities(model(preprocess(images)).numpy())
-
-    return Classifier(name="tiny", framework="torch", model=model, input_size=(SIZE, SIZE), preprocess=preprocess,
-                      predictor=predictor, top_classes=numbered_classes, cam_layer="1", cam_forward=cam_forward)
 
 
 def _image():
@@ -32,21 +15,21 @@ def _image():
 
 def test_masked_passes_go_to_the_classifier_s_forward():
     calls = []
-    plain = _classifier()
+    plain = tiny_classifier()
 
     def forward(inputs):
         calls.append(len(inputs))
         with torch.no_grad():
             return plain.model(torch.as_tensor(inputs)).numpy()
 
-    with_forward = ImageExplainer(lambda: _classifier(forward), ["scorecam"]).explain(_image())
+    with_forward = ImageExplainer(lambda: tiny_classifier(cam_forward=forward), ["scorecam"]).explain(_image())
     without = ImageExplainer(lambda: plain, ["scorecam"]).explain(_image())
     assert sum(calls) == 4  # one masked image per channel of the layer
     np.testing.assert_allclose(with_forward["scorecam"], without["scorecam"], atol=1e-5)
 
 
 def test_fullgrad_runs_over_every_layer_whatever_the_classifier_s_cam_layer():
-    row = ImageExplainer(lambda: _classifier(), ["fullgrad"]).explain(_image())
+    row = ImageExplainer(tiny_classifier, ["fullgrad"]).explain(_image())
     heatmap = np.asarray(row["fullgrad"])
     assert heatmap.ndim == 2 and np.isfinite(heatmap).all() and heatmap.max() == pytest.approx(1.0)
 

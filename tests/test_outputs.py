@@ -39,3 +39,39 @@ def test_softmax_is_shift_invariant_and_sums_to_one():
     result = softmax(scores)
     np.testing.assert_allclose(result[0], result[1])
     np.testing.assert_allclose(result.sum(axis=1), 1.0)
+
+
+# One column at the edges of [0, 1]: 0 and 1 are probabilities (class 0 scores 1 - p), 1 + 1e-6 makes the
+# column logits (class 0 scores -p). The four places that ask "is this a probability?" use outputs' one rule.
+EDGES = {(0.0, 1.0): [1.0, 0.0], (0.0, 1.000001): [-0.0, -1.000001], (-0.000001, 1.0): [0.000001, -1.0]}
+
+
+@pytest.mark.parametrize("column, class_0", EDGES.items())
+def test_numpy_class_tables_and_cam_scores_agree_on_what_a_probability_is(column, class_0):
+    from imgexplain.model_outputs import scores_of
+    from imgexplain.outputs import are_probabilities
+    from imgexplain.predictor import PredictorError
+
+    outputs = np.array(column)[:, None]
+    scores = scores_of(outputs, np.zeros(2, dtype=np.int64), None)
+    np.testing.assert_allclose(scores, class_0, rtol=1e-6)
+    assert are_probabilities(outputs) == (class_0 == [1.0, 0.0])
+    if are_probabilities(outputs):
+        np.testing.assert_allclose(probabilities(outputs)[:, 0], class_0)
+    else:
+        with pytest.raises(PredictorError, match="one column must be a sigmoid probability in"):
+            probabilities(outputs)
+
+
+@pytest.mark.parametrize("column, class_0", EDGES.items())
+def test_torch_and_keras_cam_agree_on_what_a_probability_is(column, class_0):
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("tensorflow")
+    from imgexplain.backends.keras.cam import _class_scores
+    from imgexplain.backends.torch.scores import target_scores
+
+    outputs = np.array(column)[:, None]
+    scores, _ = target_scores(torch.tensor(outputs), np.zeros(2, dtype=np.int64))
+    np.testing.assert_allclose(scores.numpy(), class_0, rtol=1e-6)
+    _, scores = _class_scores(tf.constant(outputs), tf.constant([0, 0]))
+    np.testing.assert_allclose(scores.numpy(), class_0, rtol=1e-6)

@@ -12,7 +12,8 @@ import pytest
 
 from imgexplain import AnchorImage, PredictorError, stream
 from imgexplain.distributed import WorkerError
-from imgexplain.pipeline import explain_dataset, explain_many, table_schema
+from imgexplain.pipeline import explain_dataset, explain_many
+from imgexplain.schema import table_schema
 from imgexplain.segmentation import grid_segments
 
 SHAPE = (24, 24, 3)

@@ -39,11 +39,11 @@ def test_the_readme_pictures_and_caption_come_from_the_current_code():
     """A cheap check instead of a re-render: the recorded fingerprint of the drawing code, and the caption."""
     import json
 
-    from bench import readme_pictures
+    import readme_record
 
-    record = json.loads(readme_pictures.RECORD.read_text())
-    assert record["code"] == readme_pictures.code_fingerprint(), (
+    record = json.loads(readme_record.RECORD.read_text())
+    assert record["code"] == readme_record.code_fingerprint(), (
         "the code that draws README's pictures changed: run python -m bench.readme_pictures")
     text = README.read_text()
-    assert readme_pictures.rewrite_caption(text, record) == text, "run python -m bench.readme_pictures"
+    assert readme_record.rewrite_caption(text, record) == text, "run python -m bench.readme_pictures"
     assert f"superpixel{'s' if len(record['anchor']) > 1 else ''} {', '.join(map(str, record['anchor']))}" in text

@@ -34,13 +34,13 @@ def _row(k, status="ok"):
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
     """A report of 30 images (3 errors) with its pictures, written by write_report."""
-    from imgexplain import explainers, pipeline
+    from imgexplain import pipeline, schema
     from imgexplain.results import OutputFolder
 
     folder = OutputFolder(tmp_path_factory.mktemp("run") / "out", ["report.html", "report", "summary.json",
                                                                    "pictures"], {})
     folder.claim()
-    table = pipeline.results_table(folder, explainers.row_schema(["anchor", "gradcam"]))
+    table = pipeline.results_table(folder, schema.row_schema(["anchor", "gradcam"]))
     rows = [_row(k, "error" if k % 10 == 7 else "ok") for k in range(30)]
     table.append(rows)
     (folder.path / "pictures").mkdir()

@@ -72,13 +72,13 @@ def test_a_user_file_with_our_old_temporary_prefix_survives_runs(photos, tmp_pat
 
 
 def test_the_manifest_records_only_entries_the_run_created(tmp_path):
-    from imgexplain import explainers, pipeline, report
+    from imgexplain import pipeline, report, schema
 
     out = tmp_path / "out"
     with OutputFolder(out, ENTRIES, {}) as folder:
         folder.claim()
         assert json.loads((out / "imgexplain.json").read_text())["entries"] == [".imgexplain.lock", "imgexplain.json"]
-        table = pipeline.results_table(folder, explainers.row_schema(["anchor"]))
+        table = pipeline.results_table(folder, schema.row_schema(["anchor"]))
         table.append([{"image": f"{k}.png", "content_hash": "x", "index": k, "status": "error", "error_type": "OSError",
                        "error": "unreadable", "seconds": 0.0} for k in range(3)])
         report.write_report(out, table, {}, reserve=folder.reserve)

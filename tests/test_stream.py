@@ -7,33 +7,16 @@ import time
 import numpy as np
 import pytest
 
+from tiny_classifier import SIZE, tiny_classifier
+
 from imgexplain import stream
-from imgexplain.classes import numbered_classes, probabilities
+from imgexplain.classes import numbered_classes
 from imgexplain.distributed import Task
 from imgexplain.explainers import ImageExplainer, encoded
 from imgexplain.models import Classifier
 from imgexplain.progress import LogProgress
 
 torch = pytest.importorskip("torch")
-SIZE = 16
-
-
-def tiny_classifier(predictor_calls=None):
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
-                                torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3)).eval()
-
-    def preprocess(images):
-        return torch.as_tensor(np.ascontiguousarray(images.transpose(0, 3, 1, 2) / 255.0), dtype=torch.float32)
-
-    def predictor(images):
-        if predictor_calls is not None:
-            predictor_calls.append(len(images))
-        with torch.no_grad():
-            return probabilities(model(preprocess(images)).numpy())
-
-    return Classifier(name="tiny", framework="torch", model=model, input_size=(SIZE, SIZE), preprocess=preprocess,
-                      predictor=predictor, top_classes=numbered_classes, cam_layer="1")
 
 
 def images(n, seed=0):

@@ -4,7 +4,9 @@ import time
 import numpy as np
 from alibi.explainers import AnchorImage
 
-from bench import anchor_problems, problems
+import anchor_problems  # tests/anchor_problems.py (bench/__init__.py puts tests/ on the path)
+
+from bench import problems
 from bench.workers.protocol import serve
 
 _PREDICTORS = {}
@@ -43,7 +45,7 @@ def photo(image_path, segments_path, explain_kwargs, seed):
 
 
 def generated(index, problem_seed, seed, family="mixed"):
-    """Problem ``index`` of bench/anchor_problems.py's ``family`` and ``problem_seed``, with its own arguments."""
+    """Problem ``index`` of tests/anchor_problems.py's ``family`` and ``problem_seed``, with its own arguments."""
     spec = anchor_problems.make_problem(index, problem_seed, family)
     return _explain(spec.predictor(), spec.image(), spec.segments(), spec.explain_kwargs(), seed,
                     images_background=spec.backgrounds())

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from imgexplain.model_outputs import call_target, check_target_range, select_output, token_grid
-from imgexplain.outputs import SIGMOID_THRESHOLD
+from imgexplain.outputs import SIGMOID_THRESHOLD, probability_mask
 
 from . import CAM_COMPUTES
 from .layers import (all_layers, find_layer, is_candidate, leaf_layers, no_candidate, recording, static_choice,
@@ -38,7 +38,7 @@ def _class_scores(outputs, targets):
                          f"{tuple(outputs.shape)}; use a callable target (imgexplain.targets) otherwise")
     if outputs.shape[-1] == 1:
         column = outputs[:, 0]
-        probability = tf.reduce_all((column >= 0) & (column <= 1))
+        probability = tf.reduce_all(probability_mask(column))
         threshold = tf.where(probability, tf.constant(SIGMOID_THRESHOLD, column.dtype), tf.constant(0, column.dtype))
         chosen = tf.where(targets < 0, tf.cast(column > threshold, tf.int32), targets)  # the rule of imgexplain.outputs
         complement = tf.where(probability, 1 - column, -column)

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from imgexplain.model_outputs import call_target, check_target_range, select_output
-from imgexplain.outputs import SIGMOID_THRESHOLD
+from imgexplain.outputs import SIGMOID_THRESHOLD, probability_mask
 
 INFERENCE_MODE = ("class activation maps need gradients, but CAM was called inside torch.inference_mode(), "
                   "which forbids them; call it outside inference_mode (torch.no_grad() is fine)")
@@ -19,7 +19,7 @@ def _class_scores(outputs, targets):
     targets = torch.as_tensor(targets, device=outputs.device)
     if outputs.shape[1] == 1:
         column = outputs[:, 0]
-        probability = bool(((column >= 0) & (column <= 1)).all())
+        probability = bool(probability_mask(column).all())
         top = (column > (SIGMOID_THRESHOLD if probability else 0)).long()  # the rule of imgexplain.outputs
         chosen = torch.where(targets < 0, top, targets)
         check_target_range(chosen.cpu().numpy(), 1)

@@ -25,8 +25,8 @@ The label depends on the mask alone and the same mask always gets the same label
 The true precision of an anchor is computed exactly by enumerating every mask of the other superpixels when
 there are at most 2^14 of them, and otherwise on 10,000 fresh samples.
 
-Imported by bench/anchors.py, by the alibi worker (its own virtual environment: numpy only, numpy 1 and 2)
-and by the tests.
+A test helper, imported by the tests, and by bench/anchors.py and the alibi worker (its own virtual
+environment: numpy only, numpy 1 and 2) through the tests folder that bench/__init__.py puts on the path.
 """
 from dataclasses import dataclass
 

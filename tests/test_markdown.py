@@ -1,9 +1,10 @@
-"""bench.benchmarks_md.write_section: one section replaced or appended, every other byte kept."""
+"""imgexplain._markdown.write_section (BENCHMARKS.md's sections): one section replaced or appended, every other
+byte kept."""
 import os
 
 import pytest
 
-from bench.benchmarks_md import write_section
+from imgexplain._markdown import write_section
 
 HEAD = "# Benchmarks\n\nText above the sections,\r\nwith a CRLF line.\n\n"
 FIRST = "## First\n\nKept | as | it is\n\n"
