@@ -5,6 +5,7 @@ import pytest
 from tiny_classifier import SIZE, tiny_classifier
 
 from imgexplain.explainers import ImageExplainer
+from imgexplain.models import Classifier
 
 torch = pytest.importorskip("torch")
 
