@@ -3,10 +3,11 @@
     PYTHONPATH=. nice -n 10 /work/main/.venv/bin/python -m bench.stream [--images 1000] [--anchor-images 10]
         [--memory-images 1000,10000] [--phases gradcam,anchors,memory,loss]
 
-- gradcam: ms per image of `imgexplain explain FOLDER --method gradcam --workers 0` (start-up excluded: the
-  difference of a run of N images and one of N/10, over 0.9 N images) against the floor measured in the same
-  run, before and after the command (decode + resize + EfficientNet-Lite0 forward and backward to its feature
-  layer + the weighted sum, at the better of batch sizes 1 and 16, on the first of the same files).
+- gradcam: ms per image of `imgexplain explain FOLDER --method gradcam --workers 0 --pictures auto|png|none`
+  (each; start-up excluded: the difference of a run of N images and one of N/10, over 0.9 N images) against
+  the floor measured in the same run, before and after the commands (decode + resize + EfficientNet-Lite0
+  forward and backward to its feature layer + the weighted sum, at the better of batch sizes 1 and 16, on
+  the first of the same files).
 - anchors: the command with `--method anchor` on the first images, against `AnchorImage.explain` through
   the API on the same images (same settings, same model), start-up excluded the same way; 1 and 2 workers.
 - memory: peak memory of the session for 64x64 images with a tiny exported model (.pt2), Grad-CAM.
@@ -78,15 +79,22 @@ def command_ms(folder_files, work: Path, name: str, arguments) -> dict:
             "peak_bytes": runs["large"]["peak_bytes"]}
 
 
+PICTURES = ("auto", "png", "none")  # --pictures of the commands measured; auto is the default
+
+
 def gradcam_phase(files, work, floor_images: int) -> dict:
     before = gradcam_floor(files[:floor_images])
-    pictures = command_ms(files, work, "gradcam-png", ["--method", "gradcam", "--workers", "0"])
-    none = command_ms(files, work, "gradcam-none", ["--method", "gradcam", "--workers", "0", "--pictures", "none"])
+    runs = {kind: command_ms(files, work, f"gradcam-{kind}", ["--method", "gradcam", "--workers", "0",
+                                                              "--pictures", kind])
+            for kind in PICTURES}
     best = min(before, key=before.get)
     after = gradcam_floor(files[:floor_images], batch_sizes=(best,))
     floor = float(np.median([before[best], after[best]]))
-    return {"floor_before": before, "floor_after": after, "floor_ms": floor, "png": pictures, "none": none,
-            "ratio_png": pictures["ms_per_image"] / floor, "ratio_none": none["ms_per_image"] / floor}
+    print(f"gradcam: floor {floor:.1f} ms an image; " + ", ".join(
+        f"--pictures {kind} {run['ms_per_image']:.1f} ms = {run['ms_per_image'] / floor:.2f}x the floor"
+        for kind, run in runs.items()), file=sys.stderr)
+    return {"floor_before": before, "floor_after": after, "floor_ms": floor, **runs,
+            **{f"ratio_{kind}": run["ms_per_image"] / floor for kind, run in runs.items()}}
 
 
 def anchors_api_seconds(files) -> list[float]:
@@ -167,12 +175,12 @@ def loss_phase(files, work, kill_after_seconds: float) -> dict:
     process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     pictures = out / "pictures"
     started = time.monotonic()
-    while process.poll() is None and len(list(pictures.glob("*-gradcam.png"))) < 1:
+    while process.poll() is None and len(list(pictures.glob("*-gradcam.*"))) < 1:
         time.sleep(0.1)
     time.sleep(kill_after_seconds)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    explained = len(list(pictures.glob("*-gradcam.png")))
+    explained = len(list(pictures.glob("*-gradcam.*")))
     rows = table_rows(out)
     return {"seconds_to_kill": time.monotonic() - started, "rows": rows, "pictures": explained,
             "lost_after_explained": explained - rows}
@@ -188,8 +196,8 @@ def markdown(results: dict) -> str:
                   f"**{g['floor_ms']:.1f} ms**.", "",
                   "| command | ms per image (start-up excluded) | x floor | seconds N/10 | seconds N | peak MiB |",
                   "|---|---|---|---|---|---|"]
-        for key, label in (("png", "--pictures png (default)"), ("none", "--pictures none")):
-            run = g[key]
+        for key in PICTURES:
+            run, label = g[key], f"--pictures {key}{' (default)' if key == 'auto' else ''}"
             lines.append(f"| gradcam --workers 0 {label} | {run['ms_per_image']:.1f} | {g['ratio_' + key]:.2f} | "
                          f"{run['seconds_small']:.1f} | {run['seconds_large']:.1f} | {run['peak_bytes'] / 2**20:.0f} |")
     if "anchors" in results:
