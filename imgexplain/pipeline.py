@@ -143,7 +143,7 @@ def explain_dataset(images: Iterable, make_explainer: Callable, *,
     ------
     Result
         One per image explained now, in finishing order. Errors are results, never exceptions; a worker
-        that dies is replaced and its image retried once before it becomes an error result.
+        that dies is replaced and its images retried once each before they become error results.
 
     Raises
     ------
