@@ -1,12 +1,16 @@
 """A folder at the model's speed: `imgexplain explain FOLDER` against the floor, measured in one run.
 
     PYTHONPATH=. nice -n 10 /work/main/.venv/bin/python -m bench.stream [--images 1000] [--anchor-images 10]
-        [--memory-images 1000,10000] [--phases gradcam,anchors,memory,loss]
+        [--memory-images 1000,10000] [--phases pictures,gradcam,anchors,memory,loss]
 
-- gradcam: ms per image of `imgexplain explain FOLDER --method gradcam --workers 0` (start-up excluded: the
-  difference of a run of N images and one of N/10, over 0.9 N images) against the floor measured in the same
-  run, before and after the command (decode + resize + EfficientNet-Lite0 forward and backward to its feature
-  layer + the weighted sum, at the better of batch sizes 1 and 16, on the first of the same files).
+- gradcam: ms per image of `imgexplain explain FOLDER --method gradcam --workers 0 --pictures auto|png|none`
+  (each; start-up excluded: the difference of a run of N images and one of N/10, over 0.9 N images) against
+  the floor measured in the same run before each command and after the last (decode + resize +
+  EfficientNet-Lite0 forward and backward to its feature layer + the weighted sum, at the better of batch
+  sizes 1 and 16, on the first of the same files): each command against the mean of the floors around it,
+  in wall-clock time and in CPU time (user + system, all threads; less moved by other work on the machine).
+- pictures: CPU ms per image of drawing and encoding a Grad-CAM row's pictures, per --pictures kind, in one
+  thread (the least of 5 passes over the floor's images: little moved by other work on the machine).
 - anchors: the command with `--method anchor` on the first images, against `AnchorImage.explain` through
   the API on the same images (same settings, same model), start-up excluded the same way; 1 and 2 workers.
 - memory: peak memory of the session for 64x64 images with a tiny exported model (.pt2), Grad-CAM.
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -45,10 +50,10 @@ def gradcam_floor(files, batch_sizes=(1, 16)) -> dict:
     layer = dict(model.model.named_modules())[model.feature_layer]
     seen = []
     handle = layer.register_forward_hook(lambda module, args, value: seen.append(value))
-    timings = {}
+    timings, cpu = {}, {}
     try:
         for size in batch_sizes:
-            tick = time.perf_counter()
+            tick, cpu_tick = time.perf_counter(), time.process_time()
             for start in range(0, len(files), size):
                 pixels = np.stack([resize_image(load_image(path, target_size=None), model.input_size)
                                    for path in files[start:start + size]]).astype(np.float32)
@@ -58,9 +63,16 @@ def gradcam_floor(files, batch_sizes=(1, 16)) -> dict:
                 gradients, = torch.autograd.grad(outputs.max(dim=1).values.sum(), activations)
                 (gradients.mean(dim=(2, 3), keepdim=True) * activations).sum(dim=1).relu().detach().numpy()
             timings[size] = 1000 * (time.perf_counter() - tick) / len(files)
+            cpu[size] = 1000 * (time.process_time() - cpu_tick) / len(files)
     finally:
         handle.remove()
-    return timings
+    return {"ms": timings, "cpu_ms": cpu}
+
+
+def children_cpu_seconds() -> float:
+    """CPU seconds (user + system) of the child processes waited for so far, their own children included."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def command_ms(folder_files, work: Path, name: str, arguments) -> dict:
@@ -70,23 +82,67 @@ def command_ms(folder_files, work: Path, name: str, arguments) -> dict:
     runs = {}
     for label, files in (("small", folder_files[:small]), ("large", folder_files)):
         out = work / f"{name}-{label}"
+        cpu = children_cpu_seconds()
         runs[label] = run_command(["explain", *map(str, files), *arguments, "--out", str(out)])
+        runs[label]["cpu_seconds"] = children_cpu_seconds() - cpu
         assert table_rows(out) == len(files), (table_rows(out), len(files))
     per_image = 1000 * (runs["large"]["seconds"] - runs["small"]["seconds"]) / (n - small)
-    return {"ms_per_image": per_image, "seconds_small": runs["small"]["seconds"],
+    cpu_per_image = 1000 * (runs["large"]["cpu_seconds"] - runs["small"]["cpu_seconds"]) / (n - small)
+    return {"ms_per_image": per_image, "cpu_ms_per_image": cpu_per_image, "seconds_small": runs["small"]["seconds"],
             "seconds_large": runs["large"]["seconds"], "n_small": small, "n": n,
             "peak_bytes": runs["large"]["peak_bytes"]}
 
 
+PICTURES = ("auto", "png", "none")  # --pictures of the commands measured; auto is the default
+
+
 def gradcam_phase(files, work, floor_images: int) -> dict:
-    before = gradcam_floor(files[:floor_images])
-    pictures = command_ms(files, work, "gradcam-png", ["--method", "gradcam", "--workers", "0"])
-    none = command_ms(files, work, "gradcam-none", ["--method", "gradcam", "--workers", "0", "--pictures", "none"])
-    best = min(before, key=before.get)
-    after = gradcam_floor(files[:floor_images], batch_sizes=(best,))
-    floor = float(np.median([before[best], after[best]]))
-    return {"floor_before": before, "floor_after": after, "floor_ms": floor, "png": pictures, "none": none,
-            "ratio_png": pictures["ms_per_image"] / floor, "ratio_none": none["ms_per_image"] / floor}
+    """The floor, then each command followed by the floor again: each command's ratio is against the mean of
+    the floors just before and just after it (the machine's load moves them); the overall floor is their median."""
+    first = gradcam_floor(files[:floor_images])
+    best = min(first["ms"], key=first["ms"].get)
+    floors, runs = [{key: first[key][best] for key in first}], {}
+    for kind in PICTURES:
+        runs[kind] = command_ms(files, work, f"gradcam-{kind}", ["--method", "gradcam", "--workers", "0",
+                                                                 "--pictures", kind])
+        again = gradcam_floor(files[:floor_images], batch_sizes=(best,))
+        floors.append({key: again[key][best] for key in again})
+        around = floors[-2:]
+        runs[kind]["ratio"] = runs[kind]["ms_per_image"] / np.mean([floor["ms"] for floor in around])
+        runs[kind]["cpu_ratio"] = runs[kind]["cpu_ms_per_image"] / np.mean([floor["cpu_ms"] for floor in around])
+    result = {"floor_first": first, "best_batch": best, "floors": floors, **runs,
+              "floor_ms": float(np.median([floor["ms"] for floor in floors])),
+              "floor_cpu_ms": float(np.median([floor["cpu_ms"] for floor in floors]))}
+    print(f"gradcam: floor {result['floor_ms']:.1f} ms an image ({result['floor_cpu_ms']:.1f} ms of CPU); " + ", ".join(
+        f"--pictures {kind} {run['ms_per_image']:.1f} ms = {run['ratio']:.2f}x the floors around it "
+        f"(CPU {run['cpu_ratio']:.2f}x)" for kind, run in runs.items()), file=sys.stderr)
+    return result
+
+
+def pictures_phase(files, repeats: int = 5) -> dict:
+    """CPU ms per image of drawing and encoding a Grad-CAM row's pictures (the input and the overlay), per
+    --pictures kind, in one thread: the least of ``repeats`` passes over ``files`` (timeit's way: the pass
+    least disturbed by other work on the machine)."""
+    from imgexplain.explainers import ImageExplainer
+    from imgexplain.models import load_builtin
+
+    classifier = load_builtin("torch")
+    result = {}
+    for kind in ("auto", "png", "jpeg"):
+        explainer = ImageExplainer(lambda: classifier, ["gradcam"], pictures=kind)
+        rows = explainer.explain_batch([explainer.load(path) for path in files])
+        passes = []
+        for _ in range(repeats):
+            tick = time.process_time()
+            for row in rows:
+                for draw in row["files"].values():
+                    draw()
+            passes.append(1000 * (time.process_time() - tick) / len(files))
+        result[kind] = {"cpu_ms": min(passes), "passes": passes,
+                        "suffixes": sorted({path.rsplit(".", 1)[1] for row in rows for path in row["files"]})}
+    print("pictures: " + ", ".join(f"{kind} {value['cpu_ms']:.1f} ms of CPU an image"
+                                   for kind, value in result.items()), file=sys.stderr)
+    return result
 
 
 def anchors_api_seconds(files) -> list[float]:
@@ -167,12 +223,12 @@ def loss_phase(files, work, kill_after_seconds: float) -> dict:
     process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     pictures = out / "pictures"
     started = time.monotonic()
-    while process.poll() is None and len(list(pictures.glob("*-gradcam.png"))) < 1:
+    while process.poll() is None and len(list(pictures.glob("*-gradcam.*"))) < 1:
         time.sleep(0.1)
     time.sleep(kill_after_seconds)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    explained = len(list(pictures.glob("*-gradcam.png")))
+    explained = len(list(pictures.glob("*-gradcam.*")))
     rows = table_rows(out)
     return {"seconds_to_kill": time.monotonic() - started, "rows": rows, "pictures": explained,
             "lost_after_explained": explained - rows}
@@ -182,16 +238,23 @@ def markdown(results: dict) -> str:
     lines = []
     if "gradcam" in results:
         g = results["gradcam"]
-        floor = ", ".join(f"batch {size}: {ms:.1f}" for size, ms in g["floor_before"].items())
-        lines += [f"Grad-CAM floor, ms per image ({floor}; after the commands: "
-                  f"{next(iter(g['floor_after'].values())):.1f}); median of before and after at the best batch: "
-                  f"**{g['floor_ms']:.1f} ms**.", "",
-                  "| command | ms per image (start-up excluded) | x floor | seconds N/10 | seconds N | peak MiB |",
-                  "|---|---|---|---|---|---|"]
-        for key, label in (("png", "--pictures png (default)"), ("none", "--pictures none")):
-            run = g[key]
-            lines.append(f"| gradcam --workers 0 {label} | {run['ms_per_image']:.1f} | {g['ratio_' + key]:.2f} | "
-                         f"{run['seconds_small']:.1f} | {run['seconds_large']:.1f} | {run['peak_bytes'] / 2**20:.0f} |")
+        first = ", ".join(f"batch {size}: {ms:.1f}" for size, ms in g["floor_first"]["ms"].items())
+        floors = ", ".join(f"{floor['ms']:.1f}" for floor in g["floors"])
+        lines += [f"Grad-CAM floor, ms per image: first {first}; at batch {g['best_batch']} before each command and "
+                  f"after the last: {floors}; median **{g['floor_ms']:.1f} ms** ({g['floor_cpu_ms']:.1f} ms of CPU).",
+                  "", "| command | ms per image (start-up excluded) | x floor (mean of the floors around it) | "
+                  "CPU ms per image | x floor's CPU | seconds N/10 | seconds N | peak MiB |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for key in PICTURES:
+            run, label = g[key], f"--pictures {key}{' (default)' if key == 'auto' else ''}"
+            lines.append(f"| gradcam --workers 0 {label} | {run['ms_per_image']:.1f} | {run['ratio']:.2f} | "
+                         f"{run['cpu_ms_per_image']:.1f} | {run['cpu_ratio']:.2f} | {run['seconds_small']:.1f} | "
+                         f"{run['seconds_large']:.1f} | {run['peak_bytes'] / 2**20:.0f} |")
+    if "pictures" in results:
+        lines += ["", "Pictures of a Grad-CAM row (input + overlay), drawn and encoded in one thread, CPU ms per "
+                  "image (least of 5 passes): " + ", ".join(f"--pictures {kind} ({'/'.join(value['suffixes'])}) "
+                                                           f"**{value['cpu_ms']:.1f}**"
+                                                           for kind, value in results["pictures"].items()) + "."]
     if "anchors" in results:
         a = results["anchors"]
         lines += ["", f"Anchors: the API's `AnchorImage.explain` **{a['api_ms']:.0f} ms** per image (mean over the "
@@ -218,7 +281,7 @@ def main(argv=None) -> int:
     parser.add_argument("--floor-images", type=int, default=200, help="images of the floor's measurement")
     parser.add_argument("--anchor-images", type=int, default=10)
     parser.add_argument("--memory-images", default="1000,10000")
-    parser.add_argument("--phases", default="gradcam,anchors,memory,loss")
+    parser.add_argument("--phases", default="pictures,gradcam,anchors,memory,loss")
     parser.add_argument("--kill-after", type=float, default=8.0, help="seconds after the first picture (loss)")
     args = parser.parse_args(argv)
     phases = args.phases.split(",")
@@ -234,6 +297,8 @@ def main(argv=None) -> int:
         for phase in phases:
             if phase == "gradcam":
                 results["gradcam"] = gradcam_phase(files[:args.images], work, args.floor_images)
+            elif phase == "pictures":
+                results["pictures"] = pictures_phase(files[:args.floor_images])
             elif phase == "anchors":
                 results["anchors"] = anchors_phase(files[:args.anchor_images], work)
             elif phase == "memory":

@@ -101,9 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="seconds an image may take before its worker is stopped and replaced and the "
                               "image recorded as an error (needs --workers 1 or more: a model call in this "
                               "process cannot be interrupted)")
-    explain.add_argument("--pictures", choices=("png", "jpeg", "none"), default="png",
-                         help="pictures of each image in OUT/pictures: PNG, JPEG (smaller, faster) or none "
-                              "(the table only) (default: %(default)s)")
+    explain.add_argument("--pictures", choices=explainers.PICTURE_KINDS, default="auto",
+                         help="pictures of each image in OUT/pictures: auto (photographs and their heatmaps "
+                              "as JPEG; anchors, superpixels and small images enlarged to blocks of pixels as "
+                              "PNG), PNG, JPEG (smaller, faster) or none (the table only) (default: %(default)s)")
     explain.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N",
                          help="refuse images of more than N pixels (default: %(default)s)")
     explain.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help="output folder (default: %(default)s)")

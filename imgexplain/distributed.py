@@ -1,16 +1,20 @@
-"""Run an explainer over a stream of tasks, in this process or on Ray workers, one outcome per task.
+"""Run an explainer over a stream of tasks on Ray workers, one :class:`~imgexplain.tasks.Result` per task.
 
 Each worker (a Ray actor) builds its own explainer once, with ``make_explainer()``, so the model is
-loaded once per worker and never sent between processes. A worker holds one task at a time, and a new
-task is taken from the stream only when a worker is free: memory stays flat however long the stream.
-Outcomes are yielded as tasks finish, in finishing order.
+loaded once per worker and never sent between processes. A worker holds one call of tasks at a time,
+explained as :func:`imgexplain.stream.run_batched` explains them in this process (the CAMs of a batch in
+one forward and backward pass, the batch size timed per worker) and sent back with their pictures
+encoded; a call holds about `CALL_SECONDS` of work, at most `IMAGES_PER_CALL` images (an anchor's
+image, seconds long, goes alone). New tasks are taken from the stream only when a worker is free:
+memory stays flat however long the stream. Results are yielded as calls finish, in finishing order.
 
-Faults become outcomes, never lost results: an exception in ``explain`` is that task's error (its type
-and message, and the exception itself when it can be pickled); a worker that dies is replaced and its
-task retried once on the new worker, then recorded as an error; a task that runs past ``timeout``
-seconds has its worker killed and replaced and is recorded as a ``TimeoutError``. A worker that
-gets no CPU in time (its node died, the cluster is full) is given up with a warning, and when no worker
-is left the tasks not yet explained become error outcomes: nothing waits forever.
+Faults become results, never lost ones: an exception in ``explain`` is that task's error (its type
+and message, and the exception itself when it can be pickled); a worker that dies is replaced and the
+tasks of its call retried once each, one at a time, then recorded as errors; with a ``timeout`` a
+call holds one task, and one that runs past ``timeout`` seconds has its worker killed and replaced
+and is recorded as a ``TimeoutError``. A worker that gets no CPU in time (its node died, the cluster is
+full) is given up with a warning, and when no worker is left the tasks not yet explained become error
+results: nothing waits forever.
 
 Plain Ray actors rather than Ray Data: a per-task deadline, a retry that knows which task a dead
 worker held, and results handed back the moment each task ends (so that the caller can append them
@@ -23,73 +27,47 @@ import os
 import sys
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
 from imgexplain import ray_cluster
 from imgexplain._checks import check_int, check_number
 from imgexplain.ray_cluster import ClusterError
+from imgexplain.tasks import Result, Task, failed
 
 logger = logging.getLogger("imgexplain")
 
 START_SECONDS = 120.0  # a worker that gets no CPU in this time is given up
-
-
-@dataclass
-class Task:
-    index: int
-    image: Any  # what the explainer's explain() takes
-    extra: dict = field(default_factory=dict)  # carried to the outcome untouched
-
-
-@dataclass
-class Outcome:
-    task: Task
-    value: Any = None
-    error_type: str | None = None
-    error: str | None = None
-    exception: BaseException | None = None
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.error_type is None
+IMAGES_PER_CALL = 16  # the most images a worker is given at once
+CALL_SECONDS = 1.0  # about how much work a call holds, at the pace measured so far
 
 
 class WorkerError(RuntimeError):
     """A task's error that could not be sent back as itself (it cannot be pickled)."""
 
 
-def _failed(task: Task, error: BaseException, seconds: float = 0.0) -> Outcome:
-    return Outcome(task, error_type=type(error).__name__, error=str(error), exception=error, seconds=seconds)
+def _encoded(result: Result) -> Result:
+    """The result with its row's deferred files (pictures: callables) as bytes; an error drawing them is its error."""
+    from imgexplain.explainers import encoded
+
+    if isinstance(result.value, dict) and "files" in result.value:
+        try:
+            encoded(result.value)
+        except Exception as error:
+            return failed(Task(result.index, None, result.extra), error, result.seconds)
+    return result
 
 
-def _explain(explainer, task: Task, explain_kwargs: dict) -> Outcome:
-    tick = time.perf_counter()
-    try:
-        value = explainer.explain(task.image, **explain_kwargs)
-    except Exception as error:
-        return _failed(task, error, time.perf_counter() - tick)
-    return Outcome(task, value=value, seconds=time.perf_counter() - tick)
-
-
-def run_here(make_explainer: Callable, tasks: Iterable[Task], explain_kwargs: dict) -> Iterator[Outcome]:
-    """The outcomes of ``tasks``, one after the other in this process."""
-    explainer = make_explainer()
-    for task in tasks:
-        yield _explain(explainer, task, explain_kwargs)
-
-
-def _portable(outcome: Outcome) -> Outcome:
-    """The outcome with its exception only if it survives pickling (the message and type always do)."""
-    if outcome.exception is not None:
+def _portable(result: Result) -> Result:
+    """The result with its exception only if it survives pickling (the message and type always do)."""
+    if result.exception is not None:
         from ray import cloudpickle
 
         try:
-            cloudpickle.loads(cloudpickle.dumps(outcome.exception))
+            cloudpickle.loads(cloudpickle.dumps(result.exception))
         except Exception:
-            outcome.exception = None
-    return outcome
+            result.exception = None
+    return result
 
 
 class _Worker:
@@ -102,7 +80,7 @@ class _Worker:
         if "torch" in sys.modules:  # imported already: its pool is sized, resize it
             sys.modules["torch"].set_num_threads(threads)
         self.make_explainer = make_explainer
-        self.explainer = None
+        self.explainer = self.sizer = None
 
     def started(self):
         """Returns at once: the worker got its CPUs and its process runs."""
@@ -110,20 +88,27 @@ class _Worker:
 
     def ready(self):
         """Build the explainer; its error comes back as a value, so that it reaches the caller as itself."""
+        from imgexplain.stream import BatchSizer
+
         try:
             self.explainer = self.make_explainer()
         except Exception as error:
-            return _portable(_failed(Task(-1, None), error))
+            return _portable(failed(Task(-1, None), error))
+        self.sizer = BatchSizer()
         return None
 
-    def explain(self, task, explain_kwargs):
-        return _portable(_explain(self.explainer, task, explain_kwargs))
+    def explain(self, tasks, explain_kwargs):
+        """The results of ``tasks``, in batches as in this process (the batch size timed across calls)."""
+        from imgexplain.stream import run_batched
+
+        return [_portable(_encoded(result))
+                for result in run_batched(lambda: self.explainer, tasks, explain_kwargs, sizer=self.sizer)]
 
 
 @dataclass
 class _Running:
     actor: Any
-    task: Task
+    tasks: list
     attempt: int
     started: float
 
@@ -237,43 +222,56 @@ def _cpus() -> str:
 
 def run_on_ray(make_explainer: Callable, tasks: Iterable[Task], explain_kwargs: dict, *, n_workers: int,
                timeout: float | None = None, cpus_per_worker: float = 1, address: str | None = None,
-               start_seconds: float = START_SECONDS) -> Iterator[Outcome]:
-    """The outcomes of ``tasks`` on ``n_workers`` Ray actors, as they finish.
+               start_seconds: float = START_SECONDS) -> Iterator[Result]:
+    """The results of ``tasks`` on ``n_workers`` Ray actors, as they finish.
 
     Ray joins ``address`` (or the ``RAY_ADDRESS`` cluster), or a private Ray is started on this machine
     and stopped at the end, unless Ray runs already in this process (:func:`imgexplain.ray_cluster.connect`).
-    ``n_workers`` is capped at what the cluster's free CPUs hold. A worker that dies is replaced and its
-    task retried once; when no worker is left (and none can start within ``start_seconds``), the tasks
-    left become error outcomes.
+    ``n_workers`` is capped at what the cluster's free CPUs hold. A worker that dies is replaced and the
+    tasks it held retried once each; when no worker is left (and none can start within ``start_seconds``),
+    the tasks left become error results.
     """
     with ray_cluster.connect(address):
         n_workers = ray_cluster.usable_workers(n_workers, cpus_per_worker)
         pool = _Pool(make_explainer, cpus_per_worker, start_seconds)
         try:
             pool.start(n_workers)
-            yield from _Loop(pool, tasks, explain_kwargs, timeout).outcomes()
+            yield from _Loop(pool, tasks, explain_kwargs, timeout).results()
         finally:
             pool.close()
 
 
 class _Loop:
-    """Tasks to free workers, outcomes back as they finish, deadlines and dead workers handled."""
+    """Calls of tasks to free workers, results back as they finish, deadlines and dead workers handled."""
 
     def __init__(self, pool: _Pool, tasks: Iterable[Task], explain_kwargs: dict, timeout: float | None):
         import ray
 
         self.pool, self.stream, self.timeout = pool, iter(tasks), timeout
         self.kwargs_ref = ray.put(explain_kwargs)
-        self.pending: deque = deque()
+        self.pending: deque = deque()  # tasks to retry, one call each
         self.running: dict = {}
         self.exhausted = False
+        self.seconds_per_image: float | None = None  # the pace of the last call, once one finished
+
+    def _call_size(self) -> int:
+        """Images in the next call: one with a deadline per image or before any pace is known, else about
+        `CALL_SECONDS` of work, at most `IMAGES_PER_CALL`."""
+        if self.timeout is not None or self.seconds_per_image is None:
+            return 1
+        return max(1, min(IMAGES_PER_CALL, int(CALL_SECONDS / max(self.seconds_per_image, 1e-6))))
 
     def _next(self):
+        """The next call's tasks and their attempt, or None when none is left."""
         if self.pending:
-            return self.pending.popleft()
-        task = next(self.stream, None)
-        self.exhausted = task is None
-        return None if task is None else (task, 0)
+            return [self.pending.popleft()], 1
+        calls = []
+        while not self.exhausted and len(calls) < self._call_size():
+            task = next(self.stream, None)
+            self.exhausted = task is None
+            if task is not None:
+                calls.append(task)
+        return (calls, 0) if calls else None
 
     def _dispatch(self) -> None:
         while self.pool.idle and (self.pending or not self.exhausted):
@@ -284,7 +282,7 @@ class _Loop:
             ref = actor.explain.remote(job[0], self.kwargs_ref)
             self.running[ref] = _Running(actor, job[0], job[1], time.monotonic())
 
-    def outcomes(self) -> Iterator[Outcome]:
+    def results(self) -> Iterator[Result]:
         import ray
 
         try:
@@ -316,38 +314,38 @@ class _Loop:
         for failure in failures:
             logger.warning("imgexplain: %s; going on with the other workers", _first_line(failure))
 
-    def _orphans(self) -> Iterator[Outcome]:
-        """With no worker left: every task not yet explained, as an error outcome (the next run retries it)."""
+    def _orphans(self) -> Iterator[Result]:
+        """With no worker left: every task not yet explained, as an error result (the next run retries it)."""
         while self.pending or not self.exhausted:
             job = self._next()
-            if job is not None:
-                yield Outcome(job[0], error_type="WorkerDiedError",
-                              error=f"no Ray worker was left to explain this image ({_cpus()})")
+            for task in job[0] if job is not None else ():
+                yield task.failure("WorkerDiedError", f"no Ray worker was left to explain this image ({_cpus()})")
 
-    def _finished(self) -> Iterator[Outcome]:
+    def _finished(self) -> Iterator[Result]:
         import ray
 
         done, _ = ray.wait(list(self.running), num_returns=len(self.running), timeout=0)
         for ref in done:
             job = self.running.pop(ref)
             try:
-                outcome = ray.get(ref)
+                results = ray.get(ref)
             except ray.exceptions.RayActorError as error:
                 self.pool.replace(job.actor)
                 if job.attempt == 0:
-                    self.pending.append((job.task, 1))
+                    self.pending.extend(job.tasks)
                 else:
-                    yield Outcome(job.task, error_type="WorkerDiedError",
-                                  error=f"the worker died twice while explaining this image ({_first_line(error)})")
+                    yield from (task.failure("WorkerDiedError", "the worker died twice while explaining this "
+                                                                f"image ({_first_line(error)})") for task in job.tasks)
                 continue
-            except ray.exceptions.RayError as error:  # the outcome could not be sent back
+            except ray.exceptions.RayError as error:  # the results could not be sent back
                 self.pool.replace(job.actor)
-                yield Outcome(job.task, error_type=type(error).__name__, error=_first_line(error))
+                yield from (task.failure(type(error).__name__, _first_line(error)) for task in job.tasks)
                 continue
             self.pool.idle.append(job.actor)
-            yield outcome
+            self.seconds_per_image = (time.monotonic() - job.started) / len(job.tasks)
+            yield from results
 
-    def _late(self) -> Iterator[Outcome]:
+    def _late(self) -> Iterator[Result]:
         import ray
 
         if self.timeout is None:
@@ -358,8 +356,9 @@ class _Loop:
             if now - job.started >= self.timeout and not ray.wait([ref], timeout=0)[0]:
                 del self.running[ref]
                 self.pool.replace(job.actor)
-                yield Outcome(job.task, error_type="TimeoutError", seconds=now - job.started,
-                              error=f"no result after {self.timeout:g} s (--timeout); the worker was stopped")
+                yield from (task.failure("TimeoutError", f"no result after {self.timeout:g} s (--timeout); the "
+                                                         "worker was stopped", now - job.started)
+                            for task in job.tasks)
 
 
 def check_workers(n_workers, timeout) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
@@ -18,48 +17,17 @@ import numpy as np
 
 from imgexplain import distributed, ray_cluster
 from imgexplain._checks import check_number
-from imgexplain.distributed import Task
 from imgexplain._files import printable
 from imgexplain.progress import progress_bar
 from imgexplain.results import TABLE_NAME, OutputFolder, ResultsTable, content_hash, file_hash
 from imgexplain.schema import table_schema
 from imgexplain.stream import RowWriter, run_batched
+from imgexplain.tasks import Result, Task
 
 if TYPE_CHECKING:
     import pyarrow
 
 __all__ = ["Result", "explain_dataset", "explain_many", "list_images"]
-
-
-@dataclass
-class Result:
-    """One image's result: ``value`` is what the explainer returned (None on error).
-
-    Attributes
-    ----------
-    index : int
-        The image's position in the input.
-    image : str
-        Its name: the file's path, the name given with it, or its index.
-    status : {"ok", "error"}
-    value : object
-        What ``explain`` returned (None on error).
-    error_type, error : str or None
-        The exception's type and message, on error.
-    seconds : float
-        How long ``explain`` took.
-    exception : BaseException or None
-        The exception itself, when it could be brought back from the worker.
-    """
-
-    index: int
-    image: str
-    status: str  # 'ok' or 'error'
-    value: Any = None
-    error_type: str | None = None
-    error: str | None = None
-    seconds: float = 0.0
-    exception: BaseException | None = None
 
 
 def image_extensions() -> set[str]:
@@ -176,7 +144,7 @@ def explain_dataset(images: Iterable, make_explainer: Callable, *,
     ------
     Result
         One per image explained now, in finishing order. Errors are results, never exceptions; a worker
-        that dies is replaced and its image retried once before it becomes an error result.
+        that dies is replaced and its images retried once each before they become error results.
 
     Raises
     ------
@@ -257,20 +225,16 @@ def _stream(items, digests, done, make_explainer, table, n_workers, timeout, add
         with progress_bar(len(items), "explaining", enabled=progress) as bar:
             tasks = _tasks(items, digests, done, on_skip=bar.update)
             if n_workers == 0:
-                outcomes = run_batched(make_explainer, tasks, explain_kwargs,
+                results = run_batched(make_explainer, tasks, explain_kwargs,
                                        report_progress=bar.set_postfix_str if progress else None)
             else:
                 n_workers = n_workers or distributed.default_workers(cpus_per_worker)
-                outcomes = distributed.run_on_ray(make_explainer, tasks, explain_kwargs, n_workers=n_workers,
+                results = distributed.run_on_ray(make_explainer, tasks, explain_kwargs, n_workers=n_workers,
                                                   timeout=timeout, cpus_per_worker=cpus_per_worker,
                                                   address=address)
-            for outcome in outcomes:
-                result = Result(index=outcome.task.index, image=outcome.task.extra["image"],
-                                status="ok" if outcome.ok else "error", value=outcome.value,
-                                error_type=outcome.error_type, error=outcome.error, seconds=outcome.seconds,
-                                exception=outcome.exception)
+            for result in results:
                 if writer is not None:
-                    _record(writer, folder, outcome, result)
+                    _record(writer, folder, result)
                 bar.update()
                 yield result
     except (KeyboardInterrupt, GeneratorExit, SystemExit):  # interrupted (SIGTERM under Ray is a SystemExit)
@@ -285,12 +249,12 @@ def _stream(items, digests, done, make_explainer, table, n_workers, timeout, add
         table.compact()
 
 
-def _record(writer: RowWriter, folder: OutputFolder, outcome, result: Result) -> None:
+def _record(writer: RowWriter, folder: OutputFolder, result: Result) -> None:
     row = dict(result.value) if result.status == "ok" else {}
     files = row.pop("files", {})
     for path in files:
         folder.reserve(Path(path).parts[0])  # recorded in the manifest before it is created
-    row.update(outcome.task.extra, index=result.index, status=result.status, error_type=result.error_type,
+    row.update(result.extra, index=result.index, status=result.status, error_type=result.error_type,
                error=None if result.error is None else printable(result.error), seconds=result.seconds,
                fingerprint=folder.fingerprint)
     writer.add(row, files)

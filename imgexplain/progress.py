@@ -69,12 +69,15 @@ def progress_bar(total: int, description: str, unit: str = "image", enabled: boo
 
 
 class LogProgress:
-    """Progress as log lines: done/total, rate and ETA every `LOG_SECONDS` seconds, and at the end."""
+    """Progress as log lines: done/total, rate and ETA every ``every`` seconds (`LOG_SECONDS`) of ``clock``
+    (:func:`time.monotonic`), and at the end unless the last line said it already."""
 
-    def __init__(self, total: int, description: str, unit: str, stream, every: float = LOG_SECONDS):
+    def __init__(self, total: int, description: str, unit: str, stream, every: float = LOG_SECONDS,
+                 clock=time.monotonic):
         self.total, self.description, self.unit, self.stream, self.every = total, description, unit, stream, every
-        self.done, self.postfix = 0, ""
-        self.started = self.last = time.monotonic()
+        self.clock, self.done, self.postfix = clock, 0, ""
+        self.started = self.last = clock()
+        self.shown = (0, "")  # the count and text of the last line
 
     def __enter__(self):
         return self
@@ -84,7 +87,7 @@ class LogProgress:
 
     def update(self, n: int = 1) -> None:
         self.done += n
-        now = time.monotonic()
+        now = self.clock()
         if now - self.last >= self.every:
             self.last = now
             self._write(now)
@@ -95,8 +98,8 @@ class LogProgress:
         self.update(0)
 
     def close(self) -> None:
-        if self.done or self.postfix:
-            self._write(time.monotonic())
+        if (self.done or self.postfix) and (self.done, self.postfix) != self.shown:
+            self._write(self.clock())
         self.done, self.postfix = 0, ""
 
     def _write(self, now: float) -> None:
@@ -110,6 +113,7 @@ class LogProgress:
         if self.postfix:
             line += f", {self.postfix}"
         print(line, file=self.stream, flush=True)
+        self.shown = (self.done, self.postfix)
 
 
 def _duration(seconds: float) -> str:

@@ -18,8 +18,8 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator
 
-from imgexplain.distributed import Outcome, Task, _failed, run_here
 from imgexplain.results import atomic_write
+from imgexplain.tasks import Result, Task, failed, run_here
 
 BATCH_SIZES = (1, 2, 4, 8, 16)
 RUNS_PER_BATCH_SIZE = 2
@@ -65,19 +65,22 @@ class BatchSizer:
 
 
 def run_batched(make_explainer: Callable, tasks: Iterable[Task], explain_kwargs: dict,
-                batch_size: int | None = None, report_progress: Callable[[str], None] | None = None
-                ) -> Iterator[Outcome]:
-    """The outcomes of ``tasks`` in this process, in input order; in batches when the explainer has
+                batch_size: int | None = None, report_progress: Callable[[str], None] | None = None,
+                sizer: BatchSizer | None = None) -> Iterator[Result]:
+    """The results of ``tasks`` in this process, in input order; in batches when the explainer has
     ``load`` and ``explain_batch`` (and no ``explain_kwargs``), else one by one (:func:`run_here`).
     ``report_progress`` is given to an explainer with a ``report_progress`` attribute (progress inside
-    an image: the anchor search's rounds)."""
+    an image: the anchor search's rounds). The batch size is ``batch_size``, else timed by ``sizer``
+    (a Ray worker keeps one across its calls), else by a new :class:`BatchSizer`."""
     explainer = make_explainer()
     if report_progress is not None and hasattr(explainer, "report_progress"):
         explainer.report_progress = report_progress
     if explain_kwargs or not all(hasattr(explainer, name) for name in ("load", "explain_batch")):
         yield from run_here(lambda: explainer, tasks, explain_kwargs)
         return
-    sizer = BatchSizer(sizes=(batch_size,), runs=1) if batch_size else BatchSizer()
+    if batch_size:
+        sizer = BatchSizer(sizes=(batch_size,), runs=1)
+    sizer = sizer or BatchSizer()
     stream = iter(tasks)
     ahead: deque = deque()
     with ThreadPoolExecutor(THREADS, thread_name_prefix="imgexplain-decode") as pool:
@@ -97,13 +100,13 @@ def run_batched(make_explainer: Callable, tasks: Iterable[Task], explain_kwargs:
                 future.cancel()
 
 
-def _explain_batch(explainer, batch, sizer: BatchSizer) -> Iterator[Outcome]:
+def _explain_batch(explainer, batch, sizer: BatchSizer) -> Iterator[Result]:
     loaded = []
     for task, future in batch:
         try:
             loaded.append((task, future.result()))
         except Exception as error:
-            yield _failed(task, error)
+            yield failed(task, error)
     if not loaded:
         return
     tick = time.perf_counter()
@@ -113,9 +116,9 @@ def _explain_batch(explainer, batch, sizer: BatchSizer) -> Iterator[Outcome]:
         sizer.record(len(loaded), seconds)
     for (task, _), row in zip(loaded, rows):
         if isinstance(row, Exception):
-            yield _failed(task, row, seconds / len(loaded))
+            yield failed(task, row, seconds / len(loaded))
         else:
-            yield Outcome(task, value=row, seconds=seconds / len(loaded))
+            yield task.result(row, seconds / len(loaded))
 
 
 class RowWriter:

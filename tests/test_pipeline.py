@@ -125,6 +125,9 @@ class FaultyExplainer:
         return float(image.mean())
 
 
+STUCK_SECONDS = 5  # the timeout of the stuck image: a healthy image of FaultyExplainer takes microseconds
+
+
 def _faulty_images():
     images = [np.full((2, 2, 3), 10.0 + k) for k in range(6)]
     for index, kind in ((1, 1), (3, 2), (4, 3)):
@@ -137,11 +140,12 @@ def test_a_killed_worker_and_a_stuck_image_are_that_image_s_errors_and_every_oth
     ray = pytest.importorskip("ray")
     send_this_module_by_value()
     images = _faulty_images()
-    results = explain_many(FaultyExplainer, images, n_workers=2, timeout=20, errors="return", progress=False)
+    results = explain_many(FaultyExplainer, images, n_workers=2, timeout=STUCK_SECONDS, errors="return",
+                           progress=False)
     for index in (0, 2, 5):
         assert results[index] == pytest.approx(images[index].mean())
     assert isinstance(results[1], WorkerError) and "WorkerDiedError" in str(results[1])
-    assert isinstance(results[3], TimeoutError) and "no result after 20 s" in str(results[3])
+    assert isinstance(results[3], TimeoutError) and f"no result after {STUCK_SECONDS} s" in str(results[3])
     assert isinstance(results[4], WorkerError) and str(results[4]) == "ValueError: bad pixel"
     assert not ray.is_initialized()
 
@@ -160,7 +164,7 @@ def test_a_dataset_run_records_a_killed_worker_and_a_stuck_image_as_error_rows(t
     send_this_module_by_value()
     images = [(f"image {k}", image) for k, image in enumerate(_faulty_images())]
     results = list(explain_dataset(images, RowExplainer, out=tmp_path, schema=pa.schema([("mean", pa.float64())]),
-                                   n_workers=2, timeout=20, progress=False))
+                                   n_workers=2, timeout=STUCK_SECONDS, progress=False))
     assert sorted(result.index for result in results) == list(range(6))
     table = pd.read_parquet(tmp_path / "results.parquet").sort_values("index")
     assert list(table.status) == ["ok", "error", "ok", "error", "error", "ok"]

@@ -11,7 +11,7 @@ from tiny_classifier import SIZE, tiny_classifier
 
 from imgexplain import stream
 from imgexplain.classes import numbered_classes
-from imgexplain.distributed import Task
+from imgexplain.tasks import Task
 from imgexplain.explainers import ImageExplainer, encoded
 from imgexplain.models import Classifier
 from imgexplain.progress import LogProgress
@@ -78,15 +78,26 @@ def test_pictures_are_deferred_and_come_in_the_format_asked(pictures, suffix):
     assert all(data.startswith(magic) for data in files.values())
 
 
+def test_by_default_photographs_and_heatmaps_are_jpeg_drawings_and_enlarged_small_images_png():
+    photo = np.random.default_rng(1).integers(0, 256, (300, 240, 3)).astype(np.float32)  # shown smaller
+    photo_row, small_row = explain_batch(ImageExplainer(tiny_classifier, ["anchor", "gradcam"]),
+                                         [photo, images(1)[0]])
+    kinds = {path.rsplit("-", 1)[1] for path in photo_row["files"]}
+    assert kinds == {"input.jpg", "gradcam.jpg", "anchor.png", "superpixels.png"}
+    assert {path.rsplit("-", 1)[1] for path in small_row["files"]} == {kind.replace("jpg", "png") for kind in kinds}
+    for path, data in encoded(photo_row)["files"].items():
+        assert data.startswith(b"\xff\xd8\xff" if path.endswith(".jpg") else b"\x89PNG")
+
+
 def test_an_image_that_cannot_be_read_is_an_error_in_its_place_and_the_batch_goes_on(tmp_path):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not an image")
     sources = [images(1)[0], str(broken), images(2)[1]]
     tasks = [Task(k, source) for k, source in enumerate(sources)]
-    outcomes = list(stream.run_batched(lambda: ImageExplainer(tiny_classifier, ["gradcam"]), tasks, {},
-                                       batch_size=3))
-    assert [outcome.task.index for outcome in outcomes] == [1, 0, 2]  # the broken one fails at once
-    assert [outcome.ok for outcome in outcomes] == [False, True, True]
+    results = list(stream.run_batched(lambda: ImageExplainer(tiny_classifier, ["gradcam"]), tasks, {},
+                                      batch_size=3))
+    assert [result.index for result in results] == [1, 0, 2]  # the broken one fails at once
+    assert [result.status for result in results] == ["error", "ok", "ok"]
 
 
 def test_the_batch_size_is_the_fastest_per_image_of_those_timed():
