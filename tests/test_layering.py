@@ -15,7 +15,7 @@ README = PACKAGE.parent / "README.md"
 # From the bottom up; a module belongs to the layer of the longest prefix of its dotted name listed here.
 LAYERS = (
     ("_checks", "_files", "_lazy", "_logging", "_markdown", "_pixels", "_version", "_reaper", "outputs", "model_outputs",
-     "progress", "schema"),
+     "progress", "schema", "tasks"),
     ("predictor", "segmentation", "datasets", "output_folder", "results"),
     ("backends",),
     ("anchors", "cam", "targets", "zoo", "classes", "classifier", "model_files"),
