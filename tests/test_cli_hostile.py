@@ -124,6 +124,25 @@ def test_a_second_run_on_the_same_out_is_refused_in_one_line(images, torchscript
     assert _run(_torchscript_argv(torchscript_model, images[:1], out), capsys)[0] == 0
 
 
+def test_ctrl_c_while_the_command_s_modules_load_is_one_line_and_status_130(monkeypatch, capsys):
+    import importlib
+    import tomllib
+    from pathlib import Path
+
+    class Interrupting:  # Ctrl-C while imgexplain.cli is imported
+        def find_spec(self, name, path=None, target=None):
+            if name == "imgexplain.cli":
+                raise KeyboardInterrupt
+
+    script = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]["scripts"]
+    module, _, function = script["imgexplain"].partition(":")
+    main = getattr(importlib.import_module(module), function)  # what the installed `imgexplain` runs
+    monkeypatch.delitem(sys.modules, "imgexplain.cli")
+    monkeypatch.setattr(sys, "meta_path", [Interrupting(), *sys.meta_path])
+    assert main(["--version"]) == 130
+    assert capsys.readouterr() == ("", "imgexplain: interrupted\n")
+
+
 def test_demo_on_a_missing_gpu_is_one_line_without_python_syntax(tmp_path, capsys):
     import torch
 
