@@ -143,6 +143,19 @@ def test_ctrl_c_while_the_command_s_modules_load_is_one_line_and_status_130(monk
     assert capsys.readouterr() == ("", "imgexplain: interrupted\n")
 
 
+def test_a_pt2_loads_without_torch_s_leafspec_warning_and_leaves_the_warning_filters_alone(exported):
+    import warnings
+
+    from imgexplain.backends.torch.model import load_saved
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        filters = list(warnings.filters)
+        load_saved(str(exported / "good.pt2"), "exported")
+        assert warnings.filters == filters
+    assert [str(warning.message) for warning in caught if "LeafSpec" in str(warning.message)] == []
+
+
 def test_demo_on_a_missing_gpu_is_one_line_without_python_syntax(tmp_path, capsys):
     import torch
 
