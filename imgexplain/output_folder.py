@@ -174,12 +174,6 @@ class OutputFolder:
             atomic_write(self.path / MANIFEST_NAME, json.dumps(self.manifest, indent=2))
         return self.path / name
 
-    def subfolder(self, name: str) -> Path:
-        """An owned folder inside OUT, created with the user's umask."""
-        folder = self.reserve(name)
-        folder.mkdir(exist_ok=True)
-        return folder
-
     def owns(self, path) -> bool:
         """Whether ``path`` lies in an entry of OUT that imgexplain writes (so it is never an input)."""
         try:

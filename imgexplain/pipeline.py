@@ -152,7 +152,8 @@ def explain_dataset(images: Iterable, make_explainer: Callable, *,
         (a ``pyarrow.Schema``); its optional ``'files'`` entry, ``{relative path: bytes}``, is written
         into ``out`` before the row. Images with an 'ok' row in the table of the same ``arguments`` are
         skipped; those with an error row are explained again, and their new row replaces it. A table of
-        other arguments is refused (ValueError).
+        other arguments is refused (ValueError). The table's folder is made with its first row, and
+        with no image to explain a missing ``out`` is not made.
     n_workers : int or None
         0: in this process. N: N Ray workers (actors). None: one per CPU.
     timeout : float, optional
@@ -221,6 +222,8 @@ def explain_dataset(images: Iterable, make_explainer: Callable, *,
             raise ValueError("schema (the pyarrow schema of the explainer's rows) is needed with out")
         folder = out if isinstance(out, OutputFolder) else OutputFolder(out, (), arguments or {})
     items = _named_items(images, skip=folder.owns if folder is not None else lambda path: False)
+    if not items and folder is not None and folder is not out and not folder.path.exists():
+        folder = None  # nothing to explain: no OUT made for it
     digests, done = {}, set()
     if folder is not None:
         folder.claim()
@@ -242,8 +245,9 @@ def _closing(stream, folder):
 
 
 def results_table(folder: OutputFolder, schema) -> ResultsTable:
-    """The results table in ``folder`` for rows of the explainer's ``schema``."""
-    return ResultsTable(folder.subfolder(TABLE_NAME), table_schema(schema))
+    """The results table in ``folder`` for rows of the explainer's ``schema`` (its folder is made with its first
+    row: a run that writes no row leaves none)."""
+    return ResultsTable(folder.reserve(TABLE_NAME), table_schema(schema))
 
 
 def table_schema(schema):
