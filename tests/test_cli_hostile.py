@@ -12,6 +12,8 @@ from test_cli import _run, _table, _torchscript_argv, images, torchscript_model 
 
 from imgexplain import cli, models
 
+# TorchScript is one of the files the command reads; torch 2.13 marks its functions deprecated.
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 COMMAND = "import sys; from imgexplain import cli; sys.exit(cli.main(sys.argv[1:]))"
 
 
@@ -156,6 +158,20 @@ def test_a_pt2_loads_without_torch_s_leafspec_warning_and_leaves_the_warning_fil
     assert [str(warning.message) for warning in caught if "LeafSpec" in str(warning.message)] == []
 
 
+def test_a_changed_image_s_old_pictures_go_with_its_old_row(images, torchscript_model, tmp_path, capsys):
+    from PIL import Image
+
+    from stripes import striped_image
+
+    photo, out = tmp_path / "photo.png", tmp_path / "out"
+    Image.fromarray(striped_image()).save(photo)
+    assert _run(_torchscript_argv(torchscript_model, [photo, images[1]], out), capsys)[0] == 0
+    Image.fromarray(striped_image()[::-1]).save(photo)
+    assert _run(_torchscript_argv(torchscript_model, [photo, images[1]], out), capsys)[0] == 0
+    named = {entry["path"] for entries in _table(out).pictures for entry in entries}
+    assert {f"pictures/{path.name}" for path in (out / "pictures").iterdir()} == named and len(named) >= 4
+
+
 def test_demo_on_a_missing_gpu_is_one_line_without_python_syntax(tmp_path, capsys):
     import torch
 
@@ -213,7 +229,6 @@ def _session_processes(session: int) -> list[int]:
 
 
 @pytest.mark.slow
-@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 @pytest.mark.parametrize("signum, status, said, group", [(signal.SIGTERM, 143, "terminated", False),
                                                          (signal.SIGINT, 130, "interrupted", True)])
 def test_a_signal_to_a_run_on_a_worker_reports_the_rows_so_far_and_stops_its_ray(marked_slow_model, tmp_path,
