@@ -197,7 +197,7 @@ class OutputFolder:
                         and stat.S_ISREG(os.lstat(target).st_mode)):
                     target.unlink()
                     removed.append(path)
-            except FileNotFoundError:
+            except (OSError, ValueError):  # gone, not under a folder, or no file name (a NUL byte)
                 continue
         return removed
 

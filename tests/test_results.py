@@ -235,7 +235,7 @@ def test_files_that_a_tampered_row_names_outside_our_pictures_are_never_removed(
     part = next((out / results.TABLE_NAME).glob("*.parquet")).name
     tampered = ["../sentinel/keep.txt", str(sentinel / "keep.txt"), "pictures/../../sentinel/keep.txt",
                 "pictures/link.png", f"pictures/sub/{sentinel.joinpath('keep.txt').name}", f"results.parquet/{part}",
-                "imgexplain.json", "pictures"]
+                "imgexplain.json", "pictures", f"{picture_named(photos[0], photos[0].read_bytes())}/x", "pictures/nul\0byte.png"]
     schema = table_schema(pa.schema([("mean", pa.float64()),
                                      ("pictures", pa.list_(pa.struct([("path", pa.string())])))]))
     results.ResultsTable(out / results.TABLE_NAME, schema).append(
