@@ -266,6 +266,7 @@ def test_a_signal_to_a_run_on_a_worker_reports_the_rows_so_far_and_stops_its_ray
                                        "results.parquet and the same command resumes")
     assert list(_table(out).image) == [str(folder / "0.png")]
     assert (out / "report.html").exists() and not list(out.rglob(".imgexplain-tmp-*"))
+    deadline = time.monotonic() + 30
     while _session_processes(process.pid) and time.monotonic() < deadline:  # the private Ray is stopped
         time.sleep(0.1)
     assert _session_processes(process.pid) == []
