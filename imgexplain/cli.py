@@ -130,8 +130,20 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM: the run stops as on Ctrl-C (the rows so far are kept and reported), exit status 143."""
 
 
-def _terminate(signum, frame):
-    raise Terminated
+class _Signals:
+    """SIGTERM raises :class:`Terminated` and is remembered: a Ray wait that it stops raises a plain
+    KeyboardInterrupt, which must still end as a SIGTERM does."""
+
+    def __init__(self):
+        self.terminated = False
+
+    def terminate(self, signum, frame):
+        self.terminated = True
+        raise Terminated
+
+    def status(self, stop: KeyboardInterrupt) -> tuple[str, int]:
+        """What the run says and its exit status after ``stop``."""
+        return ("terminated", 143) if self.terminated or isinstance(stop, Terminated) else ("interrupted", 130)
 
 
 def main(argv=None) -> int:
@@ -140,18 +152,19 @@ def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     # Ray's crash handler would print a stack dump on SIGTERM, which the command handles itself.
     os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
-    previous = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM cleans up as Ctrl-C does
+    signals = _Signals()
+    previous = signal.signal(signal.SIGTERM, signals.terminate)  # SIGTERM cleans up as Ctrl-C does
     try:
         try:
             return _main(argv)
         except KeyboardInterrupt as stop:
+            said, status = signals.status(stop)
             out = getattr(stop, "out", None)
             kept = f"; the rows written so far are kept in {out}/results.parquet and the same command resumes"
-            print(f"imgexplain: {'terminated' if isinstance(stop, Terminated) else 'interrupted'}"
-                  f"{kept if out else ''}", file=sys.stderr)
-            return 143 if isinstance(stop, Terminated) else 130
+            print(f"imgexplain: {said}{kept if out else ''}", file=sys.stderr)
+            return status
     except KeyboardInterrupt as stop:  # a second signal while the first is reported
-        return 143 if isinstance(stop, Terminated) else 130
+        return signals.status(stop)[1]
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -291,7 +304,7 @@ def _run(images, load, methods, folder, shown, *, classifier=None, options=None,
         except SystemExit as exit_:
             if exit_.code != signal.SIGTERM:
                 raise
-            stop = Terminated()  # ray.init makes SIGTERM a SystemExit(15) in the driver
+            stop = Terminated()  # a SIGTERM while ray.init runs is Ray's SystemExit(15)
             _report_so_far(folder, methods, shown, started, title, stop)
             raise stop from None
         except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the report shows the rows written so far

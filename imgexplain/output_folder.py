@@ -14,7 +14,8 @@ import hashlib
 import json
 import os
 import re
-from pathlib import Path
+import stat
+from pathlib import Path, PurePosixPath
 
 from imgexplain._files import TEMPORARY_PREFIX, atomic_write, read_limited
 from imgexplain._version import __version__
@@ -151,6 +152,11 @@ class OutputFolder:
     def __del__(self):
         self.close()
 
+    def holding(self, stream):
+        """``stream``, this folder released when it ends or is closed."""
+        with self:
+            yield from stream
+
     def claim(self) -> None:
         """Create OUT (with the user's umask), lock it and record the run's arguments in the manifest.
 
@@ -178,11 +184,26 @@ class OutputFolder:
             atomic_write(self.path / MANIFEST_NAME, json.dumps(self.manifest, indent=2))
         return self.path / name
 
-    def subfolder(self, name: str) -> Path:
-        """An owned folder inside OUT, created with the user's umask."""
-        folder = self.reserve(name)
-        folder.mkdir(exist_ok=True)
-        return folder
+    def remove_written(self, paths) -> list[str]:
+        """Delete files that rows named (``paths`` relative to OUT): only regular files inside a folder that
+        the manifest records (not the table), reached without a link or ``..``; the paths deleted."""
+        folders = self._owned() - {TABLE_NAME, MANIFEST_NAME, LOCK_NAME}
+        root = os.path.realpath(self.path)
+        removed = []
+        for path in sorted(paths):
+            parts = PurePosixPath(path).parts
+            if (len(parts) < 2 or parts[0] not in folders or PurePosixPath(path).is_absolute()
+                    or any(part in (".", "..") for part in parts)):
+                continue
+            target = self.path.joinpath(*parts)
+            try:
+                if (os.path.realpath(target.parent) == os.path.join(root, *parts[:-1])
+                        and stat.S_ISREG(os.lstat(target).st_mode)):
+                    target.unlink()
+                    removed.append(path)
+            except (OSError, ValueError):  # gone, not under a folder, or no file name (a NUL byte)
+                continue
+        return removed
 
     def owns(self, path) -> bool:
         """Whether ``path`` lies in an entry of OUT that imgexplain writes (so it is never an input)."""

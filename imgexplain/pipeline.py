@@ -120,8 +120,9 @@ def explain_dataset(images: Iterable, make_explainer: Callable, *,
         Folder of the results table. ``explain`` must then return a dict of the columns of ``schema``
         (a ``pyarrow.Schema``); its optional ``'files'`` entry, ``{relative path: bytes}``, is written
         into ``out`` before the row. Images with an 'ok' row in the table of the same ``arguments`` are
-        skipped; those with an error row are explained again, and their new row replaces it. A table of
-        other arguments is refused (ValueError).
+        skipped; those with an error row or new content are explained again, their new row replacing the
+        old one and the pictures it named. A table of other arguments is refused (ValueError). A run
+        that writes no row makes no table folder (and without images, no new ``out``).
     n_workers : int or None
         0: in this process. N: N Ray workers (actors). None: one per CPU.
     timeout : float, optional
@@ -192,29 +193,25 @@ def explain_dataset(images: Iterable, make_explainer: Callable, *,
             raise ValueError("schema (the pyarrow schema of the explainer's rows) is needed with out")
         folder = out if isinstance(out, OutputFolder) else OutputFolder(out, (), arguments or {})
     items = _named_items(images, skip=folder.owns if folder is not None else lambda path: False)
+    if not items and folder is not None and folder is not out and not folder.path.exists():
+        folder = None  # nothing to explain: no OUT made for it
     digests, done = {}, set()
     if folder is not None:
         folder.claim()
         table = results_table(folder, schema)
         rows = table.keys()
         digests = {name: _digest(source) for name, source in items if name in rows}
-        # An image whose row is an error, or of other content, is explained again: its row goes first.
+        # An image whose row is an error, or of other content, is explained again: its row (and pictures) go first.
         done = {(name, digest) for name, digest in digests.items() if rows[name] == ("ok", digest)}
-        table.compact(drop={name for name in digests if (name, digests[name]) not in done})
+        table.drop({name for name in digests if (name, digests[name]) not in done}, folder.remove_written)
     stream = _stream(items, digests, done, make_explainer, table, n_workers, timeout, address,
                      float(cpus_per_worker), progress, dict(explain_kwargs or {}), folder)
-    return _closing(stream, folder) if folder is not None and folder is not out else stream
-
-
-def _closing(stream, folder):
-    """``stream``, releasing ``folder`` when it ends or is closed."""
-    with folder:
-        yield from stream
+    return folder.holding(stream) if folder is not None and folder is not out else stream
 
 
 def results_table(folder: OutputFolder, schema) -> ResultsTable:
-    """The results table in ``folder`` for rows of the explainer's ``schema``."""
-    return ResultsTable(folder.subfolder(TABLE_NAME), table_schema(schema))
+    """The results table in ``folder`` for rows of the explainer's ``schema`` (its folder made with its first row)."""
+    return ResultsTable(folder.reserve(TABLE_NAME), table_schema(schema))
 
 
 def _stream(items, digests, done, make_explainer, table, n_workers, timeout, address, cpus_per_worker,

@@ -3,7 +3,8 @@
 With an address (``address=``, ``--address`` or ``RAY_ADDRESS``) the run joins that cluster, after a
 TCP connection to it succeeded within :data:`CONNECT_SECONDS`. Without one it starts a private Ray on
 this machine for the run (Ray's own default would join any cluster left by ``ray start``) and stops it
-after the run; a helper process (:mod:`imgexplain._reaper`) stops it too if the driver is killed. The
+after the run; a helper process (:mod:`imgexplain._reaper`) stops it too if the driver is killed. A
+SIGTERM handler of the caller's is kept (``ray.init`` replaces it with one that exits). The
 number of workers is capped at what the cluster's free CPUs can hold, with a warning; a cluster with no
 free CPU is an error at once.
 """
@@ -13,6 +14,7 @@ import contextlib
 import logging
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -85,7 +87,7 @@ def connect(address: str | None) -> Iterator[bool]:
     address = given_address(address)
     if address is not None:
         check_address(address)
-        ray.init(address=address, **_INIT_OPTIONS)
+        _init(address=address)
         try:
             yield True
         finally:
@@ -94,7 +96,7 @@ def connect(address: str | None) -> Iterator[bool]:
     with _reaped() as mark:
         os.environ[_reaper.VARIABLE] = mark  # inherited by every process of the private cluster
         try:
-            ray.init(address="local", **_INIT_OPTIONS)
+            _init(address="local")
         finally:
             del os.environ[_reaper.VARIABLE]
         try:
@@ -104,6 +106,22 @@ def connect(address: str | None) -> Iterator[bool]:
 
 
 _INIT_OPTIONS = dict(include_dashboard=False, logging_level="ERROR", configure_logging=True, log_to_driver=False)
+
+
+def _init(address: str) -> None:
+    """``ray.init``, keeping a SIGTERM handler that the caller installed.
+
+    ``ray.init`` replaces it with ``sys.exit``, whose SystemExit a ``ray.wait`` blocked in Ray's core
+    worker turns into ``SystemExit(1)``: the caller (the command's "stop, report the rows so far, exit
+    143") would never know that a SIGTERM came. A handler that raises KeyboardInterrupt stops such a
+    wait as Ctrl-C does.
+    """
+    import ray
+
+    handler = signal.getsignal(signal.SIGTERM)
+    ray.init(address=address, **_INIT_OPTIONS)
+    if callable(handler) and signal.getsignal(signal.SIGTERM) is not handler:
+        signal.signal(signal.SIGTERM, handler)
 
 
 @contextlib.contextmanager

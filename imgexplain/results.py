@@ -16,12 +16,12 @@ import re
 import time
 import uuid
 from pathlib import Path
-from typing import Collection, Iterator
+from typing import Callable, Collection, Iterator
 
 from imgexplain._files import TEMPORARY_PREFIX, atomic_write, file_hash
 from imgexplain.output_folder import (LOCK_NAME, MANIFEST_NAME, TABLE_NAME, OutputError, OutputFolder, fingerprint,
                                       read_json)
-from imgexplain.schema import KEY_COLUMNS
+from imgexplain.schema import FILES_COLUMN, KEY_COLUMNS
 
 __all__ = ["LOCK_NAME", "MANIFEST_NAME", "OutputError", "OutputFolder", "ResultsTable", "TABLE_NAME",
            "TEMPORARY_PREFIX", "atomic_write", "content_hash", "file_hash", "fingerprint"]
@@ -90,6 +90,32 @@ class ResultsTable:
         """Each image's (status, content hash), as its last row says."""
         return {row["image"]: (row["status"], row["content_hash"])
                 for row in self.rows(list(KEY_COLUMNS) + ["status"])}
+
+    def named_files(self, images: Collection[str] | None = None) -> set[str]:
+        """The files (paths relative to OUT) that the rows of ``images`` (default: every row) name in
+        :data:`FILES_COLUMN`; none when the rows have no such column of entries with a ``path``."""
+        import pyarrow as pa
+
+        if self.schema is None or FILES_COLUMN not in self.schema.names:
+            return set()
+        kind = self.schema.field(FILES_COLUMN).type
+        if not (pa.types.is_list(kind) and pa.types.is_struct(kind.value_type)
+                and kind.value_type.get_field_index("path") >= 0):
+            return set()
+        named = set()
+        for batch in self.batches(["image", FILES_COLUMN]):
+            for image, entries in zip(batch.column("image").to_pylist(), batch.column(FILES_COLUMN).to_pylist()):
+                if images is None or image in images:
+                    named.update(entry["path"] for entry in entries or () if entry and entry["path"])
+        return named
+
+    def drop(self, images: Collection[str], remove_files: Callable[[set[str]], object]) -> None:
+        """Remove every row of ``images`` (see :meth:`compact`), then call ``remove_files`` with the files that
+        those rows named and that no row left names (two images of the same name and content share pictures)."""
+        named = self.named_files(images) if images else set()
+        self.compact(drop=images)
+        if named:
+            remove_files(named - self.named_files())
 
     def quarantined_parts(self) -> list[Path]:
         """The parts moved aside as damaged or foreign, by this run or an earlier one."""

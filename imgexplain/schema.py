@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-__all__ = ["Column", "IMAGE_COLUMNS", "KEY_COLUMNS", "PICTURE_COLUMNS", "REPORT_COLUMNS", "RUN_COLUMNS",
+__all__ = ["Column", "FILES_COLUMN", "IMAGE_COLUMNS", "KEY_COLUMNS", "PICTURE_COLUMNS", "REPORT_COLUMNS", "RUN_COLUMNS",
            "SCHEMA_VERSION", "SchemaVersionError", "check_version", "map_column", "row_schema", "table_schema",
            "timed_method", "timing_column"]
 
@@ -79,6 +79,8 @@ RUN_COLUMNS = (
 )
 # The columns that identify an image's row.
 KEY_COLUMNS = ("image", "content_hash")
+# The files a row names in OUT (paths relative to OUT): the ``path`` of each entry of this column.
+FILES_COLUMN = "pictures"
 
 IMAGE_COLUMNS = (
     Column("target", _int, "the class explained"),
@@ -93,7 +95,7 @@ IMAGE_COLUMNS = (
 )
 PICTURE_COLUMNS = (
     Column("layer", _string, "the layer the class activation maps come from"),
-    Column("pictures", _pictures, "the image's pictures in OUT: path, title, caption, colormap of a heatmap"),
+    Column(FILES_COLUMN, _pictures, "the image's pictures in OUT: path, title, caption, colormap of a heatmap"),
 )
 # The columns the report reads: every one but the hashes and the maps (those stay in the table).
 REPORT_COLUMNS = tuple(column.name for column in RUN_COLUMNS + IMAGE_COLUMNS + PICTURE_COLUMNS

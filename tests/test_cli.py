@@ -15,10 +15,8 @@ from imgexplain.predictor import PredictorError
 from stripes import SIZE, stripe_detector, striped_image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# TorchScript is one of the files the command reads; torch 2.13 marks its functions deprecated, and
-# torch.export.unflatten warns about torch's own internals.
-pytestmark = [pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning"),
-              pytest.mark.filterwarnings("ignore:`isinstance\\(treespec, LeafSpec\\)`:FutureWarning")]
+# TorchScript is one of the files the command reads; torch 2.13 marks its functions deprecated.
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 
 
 

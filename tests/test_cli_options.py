@@ -13,8 +13,7 @@ from test_cli import _run, _table, _torchscript_argv, images, torchscript_model 
 from imgexplain import classes
 from imgexplain.predictor import PredictorError
 
-pytestmark = [pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning"),
-              pytest.mark.filterwarnings("ignore:`isinstance\\(treespec, LeafSpec\\)`:FutureWarning")]
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 
 
 def _sigmoid_onnx(path):

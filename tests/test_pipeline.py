@@ -239,6 +239,27 @@ def _mean_images(n):
     return images
 
 
+class Interrupted:
+    def explain(self, image):
+        raise KeyboardInterrupt
+
+
+def test_no_image_writes_nothing_and_the_table_s_folder_comes_with_its_first_row(tmp_path):
+    import pandas as pd
+    import pyarrow as pa
+
+    out = tmp_path / "out"
+    assert _mean_run([], out) == [] and not out.exists()  # a new OUT is not made for nothing
+    out.mkdir()
+    assert _mean_run([], out) == []
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C before the first row
+        list(explain_dataset(_mean_images(1), Interrupted, out=out, schema=pa.schema([("mean", pa.float64())]),
+                             arguments={"method": "mean"}, n_workers=0, progress=False))
+    assert sorted(path.name for path in out.iterdir()) == [".imgexplain.lock", "imgexplain.json"]
+    _mean_run(_mean_images(1), out)
+    assert list(pd.read_parquet(out / "results.parquet").image) == ["image 0"]
+
+
 def test_error_rows_are_explained_again_on_resume_and_replaced_by_the_new_row(tmp_path, monkeypatch):
     import pandas as pd
 

@@ -93,6 +93,26 @@ def test_without_an_address_a_private_ray_is_started_and_ray_address_counts_as_o
     assert _reaper.VARIABLE not in os.environ
 
 
+def test_a_sigterm_handler_of_the_caller_s_outlives_ray_init_and_ray_s_own_is_kept_otherwise(monkeypatch):
+    ray = pytest.importorskip("ray")
+
+    def ray_s_handler(signum, frame):
+        raise SystemExit(signum)
+
+    monkeypatch.setattr(ray, "init", lambda **kwargs: signal.signal(signal.SIGTERM, ray_s_handler))
+    monkeypatch.setattr(ray, "shutdown", lambda: None)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        for caller_s, kept in ((signal.default_int_handler, signal.default_int_handler),
+                               (signal.SIG_DFL, ray_s_handler)):
+            signal.signal(signal.SIGTERM, caller_s)
+            with ray_cluster.connect(None):
+                assert signal.getsignal(signal.SIGTERM) is kept
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 MEAN_EXPLAINER = """
     import sys, time
     import numpy as np

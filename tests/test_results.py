@@ -179,6 +179,75 @@ def test_an_image_whose_content_changed_has_its_row_replaced(photos, tmp_path):
     assert len(table) == 3 and table.loc[str(photos[1]), "mean"] == 200
 
 
+class MeanWithPicture:
+    """The mean, and a picture named after the file's name and content, as the command names its pictures."""
+
+    def explain(self, image):
+        data = open(image, "rb").read()
+        path = picture_named(image, data)
+        return {**MeanOfFile().explain(image), "pictures": [{"path": path}], "files": {path: data}}
+
+
+def picture_named(image, data) -> str:
+    from pathlib import Path
+
+    return f"pictures/{Path(image).stem}-{results.content_hash(data)[:8]}.png"
+
+
+def run_with_pictures(images, out):
+    import pyarrow as pa
+
+    schema = pa.schema([("mean", pa.float64()), ("pictures", pa.list_(pa.struct([("path", pa.string())])))])
+    with OutputFolder(out, ["pictures"], {"method": "mean"}) as folder:
+        return list(explain_dataset(images, MeanWithPicture, out=folder, schema=schema, n_workers=0, progress=False))
+
+
+def pictures_in(out) -> tuple[set, set]:
+    """The files in OUT/pictures, and those that the table's rows name."""
+    named = {entry["path"] for entries in table_of(out).pictures for entry in entries}
+    return {f"pictures/{path.name}" for path in (out / "pictures").iterdir()}, named
+
+
+def test_a_replaced_row_takes_its_own_pictures_with_it_but_not_those_another_row_names(photos, tmp_path):
+    out = tmp_path / "out"
+    twin = tmp_path / "elsewhere" / photos[1].name  # same name, same content: the same picture file
+    twin.parent.mkdir()
+    twin.write_bytes(photos[1].read_bytes())
+    run_with_pictures([*photos, twin], out)
+    old = {path: picture_named(path, path.read_bytes()) for path in photos}
+    picture(photos[0], 99)
+    picture(photos[1], 99)
+    assert len(run_with_pictures([*photos, twin], out)) == 2
+    on_disk, named = pictures_in(out)
+    assert on_disk == named == {picture_named(path, path.read_bytes()) for path in photos} | {old[photos[1]]}
+    assert old[photos[0]] not in on_disk  # a's old picture went; b's stays, the twin's row names it
+
+
+def test_files_that_a_tampered_row_names_outside_our_pictures_are_never_removed(photos, tmp_path, sentinel):
+    import pyarrow as pa
+
+    from imgexplain.pipeline import table_schema
+
+    out = tmp_path / "out"
+    run_with_pictures(photos, out)
+    (out / "pictures" / "link.png").symlink_to(sentinel / "keep.txt")
+    (out / "pictures" / "sub").symlink_to(sentinel, target_is_directory=True)
+    part = next((out / results.TABLE_NAME).glob("*.parquet")).name
+    tampered = ["../sentinel/keep.txt", str(sentinel / "keep.txt"), "pictures/../../sentinel/keep.txt",
+                "pictures/link.png", f"pictures/sub/{sentinel.joinpath('keep.txt').name}", f"results.parquet/{part}",
+                "imgexplain.json", "pictures", f"{picture_named(photos[0], photos[0].read_bytes())}/x", "pictures/nul\0byte.png"]
+    schema = table_schema(pa.schema([("mean", pa.float64()),
+                                     ("pictures", pa.list_(pa.struct([("path", pa.string())])))]))
+    results.ResultsTable(out / results.TABLE_NAME, schema).append(
+        [{"image": str(photos[2]), "content_hash": "tampered", "status": "ok", "fingerprint": "x",
+          "pictures": [{"path": path} for path in tampered]}])
+    before = {path: path.read_bytes() for path in sentinel.iterdir()}
+    run_with_pictures(photos, out)
+    assert {path: path.read_bytes() for path in sentinel.iterdir()} == before
+    assert (out / "pictures" / "link.png").is_symlink() and (out / "imgexplain.json").is_file()
+    assert sorted(table_of(out).image) == sorted(map(str, photos))
+
+
 def test_an_image_named_twice_is_explained_once(photos, tmp_path, monkeypatch):
     out = tmp_path / "out"
     folder = photos[0].parent

@@ -3,6 +3,7 @@ saved files (torch.export and TorchScript), and a one-output model as two output
 from __future__ import annotations
 
 import copy
+import warnings
 from numbers import Integral
 from typing import Any, Callable
 
@@ -177,7 +178,10 @@ def load_saved(path: str, kind: str, device: Any = None) -> SavedModel:
         raise ModelError(f"{path!r} was exported for batches of exactly {batch} images; export it "
                          "with a batch of 1 or a dynamic batch (dynamic_shapes)")
     # An exported graph is fixed in the mode it was exported in; eval() only sets the flags that CAM checks.
-    return SavedModel(torch.export.unflatten(program).eval(), "torch", (shape[2], shape[3]), shape[1], batch)
+    with warnings.catch_warnings():  # torch's unflatten copies its tree specs through a deprecated check of its own
+        warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning)
+        module = torch.export.unflatten(program)
+    return SavedModel(module.eval(), "torch", (shape[2], shape[3]), shape[1], batch)
 
 
 def saved_predictor(saved: SavedModel, pixels: Callable, device: Any = None) -> tuple[Callable, Callable]:
