@@ -14,8 +14,8 @@ README = PACKAGE.parent / "README.md"
 
 # From the bottom up; a module belongs to the layer of the longest prefix of its dotted name listed here.
 LAYERS = (
-    ("_checks", "_files", "_lazy", "_logging", "_markdown", "_pixels", "_version", "_reaper", "outputs", "model_outputs",
-     "progress", "schema", "tasks"),
+    ("_checks", "_files", "_lazy", "_logging", "_markdown", "_pixels", "_version", "_reaper", "outputs",
+     "model_outputs", "progress", "schema", "tasks"),
     ("predictor", "segmentation", "datasets", "output_folder", "results"),
     ("backends",),
     ("anchors", "cam", "targets", "zoo", "classes", "classifier", "model_files"),
@@ -140,5 +140,6 @@ def test_the_package_imports_neither_bench_nor_tests():
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
-            found += [f"{path.name}:{node.lineno}: {name}" for name in names if name.split(".")[0] in ("bench", "tests")]
+            found += [f"{path.name}:{node.lineno}: {name}" for name in names
+                      if name.split(".")[0] in ("bench", "tests")]
     assert found == []
