@@ -1,8 +1,9 @@
-"""The precision check's looks: a fixed grid of sample counts, the share of delta each anchor size gets, and
-where the next look should be.
+"""The precision check's arithmetic: the shares of delta of its two routes, the looks of the reuse route (a fixed
+grid of sample counts, the share of each anchor size, where the next look should be) and the sample count of a
+fresh verification.
 
 The check's lower bound is the explanation's claim; why it holds is written in
-:meth:`~imgexplain.anchors.search.AnchorSearch._look`.
+:mod:`imgexplain.anchors.certify`.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from imgexplain.anchors.bandit import LOOK_COUNTS, kl_lower_bound, kl_upper_bound, look_level
+from imgexplain.anchors.bandit import LOOK_COUNTS, kl_bernoulli, kl_lower_bound, kl_upper_bound, look_level
 
 # A round of the precision check goes at most to the first look with this many times the anchor's samples.
 CHECK_GROWTH = 2
@@ -20,6 +21,11 @@ NEARLY_GROWTH = 4
 # Shares of delta for the checks of the empty anchor and of the anchors of one superpixel (see check_share).
 EMPTY_SHARE = 0.05
 SINGLE_SHARE = 0.6
+# Share of delta for fresh verifications (see verification_delta); the reuse route's looks get the rest.
+VERIFY_SHARE = 0.7
+# A verification's sample count is planned for a lower bound of the mean seen so far at this level (nats), so that
+# an anchor whose mean was a little lucky still passes.
+PLAN_LEVEL = 0.1
 
 
 def check_share(size: int) -> float:
@@ -41,6 +47,75 @@ def check_share(size: int) -> float:
     if size <= 1:
         return (EMPTY_SHARE, SINGLE_SHARE)[size]
     return (1.0 - EMPTY_SHARE - SINGLE_SHARE) * 2.0 / (size * (size + 1))
+
+
+def reuse_delta(delta: float, size: int) -> float:
+    """The reuse route's delta for the precision checks of anchors with ``size`` superpixels: its share of
+    ``delta``, (1 - VERIFY_SHARE), times :func:`check_share`.
+
+    Parameters
+    ----------
+    delta : float
+        The explanation's delta.
+    size : int
+        Number of superpixels of the anchor, 0 for the empty anchor.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> from imgexplain.anchors.check import reuse_delta, verification_delta
+    >>> round(reuse_delta(0.1, 1), 3), round(verification_delta(0.1, 1), 4)
+    (0.018, 0.0426)
+    """
+    return delta * (1.0 - VERIFY_SHARE) * check_share(size)
+
+
+def verification_delta(delta: float, attempt: int) -> float:
+    """The delta of the ``attempt``-th fresh verification of a search (1, 2, ...): VERIFY_SHARE delta times
+    6 / (pi^2 attempt^2). These sum to VERIFY_SHARE delta over all attempts, and the first, usually the only one,
+    gets 61% of it.
+
+    Parameters
+    ----------
+    delta : float
+        The explanation's delta.
+    attempt : int
+        The verification's number in the search, from 1.
+
+    Returns
+    -------
+    float
+    """
+    return delta * VERIFY_SHARE * 6.0 / (np.pi ** 2 * attempt ** 2)
+
+
+def verification_sizes(positives: np.ndarray, n_samples: np.ndarray, delta: float, low: float) -> np.ndarray:
+    """Fresh samples a verification at level ``delta`` needs for each anchor: the least n at which the lower bound
+    of its planned mean at level log(1 / ``delta``) exceeds ``low``; the planned mean is the lower bound of the mean seen so far at
+    PLAN_LEVEL nats (inf where it is not above ``low``).
+
+    Parameters
+    ----------
+    positives, n_samples : ndarray of float
+        Each anchor's samples so far (every valid sample: the plan is not a claim) and how many held.
+    delta : float
+        The verification's delta.
+    low : float
+        The value the lower bound must exceed (threshold - epsilon_stop).
+
+    Returns
+    -------
+    ndarray of float
+        The sample counts.
+    """
+    n_samples = np.maximum(np.asarray(n_samples, dtype=float), 1.0)
+    planned = kl_lower_bound(np.asarray(positives, dtype=float) / n_samples, PLAN_LEVEL / n_samples)
+    gain = np.where(planned > low, kl_bernoulli(planned, np.full_like(planned, low)), 0.0)
+    with np.errstate(divide="ignore"):
+        return np.where(gain > 0, np.floor(np.log(1.0 / delta) / np.maximum(gain, 1e-12)) + 1.0, np.inf)
 
 
 @dataclass

@@ -16,16 +16,15 @@ that are exact, each explained where it is made:
   the same label every time, so a repeated mask is an independent draw whose label is already known.
 
 KL-LUCB's bounds hold at all sample counts at once (:func:`~imgexplain.anchors.bandit.uniform_level`), so its
-rounds are sized by what is still missing. The precision check, whose lower bound is the explanation's claim,
-looks only at a fixed grid of sample counts (:func:`~imgexplain.anchors.bandit.look_level`), unions over the
-candidates of the step and shares delta over the anchor sizes (:meth:`AnchorSearch._look`, :func:`check_share`):
-the chance that an anchor returned with success=True has a precision below threshold - epsilon_stop is at most
-delta, whichever candidate of the step the check ends on.
+rounds are sized by what is still missing. The precision check, whose lower bound is the explanation's claim, is
+:class:`~imgexplain.anchors.certify.PrecisionChecks`: a reuse route that counts the step's samples and unions
+over the step's candidates, its looks and the anchor sizes, and a fresh verification of one candidate fixed
+before its samples are drawn; delta is split between them, so the chance that an anchor returned with
+success=True has a precision below threshold - epsilon_stop is at most delta, whichever route certified it.
 
-Spending follows what each certification would still cost (:func:`~imgexplain.anchors.check.decision_costs`):
-the empty anchor is pursued only while a few one-superpixel checks' worth of samples could pass it
-(:meth:`AnchorSearch._check_empty_anchor`), each size first certifies its cheapest candidate, and the check of
-KL-LUCB's choice takes any candidate that would pass sooner (:meth:`AnchorSearch._check_precision`).
+Spending follows what each certification would still cost: the empty anchor is pursued only while a few
+one-superpixel checks' worth of samples could pass it, each size first certifies its cheapest candidate, and
+the check of KL-LUCB's choice takes any candidate that would pass sooner, by either route.
 """
 from __future__ import annotations
 
@@ -34,16 +33,13 @@ from typing import Callable
 
 import numpy as np
 
-from imgexplain.anchors.bandit import (LOOK_BASE, LOOK_COUNTS, kl_lower_bound, kl_lucb, kl_upper_bound, last_look,
-                                       look_level)
-from imgexplain.anchors.check import (CHECK_GROWTH, Look, alternatives, check_share, cheapest_certification,
-                                      decision_costs, next_look, would_pass)
+from imgexplain.anchors.bandit import kl_lucb
+from imgexplain.anchors.certify import PrecisionChecks
+from imgexplain.anchors.check import reuse_delta
 from imgexplain.anchors.sampler import PerturbationSampler
 from imgexplain.anchors.samples import Anchor, SampleStore, anchor_matrix
 
 ROUNDS = ("adaptive", "fixed")
-# The empty anchor is pursued while a look within this many one-superpixel checks could pass it.
-EMPTY_ANCHOR_BUDGET = 3
 
 
 @dataclass
@@ -90,7 +86,7 @@ class SearchResult:
     alternatives: list[dict] = field(default_factory=list)
 
 
-class AnchorSearch:
+class AnchorSearch(PrecisionChecks):
     """Beam search for the anchor of one image; see the module docstring.
 
     Parameters
@@ -178,7 +174,7 @@ class AnchorSearch:
             candidates = [anchor for anchor, kept in zip(candidates, keep) if kept]
             if not candidates:
                 break
-            delta = s.delta * check_share(size) / len(candidates)
+            delta = reuse_delta(s.delta, size) / len(candidates)
             checked, means, lowers, passes = self._check_precision([], delta, since, candidates, cheap)
             best_of_size[size] = checked
             if not passes.any():
@@ -207,144 +203,6 @@ class AnchorSearch:
         if not tried:
             return self._result((), success=False, all_precision=empty_mean)
         return self._result(tried[self._select(tried, 1)[0]], success=False)
-
-    def _check_empty_anchor(self) -> tuple[float, bool]:
-        """The reference's test of the empty anchor with a sound bound, pursued only while it is cheap: it passes
-        when its lower bound at a look exceeds the threshold itself.
-
-        Certifying an empty anchor whose precision sits just above the threshold takes thousands of samples,
-        while a one-superpixel anchor of precision near 1 is certified with about a hundred. So the empty anchor
-        is sampled on only while a look at most EMPTY_ANCHOR_BUDGET times :meth:`single_check_cost` samples
-        beyond the initial ones would pass it if its mean held (a passing empty anchor is the best answer there
-        is, coverage 1, so it may cost a little more than the cheapest certification); otherwise the search goes
-        on to anchors of one superpixel (whether to sample is not a claim, so any rule keeps the bound sound).
-        The empty anchor's samples also count for every anchor of one superpixel that they kept
-        (:meth:`_look`), so they are not lost when it fails.
-
-        The empty anchor is fixed before any sample is drawn and every sample is drawn for it, so its samples in
-        drawing order are i.i.d. draws from its distribution; its check gets the share ``EMPTY_SHARE`` of delta.
-        """
-        s = self.settings
-        delta = s.delta * check_share(0)
-        limit = self.store.size + EMPTY_ANCHOR_BUDGET * self.single_check_cost()
-
-        def passes(lower, upper):
-            return lower > s.threshold
-
-        while True:
-            look = self._look([()], since=0, delta=delta)
-            if look.known[0] and look.lowers[0] > s.threshold:
-                return float(look.plan_means[0]), True
-            target = next_look(look.plan_means, look.index, delta, passes, np.array([limit]))[0]
-            if target < 0 or not would_pass(look.plan_means[0], target, delta, s.threshold):
-                positives, n_samples = self.store.counts([()])
-                return float(positives[0] / n_samples[0]), False
-            self.sample([((), int(LOOK_COUNTS[target] - look.n_valid[0]))])
-
-    def single_check_cost(self) -> int:
-        """Samples the check of a one-superpixel anchor of precision 1 needs (:func:`cheapest_certification`)."""
-        s = self.settings
-        return cheapest_certification(s.delta * check_share(1) / self.n_features, s.threshold - s.epsilon_stop)
-
-    def _check_precision(self, anchors: list[Anchor], delta: float, since: int, others: list[Anchor] = (),
-                         budget: float = np.inf) -> tuple[list[Anchor], np.ndarray, np.ndarray, np.ndarray]:
-        """Check the chosen ``anchors`` until one passes or each is clearly below the threshold at a look, taking
-        on the way any of ``others`` (the step's other candidates) that would pass sooner; return the anchors
-        checked (the chosen ones and any that passed), their means and lower bounds at the last look, and whether
-        each passes (mean >= threshold, lower bound > threshold - epsilon_stop).
-
-        Each round samples the anchor whose decision is cheapest, and the chosen anchors within CHECK_GROWTH
-        times its cost: the samples each still needs, if its mean held, to reach the look that decides it
-        (:func:`~imgexplain.anchors.check.decision_costs`). An anchor of
-        ``others`` counts only while its mean at a look is at least the threshold: a candidate whose precision
-        sits just above the threshold is not pursued for thousands of samples when another of the same size,
-        with a precision near 1, is certified with a few dozen. The check ends at the first anchor that passes
-        (anchors of one size have the same coverage). With no chosen anchor, it certifies the cheapest of
-        ``others`` while the samples that would take stay within ``budget`` samples in all (the search does so
-        before choosing candidates with KL-LUCB, which costs more than a check when one candidate is clearly
-        good).
-
-        Only samples stored from row ``since`` on count, and ``delta`` is the share of one candidate of the step;
-        see :meth:`_look` for why this makes the check's lower bound hold for whichever candidate is checked.
-        The upper bound only decides that an anchor is clearly below the threshold and stops its sampling: a
-        wrong upper bound loses an anchor but never makes a false claim, so the lower bound gets the whole of
-        ``delta`` (one-sided) and the upper bound reuses its level.
-        """
-        s = self.settings
-        low, high = s.threshold - s.epsilon_stop, s.threshold + s.epsilon_stop
-        pool = list(anchors) + [anchor for anchor in others if anchor not in anchors]
-        chosen = np.arange(len(pool)) < len(anchors)
-
-        def decided(means):
-            return lambda lower, upper: np.where(means[:, np.newaxis] >= s.threshold, lower > low, upper < high)
-
-        while True:
-            look = self._look(pool, since, delta)
-            above = look.means >= s.threshold
-            passes = look.known & above & (look.lowers > low)
-            undecided = ~passes & ~(look.known & ~above & (look.uppers < high))
-            active = undecided & (chosen | (look.known & above))
-            costs = np.where(active, decision_costs(look, delta, decided(look.plan_means)), np.inf)
-            finished = not (undecided & chosen).any() if chosen.any() else not costs.min() <= budget
-            if passes.any() or finished:
-                shown = chosen | passes
-                return ([anchor for anchor, kept in zip(pool, shown) if kept], look.means[shown], look.lowers[shown],
-                        passes[shown])
-            todo = (np.arange(len(pool)) == np.argmin(costs)) | (chosen & (costs <= CHECK_GROWTH * costs.min()))
-            if s.rounds == "fixed":
-                requests = [(anchor, s.batch_size) for anchor, wanted in zip(pool, todo) if wanted]
-            else:
-                targets = next_look(look.plan_means, look.index, delta, decided(look.plan_means),
-                                    CHECK_GROWTH * np.maximum(look.n_valid, LOOK_BASE))
-                requests = [(anchor, int(LOOK_COUNTS[target] - n))
-                            for anchor, wanted, target, n in zip(pool, todo, targets, look.n_valid) if wanted]
-            self.sample(requests)
-            budget -= sum(n for _, n in requests)
-
-    def _look(self, anchors: list[Anchor], since: int, delta: float) -> "Look":
-        """Each anchor's look: the first LOOK_COUNTS[k] of its valid samples stored from row ``since`` on, k the
-        last look they reach, and the one-sided bounds at level look_level(k, delta).
-
-        Why the bound holds. Take one anchor A fixed before row ``since`` was stored. Every later sample valid
-        for A is, given everything drawn before it (including the choice to draw it), a draw from A's
-        distribution (:meth:`SampleStore.valid_for`), so A's valid samples in storage order are i.i.d., however
-        many of them are drawn: the event "A has n valid samples and the first n put the lower bound above A's
-        precision" has the probability it has for n i.i.d. draws (extend the stream by fresh draws where it
-        stops), at most delta w_k at look k (:func:`~imgexplain.anchors.bandit.look_level`). The looks use the
-        first n samples, never the last, so no sample is picked after its label is known.
-
-        Which anchor is checked depends on the samples, so the check unions over every anchor that could be:
-        the candidates of the step, known when the step begins, each with the same ``delta``. Samples stored
-        before the step began do not count: they chose the previous step's beam, and with it the candidates,
-        and a candidate whose pooled samples were lucky is the likelier to be a candidate at all (at size 1 the
-        candidates are every superpixel, fixed before any sample, and ``since`` is 0). Sizes share delta by
-        :func:`check_share`; the sum over sizes, candidates and looks is at most delta.
-        """
-        rows = slice(since, self.store.size)
-        valid = self.store.valid_for(anchor_matrix(anchors, self.n_features), rows)
-        held = self.store.held[rows, np.newaxis]
-        n_valid = valid.sum(axis=0)
-        index = last_look(n_valid)
-        known = index >= 0
-        counts = np.where(known, LOOK_COUNTS[np.maximum(index, 0)], 0)
-        in_look = valid & (np.cumsum(valid, axis=0) <= counts)
-        means = (in_look & held).sum(axis=0) / np.maximum(counts, 1)
-        plan_means = np.where(known, means, (valid & held).sum(axis=0) / np.maximum(n_valid, 1))
-        level = look_level(np.maximum(index, 0), delta) / np.maximum(counts, 1)
-        return Look(n_valid=n_valid, index=index, known=known, means=means, plan_means=plan_means,
-                     lowers=np.where(known, kl_lower_bound(means, level), 0.0),
-                     uppers=np.where(known, kl_upper_bound(means, level), 1.0))
-
-    def _alternatives(self, anchor: Anchor, candidates: list[Anchor], since: int, delta: float) -> list[dict]:
-        """The other candidates of the winner's step whose check passed or nearly passed, on the samples and at the
-        level of that step's check, so their bounds hold as the winner's does (the check unions over every
-        candidate of the step)."""
-        others = [candidate for candidate in candidates if candidate != anchor]
-        if not others:
-            return []
-        s = self.settings
-        return alternatives([self.order[other] for other in others], self._look(others, since, delta), delta,
-                            self.coverage(others), s.threshold, s.threshold - s.epsilon_stop)
 
     def _select(self, anchors: list[Anchor], top_n: int) -> np.ndarray:
         """KL-LUCB over ``anchors`` with pooled counts, paired bounds and shared draws."""
