@@ -5,7 +5,8 @@ import logging
 import numpy as np
 import pytest
 
-from bench.anchor_problems import make_problem
+from anchor_problems import make_problem
+
 from imgexplain.anchors import check
 from imgexplain.anchors.check import (VERIFY_SHARE, check_share, reuse_delta, verification_delta,
                                       verification_sizes)
