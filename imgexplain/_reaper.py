@@ -32,15 +32,17 @@ def marked_processes(mark: str, variable: str = VARIABLE) -> list[int]:
     return found
 
 
-def main(mark: str, seconds: float = 10.0) -> None:
+def main(mark: str, seconds: float = 10.0, quiet: float = 1.0) -> None:
     sys.stdin.buffer.read()
-    # Killed processes may have started others a moment before (a raylet starting a worker): look again
-    # until a look finds none.
+    # Killed processes may have started others a moment before (a raylet starting a worker), and a process
+    # in the middle of exec() may not show its environment for an instant: only ``quiet`` seconds of looks
+    # that find none end the watch.
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    last_found = time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - last_found < quiet:
         found = marked_processes(mark)
-        if not found:
-            return
+        if found:
+            last_found = time.monotonic()
         for pid in found:
             try:
                 os.kill(pid, signal.SIGKILL)
