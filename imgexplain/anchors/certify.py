@@ -126,6 +126,9 @@ class PrecisionChecks:
         def decided(means):
             return lambda lower, upper: np.where(means[:, np.newaxis] >= s.threshold, lower > low, upper < high)
 
+        def checked(shown, means, lowers, passes):
+            return [anchor for anchor, kept in zip(pool, shown) if kept], means[shown], lowers[shown], passes[shown]
+
         while True:
             look = self._look(pool, since, delta)
             above = look.means >= s.threshold
@@ -137,19 +140,16 @@ class PrecisionChecks:
             finished = (not (undecided & chosen).any() if chosen.any()
                         else not min(costs.min(), fresh.min()) <= budget)
             if passes.any() or finished:
-                shown = chosen | passes
-                return ([anchor for anchor, kept in zip(pool, shown) if kept], look.means[shown], look.lowers[shown],
-                        passes[shown])
+                return checked(chosen | passes, look.means, look.lowers, passes)
             if fresh.min() < costs.min():
                 index = int(np.argmin(fresh))
                 mean, lower, passed = self._verify(pool[index], int(fresh[index]))
                 budget -= fresh[index]
                 if passed:
-                    shown = chosen | (np.arange(len(pool)) == index)
+                    verified = np.arange(len(pool)) == index
                     means, lowers = look.means.copy(), look.lowers.copy()
                     means[index], lowers[index] = mean, lower
-                    return ([anchor for anchor, kept in zip(pool, shown) if kept], means[shown], lowers[shown],
-                            (np.arange(len(pool)) == index)[shown])
+                    return checked(chosen | verified, means, lowers, verified)
                 continue
             todo = (np.arange(len(pool)) == np.argmin(costs)) | (chosen & (costs <= CHECK_GROWTH * costs.min()))
             if s.rounds == "fixed":
