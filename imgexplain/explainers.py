@@ -257,7 +257,7 @@ class ImageExplainer:
 
     def _row(self, image: LoadedImage, probs, maps) -> dict:
         x, shown, stem = image.x, image.shown, image.stem
-        photo = "jpeg" if self.pictures == "jpeg" or (self.pictures == "auto" and not image.pixelated) else "png"
+        photo = self._file_kind(photograph=not image.pixelated)
         ranked = self.classifier.top_classes(probs, probs.shape[0])
         names = {k: label for k, label, _ in ranked}
         predicted = ranked[0][0]
@@ -281,6 +281,10 @@ class ImageExplainer:
                 self._cam_row(row, method, *maps[method], shown, stem, photo)
             row[timing_column(method).name] = time.perf_counter() - tick
         return row
+
+    def _file_kind(self, photograph: bool) -> str:
+        """'jpeg' or 'png' for a picture: ``pictures='auto'`` writes photographs as JPEG and drawings as PNG."""
+        return "jpeg" if self.pictures == "jpeg" or (self.pictures == "auto" and photograph) else "png"
 
     def _picture(self, row, stem, kind, draw, title, caption, colormap=None):
         """A picture of the row as a ``kind`` file, drawn and encoded later (``draw()`` gives its uint8 pixels)."""
@@ -309,7 +313,7 @@ class ImageExplainer:
                        f"precision {precision:.2f}, coverage {coverage:.2f}")
         if not explanation.success:
             caption += f" (below the threshold {self.threshold}: the best anchor found)"
-        drawing = "jpeg" if self.pictures == "jpeg" else "png"
+        drawing = self._file_kind(photograph=False)
         self._picture(row, f"{stem}-anchor", drawing, lambda: render.anchor_picture(shown, segments, features),
                       f"anchor of {predicted_name}", caption)
         self._picture(row, f"{stem}-superpixels", drawing, lambda: render.boundaries_picture(shown, segments),
