@@ -111,16 +111,17 @@ class OutputFolder:
             if name in self.entries and os.path.lexists(path) and name not in owned:
                 raise OutputError(f"--out: {str(path)!r} was not written by imgexplain and would be "
                                   "overwritten; choose another folder")
-        if self.manifest and (folder / TABLE_NAME).exists():
-            check_version(self.manifest, folder / TABLE_NAME)  # before the arguments: a changed schema says so
-        if self.manifest and (folder / TABLE_NAME).exists() and self.manifest["fingerprint"] != self.fingerprint:
-            old = self.manifest["arguments"]
-            changed = [f"{key} {old.get(key)!r} -> {value!r}" for key, value in self.arguments.items()
-                       if old.get(key) != value]
-            raise OutputError(
-                f"--out: {str(folder / TABLE_NAME)!r} holds results of other arguments "
-                f"({'; '.join(changed) or 'another version'}); rows of two runs are never mixed: choose "
-                "another folder, or move that table away to start over")
+        table = folder / TABLE_NAME
+        if self.manifest and table.exists():
+            check_version(self.manifest, table)  # before the arguments: a changed schema says so
+            if self.manifest["fingerprint"] != self.fingerprint:
+                old = self.manifest["arguments"]
+                changed = [f"{key} {old.get(key)!r} -> {value!r}" for key, value in self.arguments.items()
+                           if old.get(key) != value]
+                raise OutputError(
+                    f"--out: {str(table)!r} holds results of other arguments "
+                    f"({'; '.join(changed) or 'another version'}); rows of two runs are never mixed: choose "
+                    "another folder, or move that table away to start over")
         if (folder / LOCK_NAME).is_file():
             self._take_lock()
 
