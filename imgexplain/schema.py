@@ -152,8 +152,8 @@ def table_schema(schema):
     """
     import pyarrow as pa
 
-    fixed = [column.field() for column in RUN_COLUMNS]
-    return pa.schema(fixed + [field for field in schema if field.name not in {column.name for column in RUN_COLUMNS}])
+    fixed = {column.name: column.field() for column in RUN_COLUMNS}
+    return pa.schema(list(fixed.values()) + [field for field in schema if field.name not in fixed])
 
 
 class SchemaVersionError(ValueError):
