@@ -1,5 +1,5 @@
-"""The precision check's fresh verification: one candidate fixed before its samples are drawn, certified on those
-samples alone, at a share of delta that the reuse route does not use."""
+"""The precision check's verifications: one candidate fixed before its samples are drawn, certified by a test by
+betting on the samples drawn after, at a share of delta that no other route uses."""
 import logging
 
 import numpy as np
@@ -8,53 +8,84 @@ import pytest
 from anchor_problems import make_problem
 
 from imgexplain.anchors import check
-from imgexplain.anchors.check import (VERIFY_SHARE, check_share, reuse_delta, verification_delta,
-                                      verification_sizes)
+from imgexplain.anchors.check import (BET_CAP, EMPTY_SHARE, VERIFY_SHARE, check_share, empty_delta, evidence,
+                                      evidence_rate, reuse_delta, verification_delta)
 from test_anchor_search import add_samples, noisy_single, search_on
 
 EPSILON_STOP = 0.05
 
 
-def test_the_two_routes_share_delta_without_overlap():
-    """Every reuse look of every size and every verification attempt together: at most delta."""
+def test_the_routes_share_delta_without_overlap():
+    """The empty anchor's verification, every reuse look of every size and every verification together: at most
+    delta."""
     delta = 0.1
-    reuse = sum(reuse_delta(delta, size) for size in range(10 ** 5))
+    reuse = sum(reuse_delta(delta, size) for size in range(1, 10 ** 5))
     verify = sum(verification_delta(delta, attempt) for attempt in range(1, 10 ** 5))
-    assert reuse == pytest.approx(delta * (1 - VERIFY_SHARE), rel=1e-4)
+    assert reuse == pytest.approx(delta * (1 - EMPTY_SHARE - VERIFY_SHARE), rel=1e-4)
     assert verify == pytest.approx(delta * VERIFY_SHARE, rel=1e-4)
-    assert reuse + verify <= delta
-    assert reuse_delta(delta, 1) == pytest.approx(delta * (1 - VERIFY_SHARE) * check_share(1))
+    assert empty_delta(delta) + reuse + verify <= delta
+    assert reuse_delta(delta, 1) == pytest.approx(delta * (1 - EMPTY_SHARE - VERIFY_SHARE) * check_share(1))
     assert verification_delta(delta, 1) > verification_delta(delta, 2) > verification_delta(delta, 3)
 
 
-def test_a_verification_is_sized_for_the_mean_seen_so_far():
-    """The more certain the anchor looks, the fewer fresh samples; none for a mean at or below the bound."""
-    sizes = verification_sizes(np.array([50.0, 47.0, 45.0, 40.0]), np.array([50.0, 50.0, 50.0, 50.0]), 0.03, 0.9)
-    assert sizes[0] < sizes[1] < sizes[2] and np.isinf(sizes[3])
-    # Precision 1 at level log(1 / 0.03): n log(1 / 0.9) must exceed log(1 / 0.03), at about 34 samples.
-    assert 30 <= verification_sizes(np.array([1e6]), np.array([1e6]), 0.03, 0.9)[0] <= 36
+@pytest.mark.parametrize("precision", [0.9, 0.85])
+def test_evidence_for_an_anchor_at_or_below_the_claim_rarely_reaches_the_level(precision):
+    """Ville's inequality: for an anchor of precision at most low, the wealth ever reaches 1 / delta (evidence
+    log(1 / delta) after some sample) with probability at most delta. 4,000 runs of 400 samples at delta 0.05, with
+    no earlier samples to set the first bets (4% of the runs at precision 0.9 reach it); bets that saw their own
+    sample (the running mean including it) reach it in 22%."""
+    low, delta = 0.9, 0.05
+    rng = np.random.default_rng(0)
+    held = rng.random((4000, 400)) < precision
+    reached = np.mean([evidence(run, 0, 0, low).max() >= np.log(1 / delta) for run in held])
+    assert reached <= delta
+
+
+def test_evidence_grows_as_expected_for_a_good_anchor():
+    """Precision 1 against low 0.9: each held label multiplies the wealth by 1 + BET_CAP (1 - low) / low once the
+    bets are capped; precision 0.97: the mean growth over many samples is the expected rate, near
+    KL(0.97, 0.9)."""
+    low = 0.9
+    assert evidence(np.ones(10, dtype=bool), 100, 100, low)[-1] == pytest.approx(10 * np.log1p(BET_CAP * 0.1 / 0.9))
+    assert evidence_rate(np.array([1.0]), low)[0] == pytest.approx(np.log1p(BET_CAP * 0.1 / 0.9))
+    held = np.random.default_rng(1).random(200_000) < 0.97
+    growth = evidence(held, 97, 100, low)[-1] / len(held)
+    kl = 0.97 * np.log(0.97 / 0.9) + 0.03 * np.log(0.03 / 0.1)
+    assert growth == pytest.approx(evidence_rate(np.array([0.97]), low)[0], rel=0.05)
+    assert 0.9 * kl <= growth <= 1.05 * kl
+    assert evidence_rate(np.array([0.9, 0.8]), low).tolist() == [0.0, 0.0]
 
 
 def test_the_verification_never_counts_the_samples_that_chose_its_anchor():
     """Superpixel 0 has true precision 0.85 (< 0.95 - 0.05) but 300 stored samples, all held, make it look sure, so
-    a verification is planned with few samples; on fresh samples it fails. A verification that counted the stored
-    samples (they come first in drawing order) would pass it every time."""
+    its verification expects to pass with few samples; counting only the samples drawn after it started, it does
+    not. A verification that counted the stored samples would pass it every time."""
     problem = noisy_single(0.85)
     for seed in range(10):
         search = search_on(problem, seed)
         add_samples(search, (0,), [True] * 300)
-        n = search._verification_sizes([(0,)])[0]
+        n = search._verification_costs([(0,)])[0]
         assert n < 60
-        mean, lower, passed = search._verify((0,), int(n))
-        assert not passed and lower < problem.threshold - EPSILON_STOP
-        assert search.store.size == 300 + n and search.verifications == 1
+        assert not search._verify((0,), int(n))
+        assert search.store.size == 300 + n and len(search.verifications) == 1
+        assert search.verifications[0].start == 300
+
+
+def test_a_verification_goes_on_where_it_stopped():
+    """Two rounds of one verification count together: the second round does not start a new verification (which
+    would need the next, smaller delta) while the first is still the cheaper."""
+    problem = noisy_single(0.99)
+    search = search_on(problem, 0)
+    add_samples(search, (0,), [True] * 40)
+    search._verify((0,), 10)
+    search._verify((0,), 10)
+    assert len(search.verifications) == 1 and len(search._evidence(search.verifications[0])) >= 20
 
 
 def test_a_near_threshold_anchor_is_certified_by_a_fresh_verification_for_fewer_evaluations(monkeypatch):
     """A one-superpixel rule of true precision 0.969 at threshold 0.95 (near-threshold 1, problem 4): the search
     certifies it (or an anchor of two superpixels containing it) by a fresh verification, and over 8 seeds its
-    median cost is below that of the same search
-    without the route (whose reuse looks then get the whole of delta)."""
+    median cost is below that of the same search without the route."""
     problem = make_problem(4, 0, "near-threshold 1")
     assert problem.required == (6,) and problem.true_precision((6,)) == pytest.approx(0.969, abs=0.001)
 
@@ -65,7 +96,7 @@ def test_a_near_threshold_anchor_is_certified_by_a_fresh_verification_for_fewer_
             result = search.run()
             assert result.success and 6 in result.feature
             assert problem.true_precision(result.feature) >= problem.threshold - EPSILON_STOP
-            found.append((search.store.size, search.verifications))
+            found.append((search.store.size, len(search.verifications)))
         return np.array(found)
 
     with_route = costs()
@@ -85,7 +116,7 @@ def test_verified_anchors_just_below_the_claim_are_rarely_successes(caplog):
     for seed in range(30):
         search = search_on(problem, seed)
         result = search.run()
-        verified += search.verifications > 0
+        verified += len(search.verifications) > 0
         false += result.success and problem.true_precision(result.feature) < problem.threshold - EPSILON_STOP
     assert verified >= 15  # the route under test ran
     assert false <= 2

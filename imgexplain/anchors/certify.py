@@ -1,87 +1,108 @@
-"""The anchor search's precision checks: the claim an explanation makes, and the two routes that earn it.
+"""The anchor search's precision checks: the claim an explanation makes, and the routes that earn it.
 
-An anchor returned with success=True claims that its precision exceeds threshold - epsilon_stop. Two routes
-may earn that claim, and each gets its own share of delta:
+An anchor returned with success=True claims that its precision exceeds threshold - epsilon_stop. Three routes
+may earn that claim, and each gets its own share of delta (:mod:`imgexplain.anchors.check`):
 
+- the empty anchor's verification (:meth:`PrecisionChecks._check_empty_anchor`), share EMPTY_SHARE;
 - the reuse route (:meth:`PrecisionChecks._check_precision` on :meth:`PrecisionChecks._look`), share
-  1 - VERIFY_SHARE: the check counts every sample of the step, including those that chose the candidate, so
-  it unions over every candidate of the step, over the looks of a fixed grid and over the anchor sizes
-  (:func:`~imgexplain.anchors.check.reuse_delta`);
-- the fresh verification (:meth:`PrecisionChecks._verify`), share VERIFY_SHARE: the candidate and the sample
-  count n are fixed first, from any samples, and the check looks once, at the first n samples drawn after
-  that. One candidate and one look: no union over candidates or looks, only over the search's verification
-  attempts, the k-th at level VERIFY_SHARE delta 6 / (pi^2 k^2)
+  1 - EMPTY_SHARE - VERIFY_SHARE: the check counts every sample of the step, including those that chose the
+  candidate, so it unions over every candidate of the step, over the looks of a fixed grid and over the anchor
+  sizes (:func:`~imgexplain.anchors.check.reuse_delta`);
+- fresh verifications (:meth:`PrecisionChecks._verify`), share VERIFY_SHARE: one candidate is fixed first, from
+  any samples, and only the samples valid for it that are drawn after that count. One candidate: no union over
+  candidates, only over the search's verifications, the k-th at delta_k = VERIFY_SHARE delta 6 / (pi^2 k^2)
   (:func:`~imgexplain.anchors.check.verification_delta`).
+
+A verification is a test by betting (:func:`~imgexplain.anchors.check.evidence`): starting from a wealth of 1, it
+bets on each of its samples that the label holds, a stake fixed from the samples before, and wins
+bet (1 - low) or loses bet low (low = threshold - epsilon_stop); it passes once its wealth has reached 1 / delta_k
+after some sample. While the anchor's precision is at most low no bet gains in expectation, so the wealth is a
+nonnegative supermartingale and, by Ville's inequality, it ever reaches 1 / delta_k with probability at most
+delta_k, however the samples are drawn and whenever the search looks. So a verification may go on drawing until it
+passes, with no union over looks and no sample count planned ahead, and every valid sample drawn after it started
+counts, whoever drew it (KL-LUCB, the reuse route's rounds).
 
 Guarantee: the chance that a search returns success=True for an anchor whose precision is at most
 threshold - epsilon_stop is at most delta, whichever route certified it. The reuse route's looks are wrong
-together with probability at most (1 - VERIFY_SHARE) delta (:meth:`PrecisionChecks._look`). A verification
-attempt k draws its n samples for the candidate A_k after A_k and n were fixed, so given everything before,
-they are n i.i.d. draws from A_k's distribution (the model's own randomness included: each is a new draw, or,
-for a deterministic model, the label a new evaluation would give), and Chernoff's bound makes its lower bound
-exceed A_k's precision with probability at most delta_k; the delta_k sum to VERIFY_SHARE delta. A union over
-the two routes gives delta. The verification never counts a sample drawn before its candidate was fixed: such
-a sample chose the candidate, and a candidate whose early samples were lucky is the likelier to be verified.
+together with probability at most its share (:meth:`PrecisionChecks._look`). A verification of the candidate A_k
+counts only samples drawn after A_k was fixed; given everything before, each is a draw from A_k's distribution
+(the model's own randomness included: each is a new draw, or, for a deterministic model, the label a new
+evaluation would give), so its wealth reaches 1 / delta_k with probability at most delta_k when A_k's precision is
+at most low; the delta_k sum to VERIFY_SHARE delta, and the empty anchor, fixed before any sample, is verified on
+all its samples at its own share. A union over the routes gives delta. A verification never counts a sample drawn
+before its candidate was fixed: such a sample chose the candidate, and a candidate whose early samples were lucky is
+the likelier to be verified (the bets may use those samples: a bet only has to be fixed before its own sample).
 
 Which route the check takes is a matter of cost only (it changes no bound): for each anchor it compares the
-samples the reuse route still needs (:func:`~imgexplain.anchors.check.decision_costs`) with the fresh samples a
-verification would need (:func:`~imgexplain.anchors.check.verification_sizes`). The reuse route wins where
-samples are already there (the empty anchor's samples at size 1, KL-LUCB's); the verification wins where the
-anchor's precision sits near the threshold, whose reuse check at the union's level costs several times more.
+samples the reuse route still needs (:func:`~imgexplain.anchors.check.decision_costs`) with those its
+verification would still need (:meth:`PrecisionChecks._need`). The reuse route wins where samples are already
+there (the empty anchor's samples at size 1, KL-LUCB's); a verification wins where the anchor's precision sits
+near the threshold, whose reuse check at the union's level costs several times more.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from imgexplain.anchors.bandit import LOOK_BASE, LOOK_COUNTS, kl_lower_bound, kl_upper_bound, last_look, look_level
 from imgexplain.anchors.check import (CHECK_GROWTH, Look, alternatives, cheapest_certification, decision_costs,
-                                      next_look, reuse_delta, verification_delta, verification_sizes, would_pass)
+                                      empty_delta, evidence, evidence_rate, expected_precision, next_look, reuse_delta,
+                                      verification_delta)
 from imgexplain.anchors.samples import Anchor, anchor_matrix
 
-# The empty anchor is pursued while a look within this many one-superpixel checks could pass it.
-EMPTY_ANCHOR_BUDGET = 3
+# The empty anchor is pursued while its verification would pass within this many one-superpixel checks' samples.
+EMPTY_ANCHOR_BUDGET = 1
+# A verification that needs n more samples (if the anchor's mean held) draws VERIFY_ROUND n of them, at least
+# VERIFY_MIN, and looks again: its evidence may arrive early, and samples drawn past that point are wasted.
+VERIFY_ROUND = 0.5
+VERIFY_MIN = 16
+
+
+@dataclass
+class Verification:
+    """A fresh verification: its anchor, the first store row it counts and its delta, fixed before its samples."""
+
+    anchor: Anchor
+    start: int
+    delta: float
 
 
 class PrecisionChecks:
     """The precision checks of :class:`~imgexplain.anchors.search.AnchorSearch`, which inherits them; they use its
-    ``settings``, ``store``, ``sample``, ``coverage``, ``order`` and ``n_features``, and count its verification
-    attempts in ``verifications``."""
-
-    verifications = 0
+    ``settings``, ``store``, ``sample``, ``coverage``, ``order`` and ``n_features``, and keep its fresh
+    verifications in ``verifications``."""
 
     def _check_empty_anchor(self) -> tuple[float, bool]:
-        """The reference's test of the empty anchor with a sound bound, pursued only while it is cheap: it passes
-        when its lower bound at a look exceeds the threshold itself.
+        """Verify the empty anchor, pursued only while it is cheap; return its mean and whether it passes.
 
-        Certifying an empty anchor whose precision sits just above the threshold takes thousands of samples,
-        while a one-superpixel anchor of precision near 1 is certified with about a hundred. So the empty anchor
-        is sampled on only while a look at most EMPTY_ANCHOR_BUDGET times :meth:`single_check_cost` samples
-        beyond the initial ones would pass it if its mean held (a passing empty anchor is the best answer there
-        is, coverage 1, so it may cost a little more than the cheapest certification); otherwise the search goes
-        on to anchors of one superpixel (whether to sample is not a claim, so any rule keeps the bound sound).
-        The empty anchor's samples also count for every anchor of one superpixel that they kept
-        (:meth:`_look`), so they are not lost when it fails.
+        The empty anchor is fixed before any sample is drawn and every sample is drawn for it, so it is verified
+        on all its samples, at its own share of delta (:func:`~imgexplain.anchors.check.empty_delta`), and passes
+        as any anchor does (:meth:`_passed`): mean at least the threshold, evidence that its precision exceeds
+        threshold - epsilon_stop. (alibi asks more of the empty anchor than of the others: a lower bound above the
+        threshold itself.)
 
-        The empty anchor is fixed before any sample is drawn and every sample is drawn for it, so its samples in
-        drawing order are i.i.d. draws from its distribution; its check gets the reuse route's share for size 0
-        (:func:`~imgexplain.anchors.check.reuse_delta`).
+        Certifying an empty anchor whose precision sits just above the threshold takes hundreds of samples, while a
+        one-superpixel anchor of precision near 1 is certified with a few dozen. So after the initial samples the
+        empty anchor is sampled on only while its verification, if its mean held, would pass within
+        EMPTY_ANCHOR_BUDGET times :meth:`single_check_cost` samples (a passing empty anchor is the best answer there
+        is, coverage 1, so it may cost a little more than the cheapest certification); otherwise the search goes on
+        to anchors of one superpixel (whether to sample is not a claim, so any rule keeps the bound sound). The empty
+        anchor's samples also count for every anchor of one superpixel that they kept (:meth:`_look`), so they are
+        not lost when it fails.
         """
         s = self.settings
-        delta = reuse_delta(s.delta, 0)
+        test = Verification((), 0, empty_delta(s.delta))
         limit = self.store.size + EMPTY_ANCHOR_BUDGET * self.single_check_cost()
-
-        def passes(lower, upper):
-            return lower > s.threshold
-
         while True:
-            look = self._look([()], since=0, delta=delta)
-            if look.known[0] and look.lowers[0] > s.threshold:
-                return float(look.plan_means[0]), True
-            target = next_look(look.plan_means, look.index, delta, passes, np.array([limit]))[0]
-            if target < 0 or not would_pass(look.plan_means[0], target, delta, s.threshold):
-                positives, n_samples = self.store.counts([()])
-                return float(positives[0] / n_samples[0]), False
-            self.sample([((), int(LOOK_COUNTS[target] - look.n_valid[0]))])
+            positives, n_samples = self.store.counts([()])
+            mean = float(positives[0] / n_samples[0])
+            if self._passed(test, positives[0], n_samples[0]):
+                return mean, True
+            need = self._need(test, positives[0], n_samples[0])
+            if not self.store.size + need <= limit:
+                return mean, False
+            self.sample([((), self._round(need))])
 
     def single_check_cost(self) -> int:
         """Samples the reuse route's check of a one-superpixel anchor of precision 1 needs
@@ -93,8 +114,10 @@ class PrecisionChecks:
                          budget: float = np.inf) -> tuple[list[Anchor], np.ndarray, np.ndarray, np.ndarray]:
         """Check the chosen ``anchors`` until one passes or each is clearly below the threshold at a look, taking
         on the way any of ``others`` (the step's other candidates) that would pass sooner; return the anchors
-        checked (the chosen ones and any that passed), their means and lower bounds at the last look, and whether
-        each passes (mean >= threshold, lower bound > threshold - epsilon_stop).
+        checked (the chosen ones and any that passed), their means and lower bounds at the last look (for an anchor
+        that passed a verification: its mean over all its samples and threshold - epsilon_stop, the bound its
+        verification earned), and whether each passes (mean >= threshold, lower bound > threshold - epsilon_stop,
+        or a passed verification).
 
         Each round samples the anchor whose decision is cheapest, and the chosen anchors within CHECK_GROWTH
         times its cost: the samples each still needs, if its mean held, to reach the look that decides it
@@ -113,10 +136,10 @@ class PrecisionChecks:
         wrong upper bound loses an anchor but never makes a false claim, so the lower bound gets the whole of
         ``delta`` (one-sided) and the upper bound reuses its level.
 
-        Where a fresh verification (:meth:`_verify`) of an anchor whose mean over all its samples is at least the
-        threshold costs fewer samples than the cheapest decision above, the check verifies that anchor instead:
-        a pass ends the check with it; a failure leaves its samples to the looks above (they were drawn after
-        ``since``), and the anchor may be verified again at the next attempt's level while that is cheaper.
+        Where a verification (:meth:`_verify`) of an anchor whose mean over all its samples is at least the
+        threshold would need fewer samples than the cheapest decision above (:meth:`_verification_costs`), the
+        check draws for that verification instead; its samples count for the looks above too (they were drawn
+        after ``since``). An anchor that passes a verification, whoever drew its samples, ends the check.
         """
         s = self.settings
         low, high = s.threshold - s.epsilon_stop, s.threshold + s.epsilon_stop
@@ -133,23 +156,23 @@ class PrecisionChecks:
             look = self._look(pool, since, delta)
             above = look.means >= s.threshold
             passes = look.known & above & (look.lowers > low)
-            undecided = ~passes & ~(look.known & ~above & (look.uppers < high))
+            verified = self._verified(pool) & ~passes
+            undecided = ~passes & ~verified & ~(look.known & ~above & (look.uppers < high))
             active = undecided & (chosen | (look.known & above))
             costs = np.where(active, decision_costs(look, delta, decided(look.plan_means)), np.inf)
-            fresh = np.where(undecided, self._verification_sizes(pool), np.inf)
+            fresh = np.where(undecided, self._verification_costs(pool), np.inf)
             finished = (not (undecided & chosen).any() if chosen.any()
                         else not min(costs.min(), fresh.min()) <= budget)
-            if passes.any() or finished:
-                return checked(chosen | passes, look.means, look.lowers, passes)
+            if passes.any() or verified.any() or finished:
+                positives, n_samples = self.store.counts(pool)
+                means = np.where(verified, positives / np.maximum(n_samples, 1), look.means)
+                return checked(chosen | passes | verified, means, np.where(verified, low, look.lowers),
+                               passes | verified)
             if fresh.min() < costs.min():
                 index = int(np.argmin(fresh))
-                mean, lower, passed = self._verify(pool[index], int(fresh[index]))
-                budget -= fresh[index]
-                if passed:
-                    verified = np.arange(len(pool)) == index
-                    means, lowers = look.means.copy(), look.lowers.copy()
-                    means[index], lowers[index] = mean, lower
-                    return checked(chosen | verified, means, lowers, verified)
+                n = self._round(fresh[index])
+                self._verify(pool[index], n)
+                budget -= n
                 continue
             todo = (np.arange(len(pool)) == np.argmin(costs)) | (chosen & (costs <= CHECK_GROWTH * costs.min()))
             if s.rounds == "fixed":
@@ -162,36 +185,76 @@ class PrecisionChecks:
             self.sample(requests)
             budget -= sum(n for _, n in requests)
 
-    def _verification_sizes(self, anchors: list[Anchor]) -> np.ndarray:
-        """The fresh samples the next verification of each anchor would draw (inf for an anchor whose mean over
-        all its samples is below the threshold): see :func:`~imgexplain.anchors.check.verification_sizes`."""
-        s = self.settings
+    def _verification_costs(self, anchors: list[Anchor]) -> np.ndarray:
+        """The samples each anchor's verification still needs if its mean held (:meth:`_need`), for its running
+        verification or a new one, whichever needs fewer."""
         positives, n_samples = self.store.counts(anchors)
-        sizes = verification_sizes(positives, n_samples, verification_delta(s.delta, self.verifications + 1),
-                                   s.threshold - s.epsilon_stop)
-        return np.where((n_samples > 0) & (positives >= s.threshold * n_samples), sizes, np.inf)
+        new = verification_delta(self.settings.delta, len(self.verifications) + 1)
+        return np.array([min([self._need(Verification(anchor, self.store.size, new), p, n)]
+                             + [self._need(test, p, n) for test in self.verifications if test.anchor == anchor])
+                         for anchor, p, n in zip(anchors, positives, n_samples)])
 
-    def _verify(self, anchor: Anchor, n: int) -> tuple[float, float, bool]:
-        """Fresh verification of ``anchor``, fixed with ``n`` before this call: draw n samples for it, and return
-        their mean, their lower bound at the level of the search's next attempt
-        (:func:`~imgexplain.anchors.check.verification_delta`) and whether it passes (mean >= threshold, lower
-        bound > threshold - epsilon_stop).
+    def _need(self, test: Verification, positives: float, n_samples: float) -> float:
+        """Samples ``test`` still needs if the anchor's mean over its ``n_samples`` samples (``positives`` held) held:
+        the evidence it lacks over the expected growth per sample (:func:`~imgexplain.anchors.check.evidence_rate`);
+        inf while that mean is below the threshold."""
+        s = self.settings
+        low = s.threshold - s.epsilon_stop
+        rate = float(evidence_rate(expected_precision(positives, n_samples, low), low))
+        if n_samples == 0 or positives < s.threshold * n_samples or rate <= 0:
+            return np.inf
+        lacking = np.log(1.0 / test.delta) - self._evidence(test)[-1:].sum()
+        return float(max(np.ceil(lacking / rate), 1.0))
 
-        Every sample drawn for the anchor is a draw from its distribution (:meth:`SampleStore.valid_for`) and
-        none of them was seen when the anchor and n were chosen, so the bound fails with probability at most
-        the attempt's delta; the module docstring has the whole argument.
+    @staticmethod
+    def _round(need: float) -> int:
+        """Samples to draw towards a verification that needs ``need`` more: a share of it, so that evidence that
+        arrives early is not paid past."""
+        return int(max(VERIFY_MIN, np.ceil(VERIFY_ROUND * need)))
+
+    def _verify(self, anchor: Anchor, n: int) -> bool:
+        """Draw ``n`` samples for ``anchor``'s verification, started here unless a running one needs fewer samples
+        than a new one would, and return whether the anchor is verified (:meth:`_verified`).
+
+        A verification is fixed (its anchor, first row and delta) before its samples are drawn and never counts a
+        sample stored before: those chose the anchor, and an anchor whose early samples were lucky is the likelier
+        to be verified. The module docstring has the whole argument.
         """
         s = self.settings
-        self.verifications += 1
-        delta = verification_delta(s.delta, self.verifications)
-        held = self.store.held[self.sample([(anchor, n)])]
-        mean = float(held.mean())
-        lower = float(kl_lower_bound(np.array([mean]), np.array([np.log(1.0 / delta) / n]))[0])
-        passed = mean >= s.threshold and lower > s.threshold - s.epsilon_stop
+        positives, n_samples = self.store.counts([anchor])
+        new = Verification(anchor, self.store.size, verification_delta(s.delta, len(self.verifications) + 1))
+        running = [test for test in self.verifications if test.anchor == anchor]
+        if not running or min(self._need(test, positives[0], n_samples[0]) for test in running) > \
+                self._need(new, positives[0], n_samples[0]):
+            self.verifications.append(new)
+        self.sample([(anchor, n)])
+        passed = bool(self._verified([anchor])[0])
         if s.log is not None:
-            s.log(f"verification {self.verifications} of {anchor}: {n} fresh samples, precision {mean:.3f} "
-                  f"lb {lower:.3f}{' passes' if passed else ''}")
-        return mean, lower, passed
+            positives, n_samples = self.store.counts([anchor])
+            s.log(f"verification of {anchor}: {n} new samples, precision {positives[0] / n_samples[0]:.3f}"
+                  f"{', passes' if passed else ''}")
+        return passed
+
+    def _verified(self, anchors: list[Anchor]) -> np.ndarray:
+        """Whether each anchor passed one of its verifications (:meth:`_passed`)."""
+        positives, n_samples = self.store.counts(anchors)
+        return np.array([any(self._passed(test, p, n) for test in self.verifications if test.anchor == anchor)
+                         for anchor, p, n in zip(anchors, positives, n_samples)], dtype=bool)
+
+    def _passed(self, test: Verification, positives: float, n_samples: float) -> bool:
+        """Whether ``test``'s anchor passes it: the anchor's mean over all its samples is at least the threshold and
+        the test's evidence reached log(1 / delta) after one of its samples."""
+        return bool(n_samples > 0 and positives >= self.settings.threshold * n_samples
+                    and self._evidence(test).max(initial=0.0) >= np.log(1.0 / test.delta))
+
+    def _evidence(self, test: "Verification") -> np.ndarray:
+        """The log wealth of a verification after each of its samples (:func:`~imgexplain.anchors.check.evidence`):
+        the anchor's samples stored from its first row on, its bets set by every sample of the anchor before."""
+        valid = self.store.valid_for(anchor_matrix([test.anchor], self.n_features), slice(0, self.store.size))[:, 0]
+        held = self.store.held[:self.store.size][valid]
+        before = int(np.count_nonzero(np.flatnonzero(valid) < test.start))
+        return evidence(held[before:], int(held[:before].sum()), before,
+                        self.settings.threshold - self.settings.epsilon_stop)
 
     def _look(self, anchors: list[Anchor], since: int, delta: float) -> "Look":
         """Each anchor's look: the first LOOK_COUNTS[k] of its valid samples stored from row ``since`` on, k the

@@ -1,6 +1,6 @@
-"""The precision check's arithmetic: the shares of delta of its two routes, the looks of the reuse route (a fixed
-grid of sample counts, the share of each anchor size, where the next look should be) and the sample count of a
-fresh verification.
+"""The precision check's arithmetic: the shares of delta of its routes, the looks of the reuse route (a fixed grid
+of sample counts, the share of each anchor size, where the next look should be) and the bets and evidence of a
+verification.
 
 The check's lower bound is the explanation's claim; why it holds is written in
 :mod:`imgexplain.anchors.certify`.
@@ -12,53 +12,54 @@ from typing import Callable
 
 import numpy as np
 
-from imgexplain.anchors.bandit import LOOK_COUNTS, kl_bernoulli, kl_lower_bound, kl_upper_bound, look_level
+from imgexplain.anchors.bandit import LOOK_COUNTS, kl_lower_bound, kl_upper_bound, look_level
 
 # A round of the precision check goes at most to the first look with this many times the anchor's samples.
 CHECK_GROWTH = 2
 # An alternative is nearly certified when a look with at most this many times its samples would pass it.
 NEARLY_GROWTH = 4
-# Shares of delta for the checks of the empty anchor and of the anchors of one superpixel (see check_share).
-EMPTY_SHARE = 0.05
+# Shares of delta: the empty anchor's verification, the fresh verifications of the search (see verification_delta);
+# the reuse route's looks get the rest, of which SINGLE_SHARE goes to anchors of one superpixel (see check_share).
+EMPTY_SHARE = 0.2
+VERIFY_SHARE = 0.65
 SINGLE_SHARE = 0.6
-# Share of delta for fresh verifications (see verification_delta); the reuse route's looks get the rest.
-VERIFY_SHARE = 0.7
-# A verification's sample count is planned for a lower bound of the mean seen so far at this level (nats), so that
-# an anchor whose mean was a little lucky still passes.
-PLAN_LEVEL = 0.1
+# A verification bets at most this share of what it may bet on one sample (1 / low), so that one changed label
+# costs it at most log(1 / (1 - BET_CAP)) nats of evidence.
+BET_CAP = 0.9
+# The first bets of a verification assume this many samples of precision (1 + low) / 2 (see bets).
+PRIOR_SAMPLES = 2
 
 
 def check_share(size: int) -> float:
-    """Share of delta for the precision checks of anchors with ``size`` superpixels.
+    """Share of the reuse route's delta for the precision checks of anchors with ``size`` superpixels (1 or more).
 
     Parameters
     ----------
     size : int
-        Number of superpixels of the anchor, 0 for the empty anchor.
+        Number of superpixels of the anchor.
 
     Returns
     -------
     float
-        ``EMPTY_SHARE`` for the empty anchor, ``SINGLE_SHARE`` for one superpixel and, for size k >= 2, the rest
-        times 2 / (k (k + 1)); the shares of all sizes sum to 1. Small anchors get the larger shares: they are
-        the cheap explanations, whose cost the check's level dominates, while a large anchor's cost is mostly
-        the search that found it.
+        ``SINGLE_SHARE`` for one superpixel and, for size k >= 2, the rest times 2 / (k (k + 1)); the shares of all
+        sizes sum to 1. Small anchors get the larger shares: they are the cheap explanations, whose cost the check's
+        level dominates, while a large anchor's cost is mostly the search that found it.
     """
-    if size <= 1:
-        return (EMPTY_SHARE, SINGLE_SHARE)[size]
-    return (1.0 - EMPTY_SHARE - SINGLE_SHARE) * 2.0 / (size * (size + 1))
+    if size == 1:
+        return SINGLE_SHARE
+    return (1.0 - SINGLE_SHARE) * 2.0 / (size * (size + 1))
 
 
 def reuse_delta(delta: float, size: int) -> float:
-    """The reuse route's delta for the precision checks of anchors with ``size`` superpixels: its share of
-    ``delta``, (1 - VERIFY_SHARE), times :func:`check_share`.
+    """The reuse route's delta for the precision checks of anchors with ``size`` superpixels (1 or more): its share
+    of ``delta``, 1 - EMPTY_SHARE - VERIFY_SHARE, times :func:`check_share`.
 
     Parameters
     ----------
     delta : float
         The explanation's delta.
     size : int
-        Number of superpixels of the anchor, 0 for the empty anchor.
+        Number of superpixels of the anchor.
 
     Returns
     -------
@@ -66,11 +67,16 @@ def reuse_delta(delta: float, size: int) -> float:
 
     Examples
     --------
-    >>> from imgexplain.anchors.check import reuse_delta, verification_delta
-    >>> round(reuse_delta(0.1, 1), 3), round(verification_delta(0.1, 1), 4)
-    (0.018, 0.0426)
+    >>> from imgexplain.anchors.check import empty_delta, reuse_delta, verification_delta
+    >>> round(empty_delta(0.1), 3), round(reuse_delta(0.1, 1), 3), round(verification_delta(0.1, 1), 4)
+    (0.01, 0.015, 0.0395)
     """
-    return delta * (1.0 - VERIFY_SHARE) * check_share(size)
+    return delta * (1.0 - EMPTY_SHARE - VERIFY_SHARE) * check_share(size)
+
+
+def empty_delta(delta: float) -> float:
+    """The delta of the empty anchor's verification: EMPTY_SHARE ``delta``."""
+    return delta * EMPTY_SHARE
 
 
 def verification_delta(delta: float, attempt: int) -> float:
@@ -92,30 +98,69 @@ def verification_delta(delta: float, attempt: int) -> float:
     return delta * VERIFY_SHARE * 6.0 / (np.pi ** 2 * attempt ** 2)
 
 
-def verification_sizes(positives: np.ndarray, n_samples: np.ndarray, delta: float, low: float) -> np.ndarray:
-    """Fresh samples a verification at level ``delta`` needs for each anchor: the least n at which the lower bound
-    of its planned mean at level log(1 / ``delta``) exceeds ``low``; the planned mean is the lower bound of the mean seen so far at
-    PLAN_LEVEL nats (inf where it is not above ``low``).
+def bets(positives: np.ndarray, n_samples: np.ndarray, low: float) -> np.ndarray:
+    """What a verification bets on each sample that the anchor's label holds: Kelly's bet (:func:`kelly_bets`) for
+    the anchor's precision as the samples before it show it (:func:`expected_precision`).
 
     Parameters
     ----------
     positives, n_samples : ndarray of float
-        Each anchor's samples so far (every valid sample: the plan is not a claim) and how many held.
-    delta : float
-        The verification's delta.
+        For each sample, how many of the anchor's samples before it held, and how many there were.
     low : float
-        The value the lower bound must exceed (threshold - epsilon_stop).
+        The value the precision must exceed (threshold - epsilon_stop).
 
     Returns
     -------
     ndarray of float
-        The sample counts.
     """
-    n_samples = np.maximum(np.asarray(n_samples, dtype=float), 1.0)
-    planned = kl_lower_bound(np.asarray(positives, dtype=float) / n_samples, PLAN_LEVEL / n_samples)
-    gain = np.where(planned > low, kl_bernoulli(planned, np.full_like(planned, low)), 0.0)
-    with np.errstate(divide="ignore"):
-        return np.where(gain > 0, np.floor(np.log(1.0 / delta) / np.maximum(gain, 1e-12)) + 1.0, np.inf)
+    return kelly_bets(expected_precision(positives, n_samples, low), low)
+
+
+def expected_precision(positives: np.ndarray, n_samples: np.ndarray, low: float) -> np.ndarray:
+    """The precision a verification expects from ``n_samples`` samples of which ``positives`` held: their mean with
+    PRIOR_SAMPLES more at (1 + low) / 2, so that the first bets of an anchor with no samples yet are moderate."""
+    prior = PRIOR_SAMPLES * (1.0 + low) / 2.0
+    return (np.asarray(positives, dtype=float) + prior) / (np.asarray(n_samples, dtype=float) + PRIOR_SAMPLES)
+
+
+def kelly_bets(precision: np.ndarray, low: float) -> np.ndarray:
+    """The bet that makes a verification's log wealth grow fastest when the anchor's precision is ``precision``,
+    (p - low) / (low (1 - low)), capped at BET_CAP / ``low`` and 0 where p is not above ``low``."""
+    return np.clip((np.asarray(precision, dtype=float) - low) / (low * (1.0 - low)), 0.0, BET_CAP / low)
+
+
+def evidence(held: np.ndarray, positives_before: int, n_before: int, low: float) -> np.ndarray:
+    """The log of a verification's wealth after each of its samples: the sum over its samples of
+    log(1 + bet (x - low)), x 1 where the label held and 0 where it changed, each bet fixed from the samples before
+    it (:func:`bets`). While the anchor's precision is at most ``low`` the wealth is a nonnegative supermartingale
+    that starts at 1, so by Ville's inequality it ever reaches 1 / delta with probability at most delta.
+
+    Parameters
+    ----------
+    held : ndarray of bool
+        The verification's samples in drawing order: whether the label held.
+    positives_before, n_before : int
+        The anchor's samples before the first of them (they set the first bets but are not counted).
+    low : float
+        The value the precision must exceed.
+
+    Returns
+    -------
+    ndarray of float
+        The log wealth after each sample.
+    """
+    x = np.asarray(held, dtype=float)
+    positives = positives_before + np.concatenate([[0.0], np.cumsum(x)[:-1]])
+    n_samples = n_before + np.arange(len(x), dtype=float)
+    return np.cumsum(np.log1p(bets(positives, n_samples, low) * (x - low)))
+
+
+def evidence_rate(precision: np.ndarray, low: float) -> np.ndarray:
+    """Expected growth of a verification's log wealth per sample when the anchor's precision is ``precision`` and
+    the bets are made for it (0 where it is not above ``low``)."""
+    p = np.asarray(precision, dtype=float)
+    bet = kelly_bets(p, low)
+    return p * np.log1p(bet * (1.0 - low)) + (1.0 - p) * np.log1p(-bet * low)
 
 
 @dataclass
@@ -193,10 +238,3 @@ def cheapest_certification(delta: float, low: float) -> int:
     target = next_look(np.ones(1), np.array([-1]), delta, lambda lower, upper: lower > low,
                        np.array([LOOK_COUNTS[-1]]))[0]
     return int(LOOK_COUNTS[target])
-
-
-def would_pass(mean: float, look: int, delta: float, threshold: float) -> bool:
-    """Whether the lower bound at ``look`` (level ``look_level(look, delta)``) of an anchor of this ``mean``
-    exceeds ``threshold``."""
-    level = look_level(np.array([look]), delta) / LOOK_COUNTS[look]
-    return bool(kl_lower_bound(np.array([mean]), level)[0] > threshold)

@@ -12,8 +12,8 @@ logger = logging.getLogger(__name__)
 
 # Spot checks: each model call re-evaluates up to this many masks labelled by an earlier call.
 MAX_CHECKS_PER_CALL = 4
-# ... and at least one per this many new images.
-IMAGES_PER_CHECK = 50
+# ... one per this many new images, counted over the calls.
+IMAGES_PER_CHECK = 25
 
 
 class PerturbationSampler:
@@ -72,6 +72,7 @@ class PerturbationSampler:
         self.checking = deterministic is None
         self.nondeterministic = deterministic is False
         self._to_check: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._checks_owed = 0.0
         self.n_requested = 0
         self.n_from_memo = 0
         self.n_checks = 0
@@ -194,20 +195,27 @@ class PerturbationSampler:
         for start in range(0, len(masks), self._images_per_chunk):
             chunk = slice(start, start + self._images_per_chunk)
             labels[chunk] = self.predictor(self.images(masks[chunk], backgrounds[chunk]), fresh=True)
-        if not check:
-            return labels
-        n_checked = len(earlier_labels)
-        self.n_checks += n_checked
-        labels, rechecked = labels[:-n_checked], labels[-n_checked:]
-        if np.any(rechecked != earlier_labels):
-            self._stop_memoising(int(np.sum(rechecked != earlier_labels)), n_checked)
-        else:
+        if check:
+            n_checked = len(earlier_labels)
+            self.n_checks += n_checked
+            labels, rechecked = labels[:-n_checked], labels[-n_checked:]
+            if np.any(rechecked != earlier_labels):
+                self._stop_memoising(int(np.sum(rechecked != earlier_labels)), n_checked)
+                return labels
+            self._to_check = None
+        if self.checking and self._to_check is None and len(labels):
             self._to_check = self._pick_checks(masks[:len(labels)], backgrounds[:len(labels)], labels)
         return labels
 
     def _pick_checks(self, masks, backgrounds, labels):
-        """Evenly spaced rows of this call, to be re-evaluated by the next one."""
-        n_checks = min(MAX_CHECKS_PER_CALL, 1 + len(labels) // IMAGES_PER_CHECK)
+        """Evenly spaced rows of this call, to be re-evaluated by the next one: one per IMAGES_PER_CHECK images
+        labelled so far, counted over the calls (many small calls cost no more checks than one large one), at
+        most MAX_CHECKS_PER_CALL; None while less than one is owed."""
+        self._checks_owed += len(labels) / IMAGES_PER_CHECK
+        n_checks = min(MAX_CHECKS_PER_CALL, int(self._checks_owed))
+        if n_checks == 0:
+            return None
+        self._checks_owed -= n_checks
         rows = np.linspace(0, len(labels) - 1, n_checks).round().astype(np.intp)
         return masks[rows], backgrounds[rows], labels[rows]
 

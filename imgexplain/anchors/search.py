@@ -34,7 +34,7 @@ from typing import Callable
 import numpy as np
 
 from imgexplain.anchors.bandit import kl_lucb
-from imgexplain.anchors.certify import PrecisionChecks
+from imgexplain.anchors.certify import PrecisionChecks, Verification
 from imgexplain.anchors.check import reuse_delta
 from imgexplain.anchors.sampler import PerturbationSampler
 from imgexplain.anchors.samples import Anchor, SampleStore, anchor_matrix
@@ -106,6 +106,7 @@ class AnchorSearch(PrecisionChecks):
         self.n_features = sampler.n_features
         self.store = SampleStore(self.n_features, settings.initial_capacity, settings.capacity_margin)
         self.order: dict[Anchor, list[int]] = {(): []}
+        self.verifications: list[Verification] = []
         coverage_masks, _ = sampler.draw(np.zeros(0, dtype=np.intp), settings.coverage_samples)
         self.coverage_masks = coverage_masks.astype(np.float32)
         self.max_size = self.n_features if settings.max_anchor_size is None else min(settings.max_anchor_size,
