@@ -1,7 +1,7 @@
 """Anchors: imgexplain and alibi 0.9.6 side by side on generated problems and on the photos.
 
-    .venv/bin/python -m bench.anchors [--problems 120] [--family-problems 40] [--photo-seeds 1] [--no-photos]
-                                      [--no-jpeg] [--output BENCHMARKS.md]
+    .venv/bin/python -m bench.anchors [--problems 120] [--family-problems 40] [--problem-seeds 1] [--photo-seeds 1]
+                                      [--no-photos] [--no-jpeg] [--output BENCHMARKS.md]
 
 Generated problems (tests/anchor_problems.py: the mixed family and issue 19's cliff and near-threshold families)
 have a known true precision for any anchor; the photos are EfficientNet-Lite0 on skimage's sample photos with
@@ -49,20 +49,25 @@ def ours(predictor, image, segments, seed, explain_kwargs, backgrounds=None):
             "wall": time.perf_counter() - began, **counted.counts()}
 
 
-def generated_rows(alibi, n_problems, seeds, family="mixed"):
+def generated_rows(alibi, n_problems, seeds, family="mixed", problem_seeds=(0,)):
+    """Both libraries on ``n_problems`` problems of ``family`` from each generator seed of ``problem_seeds``, with
+    each explainer seed of ``seeds``; a problem is named "family generator-seed/index"."""
     rows = []
-    for problem in anchor_problems.generate(n_problems, 0, family):
-        for seed in seeds:
-            pair = {"imgexplain": ours(problem.predictor(), problem.image(), problem.segments(), seed,
-                                       problem.explain_kwargs(), problem.backgrounds())}
-            if alibi is not None:
-                pair["alibi"] = alibi.ask("generated", index=problem.index, problem_seed=0, seed=seed, family=family)
-            for library, result in pair.items():
-                rows.append({"set": "generated", "family": family, "problem": f"{family} {problem.index}",
-                             "kind": problem.kind, "library": library, "seed": seed, "threshold": problem.threshold,
-                             "true_precision": problem.true_precision(result["feature"]), **result})
-            log(f"anchors generated {family} {problem.index} ({problem.kind}, K={problem.n_features}) seed {seed}: "
-                + ", ".join(f"{library} {r['images']} images" for library, r in pair.items()))
+    for problem_seed in problem_seeds:
+        for problem in anchor_problems.generate(n_problems, problem_seed, family):
+            name = f"{family} {problem_seed}/{problem.index}"
+            for seed in seeds:
+                pair = {"imgexplain": ours(problem.predictor(), problem.image(), problem.segments(), seed,
+                                           problem.explain_kwargs(), problem.backgrounds())}
+                if alibi is not None:
+                    pair["alibi"] = alibi.ask("generated", index=problem.index, problem_seed=problem_seed, seed=seed,
+                                              family=family)
+                for library, result in pair.items():
+                    rows.append({"set": "generated", "family": family, "problem": name, "kind": problem.kind,
+                                 "library": library, "seed": seed, "threshold": problem.threshold,
+                                 "true_precision": problem.true_precision(result["feature"]), **result})
+                log(f"anchors generated {name} ({problem.kind}, K={problem.n_features}) seed {seed}: "
+                    + ", ".join(f"{library} {r['images']} images" for library, r in pair.items()))
     return rows
 
 
@@ -167,7 +172,7 @@ def groups_of(rows):
     return [(name, group) for name, group in groups if _pairs(group)]
 
 
-def section_lines(rows, problem_counts, generated_seeds, photo_seeds, command):
+def section_lines(rows, problem_counts, generated_seeds, photo_seeds, command, problem_seeds=(0,)):
     groups = groups_of(rows)
     lines = [f"Command: `{command}`. Images are counted by the same wrapper around the predictor on both sides. "
              "Ratio = alibi's images / imgexplain's, per instance (problem and seed); worst: the instance of the "
@@ -175,7 +180,8 @@ def section_lines(rows, problem_counts, generated_seeds, photo_seeds, command):
              "threshold - epsilon_stop (0.05)."]
     if problem_counts:
         counts = ", ".join(f"{family} {n}" for family, n in problem_counts.items())
-        lines += ["", f"Generated problems of `tests/anchor_problems.py` ({counts}; seeds {list(generated_seeds)}). "
+        lines += ["", f"Generated problems of `tests/anchor_problems.py` ({counts} from each generator seed "
+                  f"{list(problem_seeds)}; explainer seeds {list(generated_seeds)}). "
                   "Mixed: AND rules of 1-3 superpixels, linear-threshold rules, and both with label noise from 1% to "
                   "1% short of 1 - threshold; background images in about one problem in four. Cliff: the empty "
                   "anchor's true precision in [threshold, threshold + 0.04], one to three superpixels each an anchor "
@@ -254,6 +260,8 @@ def main(argv=None):
     parser.add_argument("--family-problems", type=int, default=FAMILY_PROBLEMS,
                         help="generated problems of each of issue 19's families (cliff, near-threshold 1-3)")
     parser.add_argument("--seeds", type=int, default=1, help="seeds per generated problem")
+    parser.add_argument("--problem-seeds", type=int, default=1,
+                        help="generator seeds: each family's problems are drawn from seeds 0, 1, ...")
     parser.add_argument("--photo-seeds", type=int, default=1, help="seeds per photo")
     parser.add_argument("--no-photos", action="store_true")
     parser.add_argument("--no-jpeg", action="store_true", help="the photos as arrays only")
@@ -274,7 +282,7 @@ def main(argv=None):
         family: args.problems if family == "mixed" else args.family_problems for family in anchor_problems.FAMILIES}
     rows = []
     for family, n_problems in problem_counts.items():
-        rows += generated_rows(alibi, n_problems, seeds, family)
+        rows += generated_rows(alibi, n_problems, seeds, family, range(args.problem_seeds))
     if not args.no_photos:
         named = list(zip(PHOTOS, photos()))
         jpeg = [] if args.no_jpeg else jpeg_photos()
@@ -285,7 +293,7 @@ def main(argv=None):
         alibi.close()
     command = "python -m bench.anchors " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = section_lines(rows, problem_counts, [] if args.no_generated else seeds,
-                          [] if args.no_photos else photo_seeds, command.strip())
+                          [] if args.no_photos else photo_seeds, command.strip(), range(args.problem_seeds))
     lines += [f"- {note}" for note in notes]
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     lines += ["", f"Machine: {machine()}; load average at the end: "

@@ -61,11 +61,13 @@ VERIFY_MIN = 16
 
 @dataclass
 class Verification:
-    """A fresh verification: its anchor, the first store row it counts and its delta, fixed before its samples."""
+    """A verification: its anchor, the first store row it counts, its delta and the value the anchor's precision must
+    exceed (threshold - epsilon_stop; the threshold itself for the empty anchor), fixed before its samples."""
 
     anchor: Anchor
     start: int
     delta: float
+    low: float
 
 
 class PrecisionChecks:
@@ -77,10 +79,9 @@ class PrecisionChecks:
         """Verify the empty anchor, pursued only while it is cheap; return its mean and whether it passes.
 
         The empty anchor is fixed before any sample is drawn and every sample is drawn for it, so it is verified
-        on all its samples, at its own share of delta (:func:`~imgexplain.anchors.check.empty_delta`), and passes
-        as any anchor does (:meth:`_passed`): mean at least the threshold, evidence that its precision exceeds
-        threshold - epsilon_stop. (alibi asks more of the empty anchor than of the others: a lower bound above the
-        threshold itself.)
+        on all its samples, at its own share of delta (:func:`~imgexplain.anchors.check.empty_delta`). As in the
+        reference, it asks more of the empty anchor than of the others: evidence that its precision exceeds the
+        threshold itself, not threshold - epsilon_stop (and a mean at least the threshold, :meth:`_passed`).
 
         Certifying an empty anchor whose precision sits just above the threshold takes hundreds of samples, while a
         one-superpixel anchor of precision near 1 is certified with a few dozen. So after the initial samples the
@@ -92,7 +93,7 @@ class PrecisionChecks:
         not lost when it fails.
         """
         s = self.settings
-        test = Verification((), 0, empty_delta(s.delta))
+        test = Verification((), 0, empty_delta(s.delta), s.threshold)
         limit = self.store.size + EMPTY_ANCHOR_BUDGET * self.single_check_cost()
         while True:
             positives, n_samples = self.store.counts([()])
@@ -190,7 +191,8 @@ class PrecisionChecks:
         verification or a new one, whichever needs fewer."""
         positives, n_samples = self.store.counts(anchors)
         new = verification_delta(self.settings.delta, len(self.verifications) + 1)
-        return np.array([min([self._need(Verification(anchor, self.store.size, new), p, n)]
+        low = self.settings.threshold - self.settings.epsilon_stop
+        return np.array([min([self._need(Verification(anchor, self.store.size, new, low), p, n)]
                              + [self._need(test, p, n) for test in self.verifications if test.anchor == anchor])
                          for anchor, p, n in zip(anchors, positives, n_samples)])
 
@@ -199,8 +201,7 @@ class PrecisionChecks:
         the evidence it lacks over the expected growth per sample (:func:`~imgexplain.anchors.check.evidence_rate`);
         inf while that mean is below the threshold."""
         s = self.settings
-        low = s.threshold - s.epsilon_stop
-        rate = float(evidence_rate(expected_precision(positives, n_samples, low), low))
+        rate = float(evidence_rate(expected_precision(positives, n_samples, test.low), test.low))
         if n_samples == 0 or positives < s.threshold * n_samples or rate <= 0:
             return np.inf
         lacking = np.log(1.0 / test.delta) - self._evidence(test)[-1:].sum()
@@ -222,7 +223,8 @@ class PrecisionChecks:
         """
         s = self.settings
         positives, n_samples = self.store.counts([anchor])
-        new = Verification(anchor, self.store.size, verification_delta(s.delta, len(self.verifications) + 1))
+        new = Verification(anchor, self.store.size, verification_delta(s.delta, len(self.verifications) + 1),
+                           s.threshold - s.epsilon_stop)
         running = [test for test in self.verifications if test.anchor == anchor]
         if not running or min(self._need(test, positives[0], n_samples[0]) for test in running) > \
                 self._need(new, positives[0], n_samples[0]):
@@ -253,8 +255,7 @@ class PrecisionChecks:
         valid = self.store.valid_for(anchor_matrix([test.anchor], self.n_features), slice(0, self.store.size))[:, 0]
         held = self.store.held[:self.store.size][valid]
         before = int(np.count_nonzero(np.flatnonzero(valid) < test.start))
-        return evidence(held[before:], int(held[:before].sum()), before,
-                        self.settings.threshold - self.settings.epsilon_stop)
+        return evidence(held[before:], int(held[:before].sum()), before, test.low)
 
     def _look(self, anchors: list[Anchor], since: int, delta: float) -> "Look":
         """Each anchor's look: the first LOOK_COUNTS[k] of its valid samples stored from row ``since`` on, k the

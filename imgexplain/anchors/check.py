@@ -18,7 +18,7 @@ from imgexplain.anchors.bandit import LOOK_COUNTS, kl_lower_bound, kl_upper_boun
 CHECK_GROWTH = 2
 # An alternative is nearly certified when a look with at most this many times its samples would pass it.
 NEARLY_GROWTH = 4
-# Shares of delta: the empty anchor's verification, the fresh verifications of the search (see verification_delta);
+# Shares of delta: the empty anchor's verification, the other verifications of the search (see verification_delta);
 # the reuse route's looks get the rest, of which SINGLE_SHARE goes to anchors of one superpixel (see check_share).
 EMPTY_SHARE = 0.2
 VERIFY_SHARE = 0.65

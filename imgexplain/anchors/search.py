@@ -18,12 +18,13 @@ that are exact, each explained where it is made:
 KL-LUCB's bounds hold at all sample counts at once (:func:`~imgexplain.anchors.bandit.uniform_level`), so its
 rounds are sized by what is still missing. The precision check, whose lower bound is the explanation's claim, is
 :class:`~imgexplain.anchors.certify.PrecisionChecks`: a reuse route that counts the step's samples and unions
-over the step's candidates, its looks and the anchor sizes, and a fresh verification of one candidate fixed
-before its samples are drawn; delta is split between them, so the chance that an anchor returned with
-success=True has a precision below threshold - epsilon_stop is at most delta, whichever route certified it.
+over the step's candidates, its looks and the anchor sizes, and verifications, tests by betting of one candidate
+fixed before the samples they count are drawn; delta is split between them and the empty anchor's verification,
+so the chance that an anchor returned with success=True has a precision below threshold - epsilon_stop is at most
+delta, whichever route certified it.
 
-Spending follows what each certification would still cost: the empty anchor is pursued only while a few
-one-superpixel checks' worth of samples could pass it, each size first certifies its cheapest candidate, and
+Spending follows what each certification would still cost: the empty anchor is pursued only while one
+one-superpixel check's worth of samples could pass it, each size first certifies its cheapest candidate, and
 the check of KL-LUCB's choice takes any candidate that would pass sooner, by either route.
 """
 from __future__ import annotations
