@@ -140,7 +140,9 @@ class PrecisionChecks:
         Where a verification (:meth:`_verify`) of an anchor whose mean over all its samples is at least the
         threshold would need fewer samples than the cheapest decision above (:meth:`_verification_costs`), the
         check draws for that verification instead; its samples count for the looks above too (they were drawn
-        after ``since``). An anchor that passes a verification, whoever drew its samples, ends the check.
+        after ``since``). Before a round of the looks, a verification of the round's cheapest anchor is started
+        (when its mean is above threshold - epsilon_stop and none is running), so that the round's samples count for
+        it as well. An anchor that passes a verification, whoever drew its samples, ends the check.
         """
         s = self.settings
         low, high = s.threshold - s.epsilon_stop, s.threshold + s.epsilon_stop
@@ -175,7 +177,11 @@ class PrecisionChecks:
                 self._verify(pool[index], n)
                 budget -= n
                 continue
-            todo = (np.arange(len(pool)) == np.argmin(costs)) | (chosen & (costs <= CHECK_GROWTH * costs.min()))
+            cheapest = int(np.argmin(costs))
+            positives, n_samples = self.store.counts([pool[cheapest]])
+            if positives[0] > low * n_samples[0]:
+                self._start_verification(pool[cheapest])  # so that the samples below count for it too
+            todo = (np.arange(len(pool)) == cheapest) | (chosen & (costs <= CHECK_GROWTH * costs.min()))
             if s.rounds == "fixed":
                 requests = [(anchor, s.batch_size) for anchor, wanted in zip(pool, todo) if wanted]
             else:
@@ -222,13 +228,7 @@ class PrecisionChecks:
         to be verified. The module docstring has the whole argument.
         """
         s = self.settings
-        positives, n_samples = self.store.counts([anchor])
-        new = Verification(anchor, self.store.size, verification_delta(s.delta, len(self.verifications) + 1),
-                           s.threshold - s.epsilon_stop)
-        running = [test for test in self.verifications if test.anchor == anchor]
-        if not running or min(self._need(test, positives[0], n_samples[0]) for test in running) > \
-                self._need(new, positives[0], n_samples[0]):
-            self.verifications.append(new)
+        self._start_verification(anchor)
         self.sample([(anchor, n)])
         passed = bool(self._verified([anchor])[0])
         if s.log is not None:
@@ -236,6 +236,17 @@ class PrecisionChecks:
             s.log(f"verification of {anchor}: {n} new samples, precision {positives[0] / n_samples[0]:.3f}"
                   f"{', passes' if passed else ''}")
         return passed
+
+    def _start_verification(self, anchor: Anchor) -> None:
+        """Start a verification of ``anchor`` here, unless a running one needs fewer samples than a new one would."""
+        s = self.settings
+        positives, n_samples = self.store.counts([anchor])
+        new = Verification(anchor, self.store.size, verification_delta(s.delta, len(self.verifications) + 1),
+                           s.threshold - s.epsilon_stop)
+        running = [test for test in self.verifications if test.anchor == anchor]
+        if not running or min(self._need(test, positives[0], n_samples[0]) for test in running) > \
+                self._need(new, positives[0], n_samples[0]):
+            self.verifications.append(new)
 
     def _verified(self, anchors: list[Anchor]) -> np.ndarray:
         """Whether each anchor passed one of its verifications (:meth:`_passed`)."""

@@ -69,7 +69,7 @@ def reuse_delta(delta: float, size: int) -> float:
     --------
     >>> from imgexplain.anchors.check import empty_delta, reuse_delta, verification_delta
     >>> round(empty_delta(0.1), 3), round(reuse_delta(0.1, 1), 3), round(verification_delta(0.1, 1), 4)
-    (0.01, 0.015, 0.0395)
+    (0.02, 0.009, 0.0395)
     """
     return delta * (1.0 - EMPTY_SHARE - VERIFY_SHARE) * check_share(size)
 
@@ -125,7 +125,9 @@ def expected_precision(positives: np.ndarray, n_samples: np.ndarray, low: float)
 
 def kelly_bets(precision: np.ndarray, low: float) -> np.ndarray:
     """The bet that makes a verification's log wealth grow fastest when the anchor's precision is ``precision``,
-    (p - low) / (low (1 - low)), capped at BET_CAP / ``low`` and 0 where p is not above ``low``."""
+    (p - low) / (low (1 - low)), capped at BET_CAP / ``low`` and 0 where p is not above ``low``. A ``low`` at or
+    outside 0 or 1 (threshold 0 or 1) is taken just inside, where the bets stay finite."""
+    low = float(np.clip(low, 1e-6, 1.0 - 1e-6))
     return np.clip((np.asarray(precision, dtype=float) - low) / (low * (1.0 - low)), 0.0, BET_CAP / low)
 
 

@@ -158,7 +158,7 @@ class AnchorImageExplanation(Explanation):
         ...     return np.stack([~textured.any(axis=0), textured.any(axis=0)], axis=1).astype(float)
         >>> explanation = AnchorImage(predictor, image.shape, segmentation_fn=quadrants, seed=0).explain(image)
         >>> explanation.raw["feature"], [alternative["feature"] for alternative in explanation.alternatives]
-        ([3], [[0]])
+        ([0], [[3]])
         """
         return self.data["raw"].get("alternatives", [])
 
