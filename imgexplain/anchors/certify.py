@@ -129,7 +129,8 @@ class PrecisionChecks:
         (anchors of one size have the same coverage). With no chosen anchor, it certifies the cheapest of
         ``others`` while the samples that would take stay within ``budget`` samples in all (the search does so
         before choosing candidates with KL-LUCB, which costs more than a check when one candidate is clearly
-        good).
+        good); when that budget ends it, a verification of the candidate cheapest to verify is started, so that
+        KL-LUCB's samples count for it).
 
         Only samples stored from row ``since`` on count, and ``delta`` is the share of one candidate of the step;
         see :meth:`_look` for why this makes the check's lower bound hold for whichever candidate is checked.
@@ -166,6 +167,8 @@ class PrecisionChecks:
             fresh = np.where(undecided, self._verification_costs(pool), np.inf)
             finished = (not (undecided & chosen).any() if chosen.any()
                         else not min(costs.min(), fresh.min()) <= budget)
+            if finished and not chosen.any() and np.isfinite(fresh.min()):
+                self._start_verification(pool[int(np.argmin(fresh))])  # KL-LUCB's samples will count for it
             if passes.any() or verified.any() or finished:
                 positives, n_samples = self.store.counts(pool)
                 means = np.where(verified, positives / np.maximum(n_samples, 1), look.means)

@@ -20,8 +20,8 @@ CHECK_GROWTH = 2
 NEARLY_GROWTH = 4
 # Shares of delta: the empty anchor's verification, the other verifications of the search (see verification_delta);
 # the reuse route's looks get the rest, of which SINGLE_SHARE goes to anchors of one superpixel (see check_share).
-EMPTY_SHARE = 0.2
-VERIFY_SHARE = 0.65
+EMPTY_SHARE = 0.05
+VERIFY_SHARE = 0.8
 SINGLE_SHARE = 0.6
 # A verification bets at most this share of what it may bet on one sample (1 / low), so that one changed label
 # costs it at most log(1 / (1 - BET_CAP)) nats of evidence.
@@ -69,7 +69,7 @@ def reuse_delta(delta: float, size: int) -> float:
     --------
     >>> from imgexplain.anchors.check import empty_delta, reuse_delta, verification_delta
     >>> round(empty_delta(0.1), 3), round(reuse_delta(0.1, 1), 3), round(verification_delta(0.1, 1), 4)
-    (0.02, 0.009, 0.0395)
+    (0.005, 0.009, 0.0486)
     """
     return delta * (1.0 - EMPTY_SHARE - VERIFY_SHARE) * check_share(size)
 
