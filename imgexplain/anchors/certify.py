@@ -199,11 +199,15 @@ class PrecisionChecks:
         """The samples each anchor's verification still needs if its mean held (:meth:`_need`), for its running
         verification or a new one, whichever needs fewer."""
         positives, n_samples = self.store.counts(anchors)
-        new = verification_delta(self.settings.delta, len(self.verifications) + 1)
-        low = self.settings.threshold - self.settings.epsilon_stop
-        return np.array([min([self._need(Verification(anchor, self.store.size, new, low), p, n)]
+        return np.array([min([self._need(self._new_verification(anchor), p, n)]
                              + [self._need(test, p, n) for test in self.verifications if test.anchor == anchor])
                          for anchor, p, n in zip(anchors, positives, n_samples)])
+
+    def _new_verification(self, anchor: Anchor) -> Verification:
+        """The verification of ``anchor`` that would start here: the search's next, at its delta."""
+        s = self.settings
+        return Verification(anchor, self.store.size, verification_delta(s.delta, len(self.verifications) + 1),
+                            s.threshold - s.epsilon_stop)
 
     def _need(self, test: Verification, positives: float, n_samples: float) -> float:
         """Samples ``test`` still needs if the anchor's mean over its ``n_samples`` samples (``positives`` held) held:
@@ -242,10 +246,8 @@ class PrecisionChecks:
 
     def _start_verification(self, anchor: Anchor) -> None:
         """Start a verification of ``anchor`` here, unless a running one needs fewer samples than a new one would."""
-        s = self.settings
         positives, n_samples = self.store.counts([anchor])
-        new = Verification(anchor, self.store.size, verification_delta(s.delta, len(self.verifications) + 1),
-                           s.threshold - s.epsilon_stop)
+        new = self._new_verification(anchor)
         running = [test for test in self.verifications if test.anchor == anchor]
         if not running or min(self._need(test, positives[0], n_samples[0]) for test in running) > \
                 self._need(new, positives[0], n_samples[0]):
@@ -263,7 +265,7 @@ class PrecisionChecks:
         return bool(n_samples > 0 and positives >= self.settings.threshold * n_samples
                     and self._evidence(test).max(initial=0.0) >= np.log(1.0 / test.delta))
 
-    def _evidence(self, test: "Verification") -> np.ndarray:
+    def _evidence(self, test: Verification) -> np.ndarray:
         """The log wealth of a verification after each of its samples (:func:`~imgexplain.anchors.check.evidence`):
         the anchor's samples stored from its first row on, its bets set by every sample of the anchor before."""
         valid = self.store.valid_for(anchor_matrix([test.anchor], self.n_features), slice(0, self.store.size))[:, 0]
