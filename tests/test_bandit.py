@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from imgexplain.anchors.bandit import (LOOK_COUNTS, MIN_ROUND, _Levels, kl_bernoulli, kl_lower_bound, kl_lucb,
+from imgexplain.anchors.bandit import (FIRST_EPOCHS, FIRST_EPOCHS_SHARE, LOOK_COUNTS, MIN_ROUND, _Levels, epoch_delta,
+                                       kl_bernoulli, kl_lower_bound, kl_lucb,
                                        kl_upper_bound, last_look, look_level, pair_gap_bounds, uniform_level)
 
 
@@ -66,10 +67,16 @@ def test_looks_grow_geometrically_and_their_weights_sum_to_one():
     assert weights.sum() == pytest.approx(1.0, abs=1e-5)
 
 
-def test_uniform_level_grows_slowly_with_the_count():
-    levels = uniform_level(np.array([1, 10, 1000, 10 ** 6]), 0.05)
-    assert np.all(np.diff(levels) > 0) and levels[0] > np.log(1 / 0.05)
-    assert levels[-1] < 2.5 * levels[0]  # about 2 log log n more
+def test_uniform_level_is_flat_over_the_first_epochs_then_grows_slowly():
+    levels = uniform_level(np.array([1, 10, 1000, 2 ** FIRST_EPOCHS, 10 ** 6]), 0.05)
+    assert levels[0] == levels[1] == levels[2] > np.log(1 / 0.05)
+    assert levels[2] < levels[3] < levels[4] < 2.5 * levels[0]  # about 2 log log n more
+
+
+def test_the_epochs_shares_sum_to_delta():
+    shares = epoch_delta(np.arange(10 ** 6), 0.05)
+    assert shares.sum() == pytest.approx(0.05, rel=1e-5)
+    assert shares[0] == pytest.approx(0.05 * FIRST_EPOCHS_SHARE / FIRST_EPOCHS)
 
 
 def test_pair_bound_is_q_times_the_bound_on_the_difference():
